@@ -1,0 +1,6 @@
+/**
+ * deno-rdma: RDMA verbs for Deno, with a lazy-unpin registration cache kept correct by native
+ * memory-release hooks.
+ *
+ * @module
+ */

@@ -1,0 +1,46 @@
+/**
+ * Makes sure Debian packages the project needs are installed: as root it installs what is missing
+ * with apt-get; otherwise it stops with the exact command to run.
+ *
+ * @module
+ */
+
+let updated = false;
+
+function isInstalled(pkg: string): boolean {
+  const { code, stdout } = new Deno.Command("dpkg-query", {
+    args: ["-W", "-f=${Status}", pkg],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  return code === 0 && new TextDecoder().decode(stdout).includes("install ok installed");
+}
+
+function run(cmd: string, args: string[]): void {
+  const { code } = new Deno.Command(cmd, {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+    stdin: "null",
+    env: { DEBIAN_FRONTEND: "noninteractive" },
+  }).outputSync();
+  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed with exit status ${code}`);
+}
+
+/** Installs the packages in `packages` that are missing; `why` says what needs them. */
+export function ensureDebianPackages(packages: string[], why: string): void {
+  const missing = packages.filter((p) => !isInstalled(p));
+  if (missing.length === 0) return;
+  const command = `apt-get install -y ${missing.join(" ")}`;
+  if (Deno.uid() !== 0) {
+    throw new Error(
+      `${why} needs Debian packages that are not installed. Run as root:\n  ${command}`,
+    );
+  }
+  console.error(`installing Debian packages for ${why}: ${missing.join(" ")}`);
+  if (!updated) {
+    run("apt-get", ["update", "-q"]);
+    updated = true;
+  }
+  run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...missing]);
+}

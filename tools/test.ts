@@ -1,0 +1,114 @@
+/**
+ * `deno task test`: builds the native libraries, runs the host tests, then the rxe suite inside the
+ * soft-RoCE guest (or on this machine's own RDMA device when it has one and `--rxe-here` is given),
+ * and ends with one line `N passed, N failed` that counts both suites.
+ *
+ * A suite that cannot run (the guest does not boot, Deno crashes) counts as a failure: a run that
+ * skipped the rxe suite never passes.
+ *
+ * Options: `--host-only`, `--rxe-only` (for development; CI runs both), `--filter <text>`.
+ *
+ * @module
+ */
+import { ensureBuilt, ROOT } from "./build.ts";
+
+interface SuiteResult {
+  name: string;
+  passed: number;
+  failed: number;
+  ran: boolean;
+}
+
+// Deno's closing line, e.g. "ok | 12 passed (3 steps) | 0 failed (2s)".
+const SUMMARY = /^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/;
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+/** Runs `cmd`, streaming its output, and reads Deno's test summary from it. */
+async function runSuite(name: string, cmd: string[]): Promise<SuiteResult> {
+  console.log(`\n=== ${name}: ${cmd.join(" ")}`);
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let passed = 0, failed = 0, ran = false, pending = "";
+  const decoder = new TextDecoder();
+  const scan = (line: string) => {
+    const m = SUMMARY.exec(line.replace(ANSI, "").trim());
+    if (m) {
+      passed += Number(m[1]);
+      failed += Number(m[2]);
+      ran = true;
+    }
+  };
+  for await (const chunk of child.stdout) {
+    await Deno.stdout.write(chunk);
+    pending += decoder.decode(chunk, { stream: true });
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    lines.forEach(scan);
+  }
+  scan(pending);
+  const { code } = await child.status;
+  if (!ran) {
+    console.log(`=== ${name}: no test summary (exit status ${code}); counted as one failure`);
+    return { name, passed, failed: failed + 1, ran };
+  }
+  if (code !== 0 && failed === 0) {
+    console.log(`=== ${name}: exit status ${code} with no failed test; counted as one failure`);
+    failed += 1;
+  }
+  return { name, passed, failed, ran };
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const hostOnly = args.includes("--host-only");
+  const rxeOnly = args.includes("--rxe-only");
+  const filterAt = args.indexOf("--filter");
+  const filter = filterAt >= 0 ? ["--filter", args[filterAt + 1]] : [];
+
+  ensureBuilt();
+  const deno = Deno.execPath();
+  const results: SuiteResult[] = [];
+  if (!rxeOnly) {
+    results.push(
+      await runSuite("host tests", [
+        deno,
+        "test",
+        "--allow-all",
+        "--v8-flags=--expose-gc",
+        ...filter,
+        "tests/host/",
+      ]),
+    );
+  }
+  if (!hostOnly) {
+    results.push(
+      await runSuite("rxe suite (soft-RoCE guest)", [
+        deno,
+        "run",
+        "--allow-all",
+        "softroce/run.ts",
+        "--",
+        deno,
+        "test",
+        "--allow-all",
+        "--no-check",
+        "--v8-flags=--expose-gc",
+        ...filter,
+        "tests/rxe/",
+      ]),
+    );
+  }
+  const passed = results.reduce((n, r) => n + r.passed, 0);
+  const failed = results.reduce((n, r) => n + r.failed, 0);
+  console.log("");
+  for (const r of results) console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed`);
+  console.log(`${passed} passed, ${failed} failed`);
+  Deno.exit(failed === 0 && passed > 0 ? 0 : 1);
+}
