@@ -1,0 +1,57 @@
+/*
+ * The pending-release ring (see pending_ring.h).
+ */
+#include "pending_ring.h"
+
+#define MASK (RC_PENDING_SLOTS - 1u)
+
+void rc_pending_init(struct rc_pending_ring *ring) {
+  for (size_t i = 0; i < RC_PENDING_SLOTS; i++) {
+    atomic_store_explicit(&ring->cells[i].sequence, i, memory_order_relaxed);
+  }
+  atomic_store(&ring->enqueue_at, 0);
+  atomic_store(&ring->dequeue_at, 0);
+  atomic_store(&ring->overflow, false);
+  atomic_store(&ring->overflows, 0);
+}
+
+void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t end) {
+  size_t at = atomic_load_explicit(&ring->enqueue_at, memory_order_relaxed);
+  for (;;) {
+    struct rc_pending_cell *cell = &ring->cells[at & MASK];
+    size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
+    intptr_t lag = (intptr_t)sequence - (intptr_t)at;
+    if (lag == 0) {
+      if (atomic_compare_exchange_weak_explicit(&ring->enqueue_at, &at, at + 1,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        cell->start = start;
+        cell->end = end;
+        atomic_store_explicit(&cell->sequence, at + 1, memory_order_release);
+        return;
+      }
+    } else if (lag < 0) {
+      /* Full: the drain will invalidate everything, which covers this range too. */
+      atomic_fetch_add(&ring->overflows, 1);
+      atomic_store_explicit(&ring->overflow, true, memory_order_release);
+      return;
+    } else {
+      at = atomic_load_explicit(&ring->enqueue_at, memory_order_relaxed);
+    }
+  }
+}
+
+bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end) {
+  size_t at = atomic_load_explicit(&ring->dequeue_at, memory_order_relaxed);
+  struct rc_pending_cell *cell = &ring->cells[at & MASK];
+  size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
+  if (sequence != at + 1) return false;
+  *start = cell->start;
+  *end = cell->end;
+  atomic_store_explicit(&ring->dequeue_at, at + 1, memory_order_relaxed);
+  atomic_store_explicit(&cell->sequence, at + RC_PENDING_SLOTS, memory_order_release);
+  return true;
+}
+
+bool rc_pending_take_overflow(struct rc_pending_ring *ring) {
+  return atomic_exchange_explicit(&ring->overflow, false, memory_order_acq_rel);
+}

@@ -1,0 +1,41 @@
+/*
+ * Fixed-size lock-free ring of released ranges whose invalidation could not be finished inside the
+ * release hook (the releasing thread is in the allocator, in libibverbs, or inside the cache). Any
+ * thread pushes; the cache drains it under its lock at the start and end of every operation. A full
+ * ring sets `overflow`, which the drain turns into "invalidate every region": nothing is lost and
+ * memory stays bounded however many releases happen between cache operations.
+ *
+ * Bounded multi-producer queue with per-cell sequence numbers (after D. Vyukov's design).
+ */
+#ifndef RCACHE_PENDING_RING_H
+#define RCACHE_PENDING_RING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RC_PENDING_SLOTS 256u /* power of two */
+
+struct rc_pending_cell {
+  _Atomic size_t sequence;
+  uintptr_t start, end;
+};
+
+struct rc_pending_ring {
+  struct rc_pending_cell cells[RC_PENDING_SLOTS];
+  _Atomic size_t enqueue_at;
+  _Atomic size_t dequeue_at; /* only the lock holder moves it */
+  _Atomic bool overflow;
+  _Atomic uint64_t overflows; /* times the ring was full (statistics) */
+};
+
+void rc_pending_init(struct rc_pending_ring *ring);
+/* Any thread, no locks, no allocation. A full ring raises `overflow` instead. */
+void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t end);
+/* Lock holder only. False when empty (or the next cell is still being written). */
+bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end);
+/* Lock holder only: true once per overflow, which asks for a full invalidation. */
+bool rc_pending_take_overflow(struct rc_pending_ring *ring);
+
+#endif /* RCACHE_PENDING_RING_H */

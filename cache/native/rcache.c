@@ -1,0 +1,489 @@
+/*
+ * The lazy-unpin registration cache: lookups, registration on a miss, LRU eviction, and the release
+ * hook that keeps it correct.
+ *
+ * Locking: one mutex per cache. Every operation drains the pending ring right after taking the lock
+ * and again right before dropping it, so a release deferred while the operation ran (by another
+ * thread's allocator, or by this thread re-entering through malloc/free) is applied before anyone can
+ * look the range up again. `owner` records the thread holding the lock so the hook can tell "my own
+ * thread is inside this cache" (defer) from "another thread is" (a direct release may wait).
+ */
+#include "rcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "opal_memhooks.h"
+#include "pending_ring.h"
+#include "region_index.h"
+#include "registrar.h"
+#include "verbs_text.h"
+
+#define NEEDED_SUPPORT (OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_MMAP_SUPPORT)
+
+struct rc_cache {
+  pthread_mutex_t lock;
+  _Atomic uintptr_t owner; /* pthread_self() of the lock holder, 0 when unlocked */
+  _Atomic int live;        /* read by the hook without the lock; changed under it */
+  struct rc_registrar registrar;
+  uint64_t max_regions, max_bytes; /* 0: unbounded */
+  bool merge;
+  struct rc_region *root;
+  struct rc_list idle; /* oldest first: the eviction order */
+  struct rc_list held;
+  struct rc_region *graveyard; /* deregistered, to be freed outside any hook */
+  uint64_t stats[RCACHE_STAT_COUNT];
+  struct rcache_result result;
+  struct rc_pending_ring pending;
+};
+
+static struct rc_cache caches[RCACHE_MAX_CACHES];
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int hooks_status = OPAL_SUCCESS;
+static _Atomic int hooks_level;
+
+static void init_slots(void) {
+  for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
+    pthread_mutex_init(&caches[i].lock, NULL);
+    rc_pending_init(&caches[i].pending);
+  }
+}
+
+static void lock_cache(struct rc_cache *c) {
+  pthread_mutex_lock(&c->lock);
+  atomic_store_explicit(&c->owner, (uintptr_t)pthread_self(), memory_order_relaxed);
+}
+
+static void unlock_cache(struct rc_cache *c) {
+  atomic_store_explicit(&c->owner, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- Region life cycle (lock held) ---------------------------------------------------------- */
+
+/* Deregisters `r`; `path` (may be NULL) is the stat that says why it happened now. */
+static void deregister(struct rc_cache *c, struct rc_region *r, enum rcache_stat path,
+                       bool count_path) {
+  size_t length = r->end - r->start;
+  if (c->registrar.dereg(c->registrar.context, r->mr, length) != 0) {
+    c->stats[RCACHE_STAT_DEREGISTRATION_FAILURES]++;
+  }
+  c->stats[RCACHE_STAT_DEREGISTRATIONS]++;
+  if (count_path) c->stats[path]++;
+  c->stats[RCACHE_STAT_REGIONS]--;
+  c->stats[RCACHE_STAT_BYTES] -= length;
+}
+
+/* Freed at the next drain outside a hook: hooks never call free. */
+static void bury(struct rc_cache *c, struct rc_region *r) {
+  r->next = c->graveyard;
+  c->graveyard = r;
+}
+
+/* Drops an idle region completely. */
+static void discard_idle(struct rc_cache *c, struct rc_region *r, enum rcache_stat path,
+                         bool count_path) {
+  rc_list_remove(&c->idle, r);
+  r->flags &= (uint8_t)~RC_REGION_IDLE;
+  if (r->flags & RC_REGION_INDEXED) rc_index_remove(&c->root, r);
+  deregister(c, r, path, count_path);
+  bury(c, r);
+}
+
+/*
+ * Takes `r` out of the index: no lookup returns it again. An idle region is deregistered now; a held
+ * one stays registered until its last holder releases it (rcache_put).
+ */
+static void retire(struct rc_cache *c, struct rc_region *r, enum rcache_stat path, bool count_path) {
+  if (r->flags & RC_REGION_IDLE) {
+    discard_idle(c, r, path, count_path);
+  } else {
+    rc_index_remove(&c->root, r);
+  }
+}
+
+/* Retires every indexed region overlapping [start, end); returns how many. */
+static unsigned retire_overlapping(struct rc_cache *c, uintptr_t start, uintptr_t end,
+                                   enum rcache_stat path, bool count_path) {
+  unsigned retired = 0;
+  for (;;) {
+    /* Regions do not overlap, so those overlapping the range are consecutive and end with the
+     * last one starting below `end`. */
+    struct rc_region *r = rc_index_below(c->root, end);
+    if (!r || r->end <= start) return retired;
+    retire(c, r, path, count_path);
+    retired++;
+  }
+}
+
+/* Memory in [start, end) was or is being released. */
+static void invalidate_range(struct rc_cache *c, uintptr_t start, uintptr_t end,
+                             enum rcache_stat path) {
+  c->stats[RCACHE_STAT_INVALIDATIONS] += retire_overlapping(c, start, end, path, true);
+}
+
+static void invalidate_everything(struct rc_cache *c, enum rcache_stat path) {
+  while (c->root) {
+    retire(c, c->root, path, true);
+    c->stats[RCACHE_STAT_INVALIDATIONS]++;
+  }
+}
+
+static void free_graveyard(struct rc_cache *c) {
+  while (c->graveyard) {
+    struct rc_region *r = c->graveyard;
+    c->graveyard = r->next;
+    free(r); /* may trim the heap and re-enter the hook, which defers: we hold the lock */
+  }
+}
+
+/*
+ * Applies deferred releases. Deregistering them here is safe: this thread is not inside the
+ * allocator or libibverbs. Loops because deregistering and freeing can release more memory.
+ */
+static void drain_pending(struct rc_cache *c, bool in_hook) {
+  for (int round = 0; round < 8; round++) {
+    bool worked = false;
+    if (atomic_load_explicit(&c->pending.overflow, memory_order_relaxed) &&
+        rc_pending_take_overflow(&c->pending)) {
+      invalidate_everything(c, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
+      worked = true;
+    }
+    uintptr_t start, end;
+    while (rc_pending_pop(&c->pending, &start, &end)) {
+      invalidate_range(c, start, end, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
+      worked = true;
+    }
+    if (!in_hook && c->graveyard) {
+      free_graveyard(c);
+      worked = true;
+    }
+    if (!worked) return;
+  }
+}
+
+static void evict_to_limits(struct rc_cache *c) {
+  while (c->idle.oldest && ((c->max_regions && c->stats[RCACHE_STAT_REGIONS] > c->max_regions) ||
+                            (c->max_bytes && c->stats[RCACHE_STAT_BYTES] > c->max_bytes))) {
+    discard_idle(c, c->idle.oldest, RCACHE_STAT_EVICTIONS, true);
+  }
+}
+
+static void evict_all_idle(struct rc_cache *c, bool count_evictions) {
+  while (c->idle.oldest) discard_idle(c, c->idle.oldest, RCACHE_STAT_EVICTIONS, count_evictions);
+}
+
+static void hold(struct rc_cache *c, struct rc_region *r) {
+  if (r->holders++ == 0) {
+    if (r->flags & RC_REGION_IDLE) {
+      rc_list_remove(&c->idle, r);
+      r->flags &= (uint8_t)~RC_REGION_IDLE;
+    }
+    rc_list_append(&c->held, r);
+    c->stats[RCACHE_STAT_IN_USE]++;
+  }
+}
+
+/* ---- The release hook ------------------------------------------------------------------------ */
+
+static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc) {
+  (void)cbdata;
+  if (length == 0) return;
+  uintptr_t start = (uintptr_t)buf;
+  uintptr_t end = start + length < start ? UINTPTR_MAX : start + length;
+  /*
+   * The allocator may hold its arena lock (ibv_dereg_mr calls free, and a lock holder of ours may
+   * be waiting in malloc for that arena), and libibverbs may hold its own locks: in both cases only
+   * record the range. The next cache operation applies it before any lookup.
+   */
+  bool must_defer = from_alloc || rc_verbs_text_contains(memhooks_release_caller());
+  uintptr_t self = (uintptr_t)pthread_self();
+  for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
+    struct rc_cache *c = &caches[i];
+    if (!atomic_load_explicit(&c->live, memory_order_acquire)) continue;
+    if (must_defer || atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
+      rc_pending_push(&c->pending, start, end);
+      continue;
+    }
+    lock_cache(c);
+    if (atomic_load_explicit(&c->live, memory_order_relaxed)) {
+      drain_pending(c, true);
+      invalidate_range(c, start, end, RCACHE_STAT_DEREGISTRATIONS_IN_RELEASE);
+    }
+    unlock_cache(c);
+  }
+}
+
+/* ---- Operations ------------------------------------------------------------------------------ */
+
+static int ensure_hooks(void) {
+  int level = opal_mem_hooks_support_level();
+  if ((level & NEEDED_SUPPORT) != NEEDED_SUPPORT) {
+    atomic_store(&hooks_status, opal_mem_hooks_init());
+    level = opal_mem_hooks_support_level();
+  }
+  atomic_store(&hooks_level, level);
+  if ((level & NEEDED_SUPPORT) != NEEDED_SUPPORT) return RCACHE_ERR_UNSUPPORTED;
+  /* Registered once for all caches; OPAL_EXISTS just means it already is. Registering again on
+   * every creation restores it after an opal_mem_hooks_finalize. */
+  int rc = opal_mem_hooks_register_release(release_hook, caches);
+  atomic_store(&hooks_status, rc);
+  if (rc != OPAL_SUCCESS && rc != OPAL_EXISTS) return RCACHE_ERR_HOOKS;
+  return 0;
+}
+
+int rcache_create(void *pd, int use_double, uint64_t double_pin_limit, uint64_t max_regions,
+                  uint64_t max_bytes, int merge) {
+  pthread_once(&slots_once, init_slots);
+  pthread_mutex_lock(&create_lock);
+  int status = ensure_hooks();
+  int slot = RCACHE_ERR_TOO_MANY;
+  for (int i = 0; status == 0 && i < RCACHE_MAX_CACHES; i++) {
+    if (!atomic_load(&caches[i].live)) {
+      slot = i;
+      break;
+    }
+  }
+  if (status == 0 && slot >= 0) {
+    if (!use_double) rc_verbs_text_scan();
+    struct rc_cache *c = &caches[slot];
+    lock_cache(c);
+    /* Releases pushed while the slot was free concern a cache that no longer exists. */
+    uintptr_t start, end;
+    while (rc_pending_pop(&c->pending, &start, &end)) {
+    }
+    rc_pending_take_overflow(&c->pending);
+    c->registrar = use_double ? rc_registrar_double(double_pin_limit) : rc_verbs_registrar(pd);
+    c->max_regions = max_regions;
+    c->max_bytes = max_bytes;
+    c->merge = merge != 0;
+    c->root = NULL;
+    c->idle = (struct rc_list){0};
+    c->held = (struct rc_list){0};
+    c->graveyard = NULL;
+    for (int s = 0; s < RCACHE_STAT_COUNT; s++) c->stats[s] = 0;
+    c->result = (struct rcache_result){0};
+    atomic_store_explicit(&c->live, 1, memory_order_release);
+    unlock_cache(c);
+    status = slot;
+  }
+  pthread_mutex_unlock(&create_lock);
+  return status;
+}
+
+/* The cache in `slot`, locked, with deferred releases applied; NULL when there is none. */
+static struct rc_cache *enter(int slot) {
+  if (slot < 0 || slot >= RCACHE_MAX_CACHES) return NULL;
+  struct rc_cache *c = &caches[slot];
+  if (!atomic_load_explicit(&c->live, memory_order_acquire)) return NULL;
+  lock_cache(c);
+  if (!atomic_load_explicit(&c->live, memory_order_relaxed)) {
+    unlock_cache(c);
+    return NULL;
+  }
+  drain_pending(c, false);
+  return c;
+}
+
+static void leave(struct rc_cache *c) {
+  drain_pending(c, false);
+  unlock_cache(c);
+}
+
+int rcache_destroy(int slot) {
+  struct rc_cache *c = enter(slot);
+  if (!c) return RCACHE_ERR_CLOSED;
+  atomic_store_explicit(&c->live, 0, memory_order_release);
+  evict_all_idle(c, false);
+  while (c->held.oldest) {
+    struct rc_region *r = c->held.oldest;
+    rc_list_remove(&c->held, r);
+    if (r->flags & RC_REGION_INDEXED) rc_index_remove(&c->root, r);
+    deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
+    bury(c, r);
+  }
+  free_graveyard(c);
+  unlock_cache(c);
+  return 0;
+}
+
+struct rcache_result *rcache_result(int slot) {
+  if (slot < 0 || slot >= RCACHE_MAX_CACHES) return NULL;
+  return &caches[slot].result;
+}
+
+static void describe(struct rc_cache *c, struct rc_region *r) {
+  c->result.region = (double)(uintptr_t)r;
+  c->result.region_start = (double)r->start;
+  c->result.region_end = (double)r->end;
+  c->result.lkey = r->lkey;
+  c->result.rkey = r->rkey;
+  c->result.access = r->access;
+  c->result.error = 0;
+}
+
+/* Registers `reg_start..reg_end` with the registrar; on a locked-memory limit evicts every idle
+ * region and retries once. */
+static int register_with_retry(struct rc_cache *c, uintptr_t start, uintptr_t end, uint32_t access,
+                               struct rc_registration *out) {
+  int err = c->registrar.reg(c->registrar.context, start, end - start, access, out);
+  if ((err == ENOMEM || err == EAGAIN) && c->idle.oldest) {
+    c->stats[RCACHE_STAT_LIMIT_RETRIES]++;
+    evict_all_idle(c, true);
+    err = c->registrar.reg(c->registrar.context, start, end - start, access, out);
+  }
+  return err;
+}
+
+static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, uint32_t access,
+                          struct rc_region **out) {
+  /*
+   * With merging, grow the range over indexed regions of the same access that overlap or touch it.
+   * Their bytes are mapped (a release would have removed them) and were asked for with this same
+   * access, so the union neither spans unmapped memory nor exposes bytes nobody asked to expose.
+   */
+  uintptr_t union_start = start, union_end = end;
+  if (c->merge) {
+    for (struct rc_region *r = rc_index_floor(c->root, end); r && r->end >= start;
+         r = rc_index_below(c->root, r->start)) {
+      if (r->access != access) continue;
+      if (r->start < union_start) union_start = r->start;
+      if (r->end > union_end) union_end = r->end;
+    }
+  }
+  struct rc_region *region = malloc(sizeof *region);
+  if (!region) return RCACHE_ERR_NO_MEMORY;
+  struct rc_registration reg;
+  int err = -1;
+  if (union_start != start || union_end != end) {
+    err = c->registrar.reg(c->registrar.context, union_start, union_end - union_start, access, &reg);
+    /* The union can fail where the exact range would not (protections differ, a region's memory
+     * was released on a thread whose release is still pending): fall back to the exact range. */
+    if (err) {
+      union_start = start;
+      union_end = end;
+    }
+  }
+  if (err) err = register_with_retry(c, start, end, access, &reg);
+  if (err) {
+    free(region);
+    c->result.error = err;
+    return err == ENOMEM || err == EAGAIN ? RCACHE_ERR_LIMIT : RCACHE_ERR_REGISTER;
+  }
+  /* Whatever overlaps the new region leaves the index, so regions stay disjoint. Different access
+   * overlapping: retired too, never widened. */
+  retire_overlapping(c, union_start, union_end, RCACHE_STAT_DEREGISTRATIONS, false);
+  if (union_start != start || union_end != end) c->stats[RCACHE_STAT_MERGES]++;
+  *region = (struct rc_region){.start = union_start,
+                               .end = union_end,
+                               .mr = reg.mr,
+                               .lkey = reg.lkey,
+                               .rkey = reg.rkey,
+                               .access = access};
+  rc_index_insert(&c->root, region);
+  c->stats[RCACHE_STAT_REGISTRATIONS]++;
+  c->stats[RCACHE_STAT_REGIONS]++;
+  c->stats[RCACHE_STAT_BYTES] += union_end - union_start;
+  hold(c, region);
+  evict_to_limits(c);
+  *out = region;
+  return RCACHE_MISS;
+}
+
+int rcache_get(int slot, uint64_t addr, uint64_t length, uint32_t access) {
+  if (length == 0 || addr + length < addr || addr + length > UINTPTR_MAX) return RCACHE_ERR_RANGE;
+  struct rc_cache *c = enter(slot);
+  if (!c) return RCACHE_ERR_CLOSED;
+  uintptr_t start = (uintptr_t)addr, end = (uintptr_t)(addr + length);
+  c->stats[RCACHE_STAT_GETS]++;
+  int status;
+  struct rc_region *r = rc_index_floor(c->root, start);
+  if (r && r->end >= end && (r->access & access) == access) {
+    c->stats[RCACHE_STAT_HITS]++;
+    hold(c, r);
+    status = RCACHE_HIT;
+  } else {
+    c->stats[RCACHE_STAT_MISSES]++;
+    status = register_range(c, start, end, access, &r);
+  }
+  if (status >= 0) describe(c, r);
+  leave(c);
+  return status;
+}
+
+int rcache_get_buffer(int slot, const uint8_t *buffer, uint64_t offset, uint64_t length,
+                      uint32_t access) {
+  return rcache_get(slot, (uint64_t)(uintptr_t)buffer + offset, length, access);
+}
+
+int rcache_put(int slot, uint64_t handle) {
+  struct rc_cache *c = enter(slot);
+  if (!c) return RCACHE_ERR_CLOSED;
+  struct rc_region *r = (struct rc_region *)(uintptr_t)handle;
+  int status = 0;
+  if (!r || r->holders == 0) {
+    status = RCACHE_ERR_STATE;
+  } else if (--r->holders == 0) {
+    c->stats[RCACHE_STAT_IN_USE]--;
+    rc_list_remove(&c->held, r);
+    if (r->flags & RC_REGION_INDEXED) {
+      rc_list_append(&c->idle, r);
+      r->flags |= RC_REGION_IDLE;
+      evict_to_limits(c);
+    } else {
+      /* Retired while held (its memory was released, or a newer region replaced it). */
+      deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
+      bury(c, r);
+    }
+  }
+  leave(c);
+  return status;
+}
+
+int rcache_flush(int slot) {
+  struct rc_cache *c = enter(slot);
+  if (!c) return RCACHE_ERR_CLOSED;
+  evict_all_idle(c, false);
+  leave(c);
+  return 0;
+}
+
+int rcache_stats(int slot, double *out, int count) {
+  struct rc_cache *c = enter(slot);
+  if (!c) return RCACHE_ERR_CLOSED;
+  uint64_t indexed = c->stats[RCACHE_STAT_REGIONS];
+  for (struct rc_region *r = c->held.oldest; r; r = r->next) {
+    if (!(r->flags & RC_REGION_INDEXED)) indexed--;
+  }
+  c->stats[RCACHE_STAT_INDEXED] = indexed;
+  c->stats[RCACHE_STAT_PENDING_OVERFLOWS] = atomic_load(&c->pending.overflows);
+  for (int i = 0; i < count && i < RCACHE_STAT_COUNT; i++) out[i] = (double)c->stats[i];
+  leave(c);
+  return RCACHE_STAT_COUNT;
+}
+
+double rcache_memlock_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return -1;
+  return (double)limit.rlim_cur;
+}
+
+int rcache_hooks_support_level(void) { return atomic_load(&hooks_level); }
+
+int rcache_hooks_status(void) { return atomic_load(&hooks_status); }
+
+int rcache_double_counters(double *out, int count) {
+  struct rc_registrar_double_counters counters;
+  rc_registrar_double_read(&counters);
+  double values[] = {(double)counters.registrations, (double)counters.deregistrations,
+                     (double)counters.failures, (double)counters.pinned_bytes,
+                     (double)counters.pin_limit};
+  int n = (int)(sizeof values / sizeof values[0]);
+  for (int i = 0; i < count && i < n; i++) out[i] = values[i];
+  return n;
+}

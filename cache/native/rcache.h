@@ -1,0 +1,84 @@
+/*
+ * The registration cache's native interface, called from TypeScript through Deno FFI (ffi/rcache.ts).
+ * Caches live in a fixed table of slots so the release hook can reach every one of them from any
+ * thread without allocating and without a slot ever being freed under it.
+ */
+#ifndef RCACHE_H
+#define RCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RCACHE_MAX_CACHES 64
+
+/* Results of rcache_get; errors are negative. */
+#define RCACHE_HIT 0
+#define RCACHE_MISS 1
+#define RCACHE_ERR_CLOSED (-1)      /* no such cache, or closed */
+#define RCACHE_ERR_LIMIT (-2)       /* registration failed with ENOMEM/EAGAIN after evict + retry */
+#define RCACHE_ERR_REGISTER (-3)    /* registration failed otherwise; errno in the result record */
+#define RCACHE_ERR_NO_MEMORY (-4)   /* malloc of the bookkeeping failed */
+#define RCACHE_ERR_HOOKS (-5)       /* opal_mem_hooks_init or register_release failed */
+#define RCACHE_ERR_UNSUPPORTED (-6) /* the hooks do not report FREE and MMAP support */
+#define RCACHE_ERR_TOO_MANY (-7)    /* all RCACHE_MAX_CACHES slots are in use */
+#define RCACHE_ERR_RANGE (-8)       /* empty range or one that wraps around the address space */
+#define RCACHE_ERR_STATE (-9)       /* release of a registration that is not held */
+
+/* What a successful get describes; read by TypeScript through a view, never reallocated. */
+struct rcache_result {
+  double region;       /* opaque handle for rcache_put (a pointer, exact in a double) */
+  double region_start; /* the registered region, which may be larger than what was asked */
+  double region_end;
+  uint32_t lkey, rkey;
+  int32_t error; /* errno of the failed registration, for RCACHE_ERR_LIMIT / _REGISTER */
+  uint32_t access;
+};
+
+/* Order of the values rcache_stats writes. */
+enum rcache_stat {
+  RCACHE_STAT_GETS,
+  RCACHE_STAT_HITS,
+  RCACHE_STAT_MISSES,
+  RCACHE_STAT_MERGES,
+  RCACHE_STAT_EVICTIONS,
+  RCACHE_STAT_INVALIDATIONS,
+  RCACHE_STAT_DEREGISTRATIONS,
+  RCACHE_STAT_DEREGISTRATIONS_IN_RELEASE,
+  RCACHE_STAT_DEREGISTRATIONS_DEFERRED,
+  RCACHE_STAT_REGISTRATIONS,
+  RCACHE_STAT_REGIONS,
+  RCACHE_STAT_BYTES,
+  RCACHE_STAT_IN_USE,
+  RCACHE_STAT_INDEXED,
+  RCACHE_STAT_LIMIT_RETRIES,
+  RCACHE_STAT_PENDING_OVERFLOWS,
+  RCACHE_STAT_DEREGISTRATION_FAILURES,
+  RCACHE_STAT_COUNT
+};
+
+/*
+ * Creates a cache. `pd` is a struct ibv_pd * (ignored with use_double). use_double selects the
+ * registrar double; double_pin_limit is its emulated locked-memory limit (0: none). max_regions and
+ * max_bytes bound the cache (0: unbounded). Returns the slot, or a negative RCACHE_ERR_*.
+ */
+int rcache_create(void *pd, int use_double, uint64_t double_pin_limit, uint64_t max_regions,
+                  uint64_t max_bytes, int merge);
+int rcache_destroy(int slot);
+struct rcache_result *rcache_result(int slot);
+int rcache_get(int slot, uint64_t addr, uint64_t length, uint32_t access);
+int rcache_get_buffer(int slot, const uint8_t *buffer, uint64_t offset, uint64_t length,
+                      uint32_t access);
+int rcache_put(int slot, uint64_t region);
+int rcache_flush(int slot);
+int rcache_stats(int slot, double *out, int count);
+
+/* Facts for error messages. */
+double rcache_memlock_limit(void); /* RLIMIT_MEMLOCK soft limit in bytes, -1 when unlimited */
+int rcache_hooks_support_level(void);
+int rcache_hooks_status(void); /* the last opal_mem_hooks_* return code seen by rcache_create */
+
+/* The registrar double's process-wide counters: registrations, deregistrations, failures,
+ * pinned bytes, pin limit. */
+int rcache_double_counters(double *out, int count);
+
+#endif /* RCACHE_H */

@@ -1,0 +1,55 @@
+/*
+ * The registrar double: no device. Keys come from a counter; the handle is the key itself, so no
+ * memory is allocated (deregistration runs inside release hooks, where malloc is not allowed).
+ */
+#include <errno.h>
+#include <stdatomic.h>
+
+#include "registrar.h"
+
+static _Atomic uint64_t registrations, deregistrations, failures, pinned_bytes, pin_limit;
+static _Atomic uint32_t next_key = 1;
+
+static int double_reg(void *context, uintptr_t addr, size_t length, uint32_t access,
+                      struct rc_registration *out) {
+  (void)context;
+  (void)addr;
+  (void)access;
+  uint64_t limit = atomic_load(&pin_limit);
+  uint64_t pinned = atomic_fetch_add(&pinned_bytes, length) + length;
+  if (limit && pinned > limit) {
+    atomic_fetch_sub(&pinned_bytes, length);
+    atomic_fetch_add(&failures, 1);
+    return ENOMEM;
+  }
+  uint32_t key = atomic_fetch_add(&next_key, 1);
+  if (key == 0) key = atomic_fetch_add(&next_key, 1); /* 0 stays "no handle" after wrap-around */
+  atomic_fetch_add(&registrations, 1);
+  out->mr = (void *)(uintptr_t)key;
+  out->lkey = key;
+  out->rkey = key ^ 0x80000000u; /* distinct from lkey, as on real devices */
+  return 0;
+}
+
+static int double_dereg(void *context, void *mr, size_t length) {
+  (void)context;
+  (void)mr;
+  atomic_fetch_sub(&pinned_bytes, length);
+  atomic_fetch_add(&deregistrations, 1);
+  return 0;
+}
+
+struct rc_registrar rc_registrar_double(uint64_t limit) {
+  atomic_store(&pin_limit, limit);
+  return (struct rc_registrar){.reg = double_reg, .dereg = double_dereg, .context = 0};
+}
+
+void rc_registrar_double_read(struct rc_registrar_double_counters *out) {
+  out->registrations = atomic_load(&registrations);
+  out->deregistrations = atomic_load(&deregistrations);
+  out->failures = atomic_load(&failures);
+  out->pinned_bytes = atomic_load(&pinned_bytes);
+  out->pin_limit = atomic_load(&pin_limit);
+}
+
+void rc_registrar_double_set_limit(uint64_t limit) { atomic_store(&pin_limit, limit); }

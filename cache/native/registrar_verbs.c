@@ -1,0 +1,28 @@
+/*
+ * The real registrar: ibv_reg_mr / ibv_dereg_mr on a protection domain.
+ */
+#include <errno.h>
+#include <infiniband/verbs.h>
+
+#include "registrar.h"
+
+static int verbs_reg(void *context, uintptr_t addr, size_t length, uint32_t access,
+                     struct rc_registration *out) {
+  errno = 0;
+  struct ibv_mr *mr = ibv_reg_mr((struct ibv_pd *)context, (void *)addr, length, (int)access);
+  if (!mr) return errno ? errno : EINVAL; /* some providers fail without setting errno */
+  out->mr = mr;
+  out->lkey = mr->lkey;
+  out->rkey = mr->rkey;
+  return 0;
+}
+
+static int verbs_dereg(void *context, void *mr, size_t length) {
+  (void)context;
+  (void)length;
+  return ibv_dereg_mr((struct ibv_mr *)mr);
+}
+
+struct rc_registrar rc_verbs_registrar(void *pd) {
+  return (struct rc_registrar){.reg = verbs_reg, .dereg = verbs_dereg, .context = pd};
+}
