@@ -1,0 +1,306 @@
+/**
+ * Runs a command inside a QEMU guest that has real soft-RoCE (rdma_rxe) devices.
+ *
+ *     deno task softroce -- [--timeout N] <command...>
+ *     deno run -A softroce/run.ts -- [--timeout N] <command...>
+ *
+ * The guest boots Debian's kernel under TCG, sees the host's root read-only over 9p, and runs the
+ * command as root in the same working directory, with `ulimit -l unlimited`. Devices: `rxe0` on
+ * loopback, and `rxeA` (10.10.0.1) / `rxeB` (10.10.0.2) on the two ends of a veth pair. The
+ * command's output streams to stdout; the runner exits with the command's exit status, 124 when it
+ * timed out, 125 when the guest could not be started, 130 on SIGINT.
+ *
+ * @module
+ */
+import { GuestImageError, prepareGuestImage } from "./image.ts";
+
+/** Options of {@link runInGuest}. */
+export interface GuestRunOptions {
+  /** Wall-clock limit for the whole run (boot included), in seconds. Default 1500. */
+  timeoutSeconds?: number;
+  /** Extra environment variables for the command, on top of NO_COLOR and DENO_RDMA_* from here. */
+  env?: Record<string, string>;
+}
+
+/** Exit status when the run timed out (as coreutils `timeout`). */
+export const EXIT_TIMEOUT = 124;
+/** Exit status when the guest could not be started or set up. */
+export const EXIT_GUEST_FAILED = 125;
+/** Exit status when the run was interrupted with SIGINT. */
+export const EXIT_INTERRUPTED = 130;
+
+const DEFAULT_TIMEOUT_SECONDS = 1500;
+const READY = "@@SOFTROCE-READY@@";
+const EXIT = "@@SOFTROCE-EXIT@@";
+const FAILED = "@@SOFTROCE-FAILED@@";
+/** How many console lines from before the command started are kept to explain a failed boot. */
+const BOOT_LOG_LINES = 200;
+
+const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Quotes one word for a POSIX shell. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The environment the command gets: NO_COLOR and DENO_RDMA_* from this process, then `extra`. */
+function guestEnvironment(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(Deno.env.toObject())) {
+    if (name === "NO_COLOR" || name.startsWith("DENO_RDMA_")) env[name] = value;
+  }
+  // The guest sets these from its own devices; the host's values would be wrong there.
+  for (const own of ["DENO_RDMA_GUEST", "DENO_RDMA_SOFTROCE_KERNEL"]) delete env[own];
+  return { ...env, ...extra };
+}
+
+/** The job script: environment, working directory, then the command itself. */
+function jobScript(command: string[], env: Record<string, string>, cwd: string): string {
+  const lines = [
+    "# Written by softroce/run.ts for one guest run.",
+    `export PATH=${shellQuote(`${REPO_ROOT}/node_modules/.bin:/usr/sbin:/usr/bin:/sbin:/bin`)}`,
+    ...Object.entries(env).map(([name, value]) => `export ${name}=${shellQuote(value)}`),
+    `cd ${shellQuote(cwd)} || exit 125`,
+    `exec ${command.map(shellQuote).join(" ")}`,
+  ];
+  return lines.join("\n") + "\n";
+}
+
+function validate(command: string[], options: GuestRunOptions): number {
+  if (!Array.isArray(command) || command.length === 0) {
+    throw new TypeError("runInGuest: command must be a non-empty array of strings");
+  }
+  for (const word of command) {
+    if (typeof word !== "string") throw new TypeError("runInGuest: command words must be strings");
+    if (word.includes("\0")) throw new TypeError("runInGuest: command words cannot contain NUL");
+  }
+  const timeout = options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0) {
+    throw new RangeError(`runInGuest: timeoutSeconds must be a positive number, got ${timeout}`);
+  }
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!ENV_NAME.test(name)) throw new TypeError(`runInGuest: bad environment name ${name}`);
+    if (typeof value !== "string" || value.includes("\0")) {
+      throw new TypeError(`runInGuest: environment value of ${name} must be a string without NUL`);
+    }
+  }
+  return timeout;
+}
+
+/**
+ * Follows the guest console: hides everything until the command starts (keeping it for failure
+ * reports), then forwards the command's lines to stdout until the exit marker.
+ */
+class ConsoleFilter {
+  ready = false;
+  markerStatus: number | undefined;
+  failure: string | undefined;
+  readyAt = 0;
+  bootLog: string[] = [];
+  #pending = "";
+  #done = false;
+  #decoder = new TextDecoder();
+  #encoder = new TextEncoder();
+
+  async feed(chunk: Uint8Array): Promise<void> {
+    this.#pending += this.#decoder.decode(chunk, { stream: true }).replaceAll("\r", "");
+    const lines = this.#pending.split("\n");
+    this.#pending = lines.pop() ?? "";
+    let out = "";
+    for (const line of lines) out += this.#line(line);
+    if (out) await writeAll(Deno.stdout, this.#encoder.encode(out));
+  }
+
+  async end(): Promise<void> {
+    const out = this.#pending ? this.#line(this.#pending) : "";
+    this.#pending = "";
+    if (out) await writeAll(Deno.stdout, this.#encoder.encode(out));
+  }
+
+  /** Returns the text to show for one console line. */
+  #line(line: string): string {
+    if (this.#done) return "";
+    if (!this.ready) {
+      if (line.includes(FAILED)) this.failure = line.slice(line.indexOf(FAILED) + FAILED.length);
+      if (line.includes(READY)) {
+        this.ready = true;
+        this.readyAt = performance.now();
+        return "";
+      }
+      this.bootLog.push(line);
+      if (this.bootLog.length > BOOT_LOG_LINES) this.bootLog.shift();
+      return "";
+    }
+    const at = line.indexOf(EXIT);
+    if (at >= 0) {
+      this.#done = true;
+      const status = Number(line.slice(at + EXIT.length).trim());
+      if (Number.isInteger(status)) this.markerStatus = status;
+      // Output that did not end in a newline shares the marker's line.
+      return at > 0 ? line.slice(0, at) + "\n" : "";
+    }
+    return line + "\n";
+  }
+}
+
+async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array) {
+  for (let at = 0; at < data.length;) at += await w.write(data.subarray(at));
+}
+
+function qemuArgs(vmlinuz: string, initrd: string, jobDir: string): string[] {
+  return [
+    ...["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "4096"],
+    ...["-nographic", "-no-reboot", "-nic", "none"],
+    ...["-kernel", vmlinuz, "-initrd", initrd],
+    ...["-append", "console=ttyS0 quiet loglevel=1 panic=-1 rdinit=/init"],
+    // The host's root, read-only; the guest mounts its own proc/sys/dev/tmpfs on top.
+    "-virtfs",
+    "local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,readonly=on",
+    // The per-run job folder: command.sh in, status out. "none" works for non-root hosts too.
+    "-virtfs",
+    `local,path=${jobDir},mount_tag=job,security_model=none`,
+  ];
+}
+
+/**
+ * Runs `command` inside the soft-RoCE guest, streaming its output to stdout, and resolves to its
+ * exit status (124 on timeout, 125 when the guest could not be started, 130 on SIGINT). The
+ * working directory in the guest is `Deno.cwd()`.
+ */
+export async function runInGuest(
+  command: string[],
+  options: GuestRunOptions = {},
+): Promise<number> {
+  const timeoutSeconds = validate(command, options);
+  const started = performance.now();
+  let image;
+  try {
+    image = await prepareGuestImage();
+  } catch (e) {
+    if (!(e instanceof GuestImageError)) throw e;
+    console.error(`soft-RoCE: cannot prepare the guest: ${e.message}`);
+    return EXIT_GUEST_FAILED;
+  }
+
+  const jobDir = await Deno.makeTempDir({ prefix: "deno-rdma-softroce-" });
+  try {
+    const env = guestEnvironment(options.env ?? {});
+    await Deno.writeTextFile(`${jobDir}/command.sh`, jobScript(command, env, Deno.cwd()));
+    await Deno.chmod(jobDir, 0o777); // the guest writes the status file as its root
+
+    const qemu = new Deno.Command("qemu-system-x86_64", {
+      args: qemuArgs(image.vmlinuz, image.initrd, jobDir),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+
+    let stopReason: "timeout" | "interrupt" | undefined;
+    const stop = (reason: "timeout" | "interrupt") => {
+      stopReason ??= reason;
+      try {
+        qemu.kill("SIGKILL");
+      } catch { /* already gone */ }
+    };
+    const timer = setTimeout(() => stop("timeout"), timeoutSeconds * 1000);
+    const onInterrupt = () => stop("interrupt");
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    const filter = new ConsoleFilter();
+    const qemuErrors: string[] = [];
+    const readErrors = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of qemu.stderr) qemuErrors.push(decoder.decode(chunk));
+    })();
+    try {
+      let announced = false;
+      for await (const chunk of qemu.stdout) {
+        await filter.feed(chunk);
+        if (filter.ready && !announced) {
+          announced = true;
+          const seconds = ((filter.readyAt - started) / 1000).toFixed(1);
+          console.error(`soft-RoCE guest ready in ${seconds} s`);
+        }
+      }
+      await filter.end();
+      await readErrors;
+    } finally {
+      clearTimeout(timer);
+      Deno.removeSignalListener("SIGINT", onInterrupt);
+    }
+    const qemuStatus = await qemu.status;
+
+    if (stopReason === "timeout") {
+      console.error(`soft-RoCE: timed out after ${timeoutSeconds} s; QEMU killed`);
+      return EXIT_TIMEOUT;
+    }
+    if (stopReason === "interrupt") {
+      console.error("soft-RoCE: interrupted; QEMU killed");
+      return EXIT_INTERRUPTED;
+    }
+    let fileStatus: number | undefined;
+    try {
+      const text = (await Deno.readTextFile(`${jobDir}/status`)).trim();
+      if (/^\d+$/.test(text)) fileStatus = Number(text);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const status = fileStatus ?? filter.markerStatus;
+    if (status !== undefined) return status;
+
+    // The command never finished: say why, with the console lines that led there.
+    const why = filter.failure?.trim() ??
+      (filter.ready
+        ? "the guest stopped before the command reported its exit status"
+        : `the guest stopped before it was ready (QEMU exit status ${qemuStatus.code})`);
+    console.error(`soft-RoCE: ${why}`);
+    const tail = filter.bootLog.filter((l) => l.trim() !== "").slice(-40);
+    if (!filter.ready && tail.length > 0) {
+      console.error("soft-RoCE: last guest console lines:\n  " + tail.join("\n  "));
+    }
+    const errors = qemuErrors.join("").trim();
+    if (errors) console.error(`soft-RoCE: QEMU said: ${errors}`);
+    return EXIT_GUEST_FAILED;
+  } finally {
+    await Deno.remove(jobDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Parses `[--] [--timeout N] [--] command...` into the command and its timeout. */
+export function parseArguments(args: string[]): { command: string[]; timeoutSeconds?: number } {
+  const rest = [...args];
+  let timeoutSeconds: number | undefined;
+  while (rest.length > 0) {
+    if (rest[0] === "--") rest.shift();
+    else if (rest[0] === "--timeout") {
+      const value = Number(rest[1]);
+      if (rest.length < 2 || !Number.isFinite(value) || value <= 0) {
+        throw new RangeError(`--timeout needs a positive number of seconds, got ${rest[1]}`);
+      }
+      timeoutSeconds = value;
+      rest.splice(0, 2);
+    } else if (rest[0].startsWith("--timeout=")) {
+      const value = Number(rest[0].slice("--timeout=".length));
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new RangeError(`--timeout needs a positive number of seconds, got ${rest[0]}`);
+      }
+      timeoutSeconds = value;
+      rest.shift();
+    } else break;
+  }
+  if (rest.length === 0) {
+    throw new TypeError("usage: deno task softroce -- [--timeout N] <command...>");
+  }
+  return { command: rest, timeoutSeconds };
+}
+
+if (import.meta.main) {
+  let parsed;
+  try {
+    parsed = parseArguments(Deno.args);
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
+  Deno.exit(await runInGuest(parsed.command, { timeoutSeconds: parsed.timeoutSeconds }));
+}
