@@ -43,7 +43,7 @@ export const TARGETS: NativeTarget[] = [
     output: "libopal_memhooks.so",
     dir: "hooks/native",
     includes: [],
-    ldflags: ["-pthread", "-ldl", "-Wl,-z,nodelete", "-Wl,-soname,libopal_memhooks.so"],
+    ldflags: ["-mcx16", "-pthread", "-ldl", "-Wl,-z,nodelete", "-Wl,-soname,libopal_memhooks.so"],
   },
   {
     // What libibverbs keeps inline or as macros, and errno.

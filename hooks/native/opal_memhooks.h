@@ -21,6 +21,8 @@ extern "C" {
 
 /* Return codes (values as in Open MPI's opal/constants.h). */
 #define OPAL_SUCCESS 0
+#define OPAL_ERR_OUT_OF_RESOURCE (-2)
+#define OPAL_ERR_BAD_PARAM (-5)
 #define OPAL_ERR_NOT_SUPPORTED (-8)
 #define OPAL_ERR_NOT_FOUND (-13)
 #define OPAL_EXISTS (-14)
@@ -57,6 +59,59 @@ int opal_mem_hooks_unregister_release(opal_mem_hooks_callback_fn_t *func);
  * provider, the allocator).
  */
 uintptr_t memhooks_release_caller(void);
+
+/* Event flags. */
+#define MEMHOOKS_EVENT_RELEASE 0x1
+#define MEMHOOKS_EVENT_ALLOC 0x2
+#define MEMHOOKS_EVENT_FROM_ALLOC 0x4
+#define MEMHOOKS_EVENT_COALESCED 0x8 /* covers several events that overflowed the queue */
+#define MEMHOOKS_EVENT_NESTED 0x10   /* released by a callback while it ran */
+
+/* One queued event, as the TypeScript side reads it (24 bytes). */
+struct memhooks_event {
+    uint64_t addr;
+    uint64_t len;
+    uint32_t flags;
+    uint32_t reserved;
+};
+
+/* Which events the queue records (the TypeScript side enables it for its listeners). */
+#define MEMHOOKS_QUEUE_RELEASE 0x1
+#define MEMHOOKS_QUEUE_ALLOC 0x2
+int memhooks_queue_enable(int kinds);
+/* Moves up to `max` queued events, oldest first, into `out`; returns how many. One consumer. */
+size_t memhooks_queue_drain(struct memhooks_event *out, size_t max);
+/* An int32 that is nonzero whenever events may be waiting (read it with an atomic load). */
+int32_t *memhooks_queue_pending_word(void);
+
+/* Counters since the library was loaded. */
+struct memhooks_stats {
+    uint64_t releases;  /* release events seen by the hooks */
+    uint64_t allocs;    /* alloc events seen by the hooks */
+    uint64_t nested;    /* releases made by callbacks, dispatched after the outer one */
+    uint64_t coalesced; /* events folded into a covering range (queue or nested overflow) */
+    uint64_t queued;    /* events offered to the queue */
+};
+void memhooks_stats(struct memhooks_stats *out);
+
+/* Per-function patch status (index 0 .. memhooks_patch_count() - 1). */
+#define MEMHOOKS_PATCH_OK 0
+#define MEMHOOKS_PATCH_NOT_INSTALLED 1  /* not attempted yet, or removed by finalize */
+#define MEMHOOKS_PATCH_NO_SYMBOL 2      /* libc has no such function */
+#define MEMHOOKS_PATCH_UNKNOWN_PROLOGUE 3 /* instructions the decoder does not know: left alone */
+#define MEMHOOKS_PATCH_FOREIGN 4        /* already redirected by another library: left alone */
+#define MEMHOOKS_PATCH_NO_TRAMPOLINE 5  /* no page within reach of a jmp rel32 */
+#define MEMHOOKS_PATCH_WRITE_FAILED 6   /* the code could not be written */
+#define MEMHOOKS_PATCH_UNSUPPORTED 7    /* not x86_64 with glibc 2.36 */
+int memhooks_patch_count(void);
+const char *memhooks_patch_name(int index);
+int memhooks_patch_status(int index);
+
+/*
+ * The prologue decoder used before patching, exposed for tests: returns MEMHOOKS_PATCH_OK and the
+ * number of bytes of whole instructions covering the 5-byte jump, or why the code is refused.
+ */
+int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered);
 
 #ifdef __cplusplus
 }

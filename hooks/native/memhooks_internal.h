@@ -1,0 +1,108 @@
+/*
+ * Declarations shared by the C files of the hooks library; not part of the public API.
+ *
+ * Everything reachable from a hook obeys three rules: no malloc, no lock, no call into a patched
+ * libc function (the kernel is reached with raw_syscall()).
+ */
+#ifndef MEMHOOKS_INTERNAL_H
+#define MEMHOOKS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opal_memhooks.h"
+
+/*
+ * Thread-locals must use the initial-exec model: the general-dynamic model of a dlopened library
+ * allocates the variable with malloc on the first access, and that first access may be in a hook.
+ */
+#define MH_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* Bits of mh_work: what a hook has to do besides calling the kernel. */
+enum {
+    MH_WORK_RELEASE = 1, /* release callbacks or the release queue are active */
+    MH_WORK_ALLOC = 2,   /* alloc callbacks or the alloc queue are active */
+    MH_WORK_SELFTEST = 4 /* init's self-test is watching for its own events */
+};
+
+/* Read by every hook with one relaxed load; zero means "go straight to the kernel". */
+extern _Atomic int mh_work;
+
+/* Set by the allocator wrappers (LD_PRELOAD mode) while glibc's allocator runs on this thread. */
+extern MH_TLS int mh_in_allocator;
+
+/* Called by the hooks: release before the memory goes, alloc after the memory is there. */
+void mh_release(void *addr, size_t len, uintptr_t caller);
+void mh_alloc(void *addr, size_t len, uintptr_t caller);
+/* Whether a hook call made from `caller` counts as made by the allocator. */
+bool mh_from_alloc(uintptr_t caller);
+
+/* Self-test bookkeeping: a hook reports that it ran for `addr` (bit = one of MH_SEEN_*). */
+enum {
+    MH_SEEN_MUNMAP = 1 << 0,
+    MH_SEEN_MADVISE = 1 << 1,
+    MH_SEEN_MREMAP = 1 << 2,
+    MH_SEEN_MMAP_FIXED = 1 << 3,
+    MH_SEEN_BRK = 1 << 4,
+    MH_SEEN_SBRK = 1 << 5,
+    MH_SEEN_SHMDT = 1 << 6,
+    MH_SEEN_SHMAT = 1 << 7,
+    MH_SEEN_MMAP_ALLOC = 1 << 8,
+    MH_SEEN_MALLOC = 1 << 9,
+    MH_SEEN_FREE = 1 << 10
+};
+void mh_selftest_note(uintptr_t addr, int seen_bit);
+
+/* The event queue the TypeScript side drains (queue.c). */
+void mh_queue_push(uintptr_t addr, size_t len, uint32_t flags);
+void mh_queue_reset(void);
+void mh_queue_start(void);
+
+/* Statistics counters (dispatch.c). */
+extern _Atomic uint64_t mh_stat_release, mh_stat_alloc, mh_stat_nested, mh_stat_coalesced,
+    mh_stat_queued;
+
+/* Code patching (patch.c). */
+int mh_patch_install(void);
+void mh_patch_remove(void);
+bool mh_libc_text_contains(uintptr_t addr);
+/* libc's own entry points (found with dlsym on libc), used by the self-test to call the real
+ * functions, never our LD_PRELOAD definitions. */
+void *mh_libc_symbol(const char *name);
+
+/* The hooks (intercept.c), with libc's signatures. */
+#include <sys/types.h>
+int mh_hook_munmap(void *addr, size_t len);
+int mh_hook_madvise(void *addr, size_t len, int advice);
+void *mh_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset);
+void *mh_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr);
+int mh_hook_brk(void *addr);
+void *mh_hook_sbrk(intptr_t increment);
+void *mh_hook_shmat(int shmid, const void *shmaddr, int shmflg);
+int mh_hook_shmdt(const void *shmaddr);
+
+/* Allocator wrappers (preload.c). */
+bool mh_preload_active(void);
+
+/* Raw system calls: the hooks never go back through libc's (patched) wrappers. */
+static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+#define raw_syscall(nr, a, b, c) raw_syscall6((nr), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+/* Converts a raw result into libc's convention: -1 with errno set. */
+long mh_syscall_result(long ret);
+
+#endif /* MEMHOOKS_INTERNAL_H */

@@ -1,0 +1,302 @@
+/*
+ * Patching the code of libc's memory functions (x86_64, glibc 2.36).
+ *
+ * Each function's first instructions, which all lie before its first syscall or call, are
+ * replaced by one `jmp rel32` to a stub near libc (`movabs r11, hook; jmp r11`). The 5 bytes are
+ * written with one cmpxchg16b over their aligned 16-byte block, so a thread running the function
+ * sees either the old code or the new, and no thread can be returning into the overwritten bytes
+ * (they precede every syscall and call). Only prologues made of instructions the decoder knows are
+ * patched; a prologue that already starts with a jump belongs to another interceptor and is
+ * refused rather than overwritten.
+ */
+#include <dlfcn.h>
+#include <gnu/libc-version.h>
+#include <link.h>
+#include <linux/membarrier.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "memhooks_internal.h"
+
+#define JMP_LEN 5
+#define STUB_SIZE 16
+
+struct target {
+    const char *name;
+    void *hook;
+    uint8_t *code;           /* libc's entry point */
+    uint8_t original[JMP_LEN];
+    uint8_t jump[JMP_LEN];
+    int status;
+};
+
+static struct target targets[] = {
+    {"munmap", (void *)mh_hook_munmap, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"mremap", (void *)mh_hook_mremap, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"madvise", (void *)mh_hook_madvise, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"mmap", (void *)mh_hook_mmap, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"brk", (void *)mh_hook_brk, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"sbrk", (void *)mh_hook_sbrk, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"shmat", (void *)mh_hook_shmat, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"shmdt", (void *)mh_hook_shmdt, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+};
+#define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
+
+static void *libc_handle;
+static uintptr_t libc_text_lo, libc_text_hi;
+static uint8_t *stubs; /* one page near libc, never unmapped: a thread may still be jumping there */
+static bool sync_core;
+
+int memhooks_patch_count(void)
+{
+    return TARGET_COUNT;
+}
+
+const char *memhooks_patch_name(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? targets[index].name : NULL;
+}
+
+int memhooks_patch_status(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? targets[index].status : MEMHOOKS_PATCH_NO_SYMBOL;
+}
+
+bool mh_libc_text_contains(uintptr_t addr)
+{
+    return addr >= libc_text_lo && addr < libc_text_hi;
+}
+
+void *mh_libc_symbol(const char *name)
+{
+    return libc_handle ? dlsym(libc_handle, name) : NULL;
+}
+
+/* Length of the instruction at `p` if it is one found in these prologues, else 0. */
+static size_t known_instruction(const uint8_t *p, size_t avail)
+{
+#define NEED(n) ((avail) >= (n) ? (size_t)(n) : 0)
+    if (avail >= 4 && p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+        return 4; /* endbr64 */
+    if (p[0] >= 0xb8 && p[0] <= 0xbf)
+        return NEED(5); /* mov r32, imm32 */
+    if (p[0] == 0x55 || p[0] == 0x53)
+        return 1; /* push rbp / push rbx */
+    if (avail >= 2 && p[0] == 0x41 && p[1] >= 0x54 && p[1] <= 0x57)
+        return 2; /* push r12..r15 */
+    if (avail >= 3 && (p[0] == 0x41 || p[0] == 0x49) && p[1] == 0x89 && p[2] == 0xca)
+        return 3; /* mov r10d, ecx / mov r10, rcx */
+    if (avail >= 3 && p[0] == 0x41 && p[1] == 0xf7 && p[2] == 0xc1)
+        return NEED(7); /* test r9d, imm32 */
+    if (avail >= 3 && p[0] == 0x48 && p[1] == 0x83 && p[2] == 0xec)
+        return NEED(4); /* sub rsp, imm8 */
+    if (avail >= 4 && p[0] == 0x4c && p[1] == 0x89 && p[2] == 0x44 && p[3] == 0x24)
+        return NEED(5); /* mov [rsp + disp8], r8 */
+    if (avail >= 3 && p[0] == 0x4c && p[1] == 0x8b && p[2] == 0x25)
+        return NEED(7); /* mov r12, [rip + disp32]: never executed from here, so no relocation */
+    return 0;
+#undef NEED
+}
+
+/* Signatures of a function someone already redirected. */
+static bool foreign_jump(const uint8_t *p, size_t avail)
+{
+    if (avail >= 1 && (p[0] == 0xe9 || p[0] == 0xeb || p[0] == 0xcc || p[0] == 0x68))
+        return true; /* jmp rel32, jmp rel8, int3 breakpoint, push imm32 (push; ret) */
+    if (avail >= 2 && p[0] == 0xff && p[1] == 0x25)
+        return true; /* jmp [rip + disp32] */
+    if (avail >= 2 && (p[0] == 0x48 || p[0] == 0x49) && p[1] >= 0xb8 && p[1] <= 0xbf)
+        return true; /* movabs reg, imm64: the start of `movabs; jmp reg` */
+    return false;
+}
+
+int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered)
+{
+    if (!code) {
+        if (covered)
+            *covered = 0;
+        return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    }
+    size_t at = 0;
+    int status = MEMHOOKS_PATCH_OK;
+    if (foreign_jump(code, avail))
+        status = MEMHOOKS_PATCH_FOREIGN;
+    while (status == MEMHOOKS_PATCH_OK && at < JMP_LEN) {
+        size_t n = known_instruction(code + at, avail - at);
+        if (n == 0)
+            status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* includes syscall and call: too early */
+        at += n;
+    }
+    if (covered)
+        *covered = status == MEMHOOKS_PATCH_OK ? at : 0;
+    return status;
+}
+
+static int find_libc_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libc.so.6"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            libc_text_lo = info->dlpi_addr + ph->p_vaddr;
+            libc_text_hi = libc_text_lo + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A page within +-2 GiB of libc's text, so that a jmp rel32 reaches it. */
+static uint8_t *map_stub_page(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    for (long step = 1; step < 16384; step++) {
+        for (int side = 0; side < 2; side++) {
+            uintptr_t hint = side == 0 ? (libc_text_lo & ~(uintptr_t)(page - 1)) - step * 65536
+                                       : ((libc_text_hi + page - 1) & ~(uintptr_t)(page - 1)) +
+                                             step * 65536;
+            long got = raw_syscall6(SYS_mmap, (long)hint, page, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if ((unsigned long)got >= -4096UL)
+                continue;
+            if ((uintptr_t)got == hint)
+                return (uint8_t *)got;
+            raw_syscall(SYS_munmap, got, page, 0); /* kernel without MAP_FIXED_NOREPLACE */
+        }
+    }
+    return NULL;
+}
+
+static void write_stub(uint8_t *stub, void *hook)
+{
+    uint64_t target = (uint64_t)(uintptr_t)hook;
+    stub[0] = 0x49; /* movabs r11, imm64 */
+    stub[1] = 0xbb;
+    memcpy(stub + 2, &target, 8);
+    stub[10] = 0x41; /* jmp r11 */
+    stub[11] = 0xff;
+    stub[12] = 0xe3;
+    memset(stub + 13, 0xcc, STUB_SIZE - 13);
+}
+
+/* Replaces `expect` by `bytes` at `code` in one atomic 16-byte store. */
+static bool write_code(uint8_t *code, const uint8_t *expect, const uint8_t *bytes)
+{
+    typedef unsigned __int128 block_t;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t block_addr = (uintptr_t)code & ~(uintptr_t)15;
+    size_t offset = (uintptr_t)code - block_addr;
+    if (offset + JMP_LEN > 16)
+        return false;
+    uintptr_t page_addr = block_addr & ~(uintptr_t)(page - 1);
+    if (raw_syscall(SYS_mprotect, page_addr, page, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+        return false;
+    block_t *block = (block_t *)block_addr;
+    /* A torn first read only makes the first compare-and-swap fail and return the real value. */
+    block_t old = *(volatile block_t *)block, update;
+    bool ok = false;
+    for (int tries = 0; tries < 100 && !ok; tries++) {
+        uint8_t buf[16];
+        memcpy(buf, &old, 16);
+        if (memcmp(buf + offset, expect, JMP_LEN) != 0)
+            break; /* changed under us: someone else patches too */
+        memcpy(buf + offset, bytes, JMP_LEN);
+        memcpy(&update, buf, 16);
+        block_t seen = __sync_val_compare_and_swap(block, old, update);
+        ok = seen == old;
+        old = seen;
+    }
+    raw_syscall(SYS_mprotect, page_addr, page, PROT_READ | PROT_EXEC);
+    if (sync_core)
+        raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+    return ok;
+}
+
+static void patch_one(struct target *t, uint8_t *stub)
+{
+    t->code = (uint8_t *)dlsym(libc_handle, t->name);
+    if (!t->code) {
+        t->status = MEMHOOKS_PATCH_NO_SYMBOL;
+        return;
+    }
+    size_t covered;
+    /* 16 bytes are readable: every entry point sits in libc's text with code after it. */
+    int status = memhooks_decode_prologue(t->code, 16, &covered);
+    if (status != MEMHOOKS_PATCH_OK) {
+        t->status = status;
+        return;
+    }
+    int64_t rel = (int64_t)((intptr_t)stub - (intptr_t)(t->code + JMP_LEN));
+    if (rel < INT32_MIN || rel > INT32_MAX) {
+        t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+        return;
+    }
+    int32_t rel32 = (int32_t)rel;
+    memcpy(t->original, t->code, JMP_LEN);
+    t->jump[0] = 0xe9;
+    memcpy(t->jump + 1, &rel32, 4);
+    t->status = write_code(t->code, t->original, t->jump) ? MEMHOOKS_PATCH_OK
+                                                          : MEMHOOKS_PATCH_WRITE_FAILED;
+}
+
+int mh_patch_install(void)
+{
+#if !defined(__x86_64__)
+    for (int i = 0; i < TARGET_COUNT; i++)
+        targets[i].status = MEMHOOKS_PATCH_UNSUPPORTED;
+    return OPAL_ERR_NOT_SUPPORTED;
+#else
+    if (strcmp(gnu_get_libc_version(), "2.36") != 0) {
+        for (int i = 0; i < TARGET_COUNT; i++)
+            targets[i].status = MEMHOOKS_PATCH_UNSUPPORTED;
+        return OPAL_ERR_NOT_SUPPORTED;
+    }
+    if (!libc_handle)
+        libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+    if (!libc_handle || (!libc_text_hi && !dl_iterate_phdr(find_libc_text, NULL)))
+        return OPAL_ERR_NOT_SUPPORTED;
+    if (!stubs) {
+        long q = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
+            raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
+                        0) == 0)
+            sync_core = true;
+        uint8_t *page = map_stub_page();
+        if (!page) {
+            for (int i = 0; i < TARGET_COUNT; i++)
+                targets[i].status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            return OPAL_ERR_NOT_SUPPORTED;
+        }
+        for (int i = 0; i < TARGET_COUNT; i++)
+            write_stub(page + i * STUB_SIZE, targets[i].hook);
+        raw_syscall(SYS_mprotect, page, sysconf(_SC_PAGESIZE), PROT_READ | PROT_EXEC);
+        stubs = page;
+    }
+    int patched = 0;
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        if (targets[i].status == MEMHOOKS_PATCH_OK)
+            continue;
+        patch_one(&targets[i], stubs + i * STUB_SIZE);
+        patched += targets[i].status == MEMHOOKS_PATCH_OK;
+    }
+    return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
+#endif
+}
+
+void mh_patch_remove(void)
+{
+    /* Safe to undo: the jump is one instruction at the entry, so no thread is inside its bytes,
+     * and a thread already past it runs our hook, whose code and stub stay mapped. */
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        struct target *t = &targets[i];
+        if (t->status != MEMHOOKS_PATCH_OK)
+            continue;
+        t->status = write_code(t->code, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
+                                                               : MEMHOOKS_PATCH_WRITE_FAILED;
+    }
+}
