@@ -1,0 +1,599 @@
+/*
+ * The verbs shim (see verbs_shim.h for conventions and descriptor layouts).
+ *
+ * No function here allocates on the data path: poll/post use stack structs of bounded size.
+ */
+#include "verbs_shim.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <infiniband/verbs.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* errno of the last failed shim call on this thread: Deno FFI cannot read errno itself. */
+static _Thread_local int last_errno;
+
+/* Records errno (or a fallback when a verb failed without setting it) and returns -errno. */
+static int fail(int err)
+{
+	last_errno = err > 0 ? err : EIO;
+	return -last_errno;
+}
+
+/* Verbs that return a pointer set errno on failure; some providers leave it 0. */
+static void *fail_ptr(void)
+{
+	fail(errno);
+	return NULL;
+}
+
+EXPORT int drv_last_errno(void)
+{
+	return last_errno;
+}
+
+/* Name ("ENOMEM") and description ("Cannot allocate memory") of an errno value. */
+EXPORT const char *drv_errno_name(int err)
+{
+	const char *name = strerrorname_np(err);
+	return name ? name : "";
+}
+
+EXPORT const char *drv_errno_text(int err)
+{
+	const char *text = strerrordesc_np(err);
+	return text ? text : "Unknown error";
+}
+
+/* ---------- layout self-description, compared with ffi/layout.ts by a host test ---------- */
+
+#define FIELD(type, name) #type "." #name "=%zu;"
+#define OFF(type, name) offsetof(struct drv_##type##_desc, name)
+
+_Static_assert(sizeof(struct drv_device_desc) == 80, "device descriptor size");
+_Static_assert(sizeof(struct drv_device_attr_desc) == 160, "device attribute descriptor size");
+_Static_assert(sizeof(struct drv_port_attr_desc) == 40, "port attribute descriptor size");
+_Static_assert(sizeof(struct drv_gid_desc) == 24, "gid descriptor size");
+_Static_assert(sizeof(struct drv_path_desc) == 40, "path descriptor size");
+_Static_assert(sizeof(struct drv_sge_desc) == 16, "sge descriptor size");
+_Static_assert(sizeof(struct drv_send_desc) == 72 + 16 * DRV_MAX_SGE, "send descriptor size");
+_Static_assert(sizeof(struct drv_recv_desc) == 16 + 16 * DRV_MAX_SGE, "recv descriptor size");
+_Static_assert(sizeof(struct drv_wc_desc) == 48, "work completion descriptor size");
+_Static_assert(OFF(send, ah) == 56 && OFF(send, sg_list) == 72, "send descriptor offsets");
+_Static_assert(OFF(path, dgid) == 16 && OFF(path, flow_label) == 32, "path descriptor offsets");
+_Static_assert(OFF(wc, pkey_index) == 40 && OFF(wc, sl) == 44, "wc descriptor offsets");
+
+EXPORT const char *drv_layout_description(void)
+{
+	/* Built once; the text is static so TypeScript can read it as a C string. */
+	static char text[2048];
+	if (text[0])
+		return text;
+	snprintf(text, sizeof text,
+		 "device.size=%zu;" FIELD(device, guid) FIELD(device, node_type)
+		 FIELD(device, transport_type)
+		 "device_attr.size=%zu;" FIELD(device_attr, node_guid) FIELD(device_attr, max_mr_size)
+		 FIELD(device_attr, vendor_id) FIELD(device_attr, max_qp) FIELD(device_attr, atomic_cap)
+		 FIELD(device_attr, phys_port_cnt)
+		 "port_attr.size=%zu;" FIELD(port_attr, gid_tbl_len) FIELD(port_attr, lid)
+		 FIELD(port_attr, link_layer) FIELD(port_attr, phys_state)
+		 "gid.size=%zu;" FIELD(gid, gid_type) FIELD(gid, ndev_ifindex)
+		 "path.size=%zu;" FIELD(path, dest_qpn) FIELD(path, rq_psn) FIELD(path, dlid)
+		 FIELD(path, sl) FIELD(path, port_num) FIELD(path, path_mtu) FIELD(path, is_global)
+		 FIELD(path, sgid_index) FIELD(path, hop_limit) FIELD(path, dgid)
+		 FIELD(path, flow_label) FIELD(path, traffic_class) FIELD(path, max_dest_rd_atomic)
+		 FIELD(path, min_rnr_timer)
+		 "sge.size=%zu;" FIELD(sge, addr) FIELD(sge, length) FIELD(sge, lkey)
+		 "send.size=%zu;" FIELD(send, wr_id) FIELD(send, opcode) FIELD(send, send_flags)
+		 FIELD(send, imm_data) FIELD(send, num_sge) FIELD(send, remote_addr) FIELD(send, rkey)
+		 FIELD(send, remote_qpn) FIELD(send, compare_add) FIELD(send, swap) FIELD(send, ah)
+		 FIELD(send, remote_qkey) FIELD(send, sg_list)
+		 "recv.size=%zu;" FIELD(recv, wr_id) FIELD(recv, num_sge) FIELD(recv, sg_list)
+		 "wc.size=%zu;" FIELD(wc, wr_id) FIELD(wc, status) FIELD(wc, opcode)
+		 FIELD(wc, vendor_err) FIELD(wc, byte_len) FIELD(wc, imm_data) FIELD(wc, qp_num)
+		 FIELD(wc, src_qp) FIELD(wc, wc_flags) FIELD(wc, pkey_index) FIELD(wc, slid)
+		 FIELD(wc, sl) FIELD(wc, dlid_path_bits)
+		 "max_sge=%d",
+		 sizeof(struct drv_device_desc), OFF(device, guid), OFF(device, node_type),
+		 OFF(device, transport_type),
+		 sizeof(struct drv_device_attr_desc), OFF(device_attr, node_guid),
+		 OFF(device_attr, max_mr_size), OFF(device_attr, vendor_id), OFF(device_attr, max_qp),
+		 OFF(device_attr, atomic_cap), OFF(device_attr, phys_port_cnt),
+		 sizeof(struct drv_port_attr_desc), OFF(port_attr, gid_tbl_len), OFF(port_attr, lid),
+		 OFF(port_attr, link_layer), OFF(port_attr, phys_state),
+		 sizeof(struct drv_gid_desc), OFF(gid, gid_type), OFF(gid, ndev_ifindex),
+		 sizeof(struct drv_path_desc), OFF(path, dest_qpn), OFF(path, rq_psn), OFF(path, dlid),
+		 OFF(path, sl), OFF(path, port_num), OFF(path, path_mtu), OFF(path, is_global),
+		 OFF(path, sgid_index), OFF(path, hop_limit), OFF(path, dgid), OFF(path, flow_label),
+		 OFF(path, traffic_class), OFF(path, max_dest_rd_atomic), OFF(path, min_rnr_timer),
+		 sizeof(struct drv_sge_desc), OFF(sge, addr), OFF(sge, length), OFF(sge, lkey),
+		 sizeof(struct drv_send_desc), OFF(send, wr_id), OFF(send, opcode),
+		 OFF(send, send_flags), OFF(send, imm_data), OFF(send, num_sge),
+		 OFF(send, remote_addr), OFF(send, rkey), OFF(send, remote_qpn),
+		 OFF(send, compare_add), OFF(send, swap), OFF(send, ah), OFF(send, remote_qkey),
+		 OFF(send, sg_list),
+		 sizeof(struct drv_recv_desc), OFF(recv, wr_id), OFF(recv, num_sge),
+		 OFF(recv, sg_list),
+		 sizeof(struct drv_wc_desc), OFF(wc, wr_id), OFF(wc, status), OFF(wc, opcode),
+		 OFF(wc, vendor_err), OFF(wc, byte_len), OFF(wc, imm_data), OFF(wc, qp_num),
+		 OFF(wc, src_qp), OFF(wc, wc_flags), OFF(wc, pkey_index), OFF(wc, slid), OFF(wc, sl),
+		 OFF(wc, dlid_path_bits),
+		 DRV_MAX_SGE);
+	return text;
+}
+
+/* ---------- devices ---------- */
+
+/* Returns the device list (free with drv_free_device_list) and its length in *count. */
+EXPORT struct ibv_device **drv_get_device_list(int32_t *count)
+{
+	errno = 0;
+	struct ibv_device **list = ibv_get_device_list(count);
+	if (!list)
+		return fail_ptr();
+	return list;
+}
+
+EXPORT void drv_free_device_list(struct ibv_device **list)
+{
+	ibv_free_device_list(list);
+}
+
+EXPORT int drv_device_info(struct ibv_device **list, int32_t index, struct drv_device_desc *out)
+{
+	struct ibv_device *device = list[index];
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", ibv_get_device_name(device));
+	out->guid = be64toh(ibv_get_device_guid(device));
+	out->node_type = device->node_type;
+	out->transport_type = device->transport_type;
+	return 0;
+}
+
+/* Opens the device called `name`, or the first one when name is empty. ENODEV if none matches. */
+EXPORT struct ibv_context *drv_open_device(const char *name)
+{
+	int count = 0;
+	errno = 0;
+	struct ibv_device **list = ibv_get_device_list(&count);
+	if (!list)
+		return fail_ptr();
+	struct ibv_device *chosen = NULL;
+	for (int i = 0; i < count && !chosen; i++) {
+		if (name[0] == '\0' || strcmp(ibv_get_device_name(list[i]), name) == 0)
+			chosen = list[i];
+	}
+	struct ibv_context *context = NULL;
+	int err = ENODEV;
+	if (chosen) {
+		errno = 0;
+		context = ibv_open_device(chosen);
+		err = errno;
+	}
+	ibv_free_device_list(list);
+	if (!context)
+		fail(err);
+	return context;
+}
+
+EXPORT const char *drv_context_device_name(struct ibv_context *context)
+{
+	return ibv_get_device_name(context->device);
+}
+
+EXPORT int drv_close_device(struct ibv_context *context)
+{
+	errno = 0;
+	return ibv_close_device(context) ? fail(errno) : 0;
+}
+
+EXPORT int drv_query_device(struct ibv_context *context, struct drv_device_attr_desc *out)
+{
+	struct ibv_device_attr attr;
+	int err = ibv_query_device(context, &attr);
+	if (err)
+		return fail(err);
+	memset(out, 0, sizeof *out);
+	snprintf(out->fw_ver, sizeof out->fw_ver, "%s", attr.fw_ver);
+	out->node_guid = be64toh(attr.node_guid);
+	out->sys_image_guid = be64toh(attr.sys_image_guid);
+	out->max_mr_size = attr.max_mr_size;
+	out->page_size_cap = attr.page_size_cap;
+	out->vendor_id = attr.vendor_id;
+	out->vendor_part_id = attr.vendor_part_id;
+	out->hw_ver = attr.hw_ver;
+	out->max_qp = attr.max_qp;
+	out->max_qp_wr = attr.max_qp_wr;
+	out->max_sge = attr.max_sge;
+	out->max_cq = attr.max_cq;
+	out->max_cqe = attr.max_cqe;
+	out->max_mr = attr.max_mr;
+	out->max_pd = attr.max_pd;
+	out->max_qp_rd_atom = attr.max_qp_rd_atom;
+	out->max_qp_init_rd_atom = attr.max_qp_init_rd_atom;
+	out->atomic_cap = attr.atomic_cap;
+	out->max_ah = attr.max_ah;
+	out->phys_port_cnt = attr.phys_port_cnt;
+	return 0;
+}
+
+EXPORT int drv_query_port(struct ibv_context *context, uint32_t port, struct drv_port_attr_desc *out)
+{
+	struct ibv_port_attr attr;
+	/* ibv_query_port is a macro around ibv_query_port_ex-style compat code. */
+	int err = ibv_query_port(context, (uint8_t)port, &attr);
+	if (err)
+		return fail(err);
+	memset(out, 0, sizeof *out);
+	out->state = attr.state;
+	out->max_mtu = attr.max_mtu;
+	out->active_mtu = attr.active_mtu;
+	out->gid_tbl_len = attr.gid_tbl_len;
+	out->port_cap_flags = attr.port_cap_flags;
+	out->max_msg_sz = attr.max_msg_sz;
+	out->lid = attr.lid;
+	out->sm_lid = attr.sm_lid;
+	out->lmc = attr.lmc;
+	out->link_layer = attr.link_layer;
+	out->active_width = attr.active_width;
+	out->active_speed = attr.active_speed;
+	out->phys_state = attr.phys_state;
+	return 0;
+}
+
+EXPORT int drv_query_gid(struct ibv_context *context, uint32_t port, uint32_t index,
+			 struct drv_gid_desc *out)
+{
+	struct ibv_gid_entry entry;
+	int err = ibv_query_gid_ex(context, port, index, &entry, 0);
+	if (err)
+		return fail(err);
+	memset(out, 0, sizeof *out);
+	memcpy(out->gid, entry.gid.raw, sizeof out->gid);
+	out->gid_type = entry.gid_type;
+	out->ndev_ifindex = entry.ndev_ifindex;
+	return 0;
+}
+
+/* ---------- protection domains and memory regions ---------- */
+
+EXPORT struct ibv_pd *drv_alloc_pd(struct ibv_context *context)
+{
+	errno = 0;
+	struct ibv_pd *pd = ibv_alloc_pd(context);
+	return pd ? pd : fail_ptr();
+}
+
+EXPORT int drv_dealloc_pd(struct ibv_pd *pd)
+{
+	int err = ibv_dealloc_pd(pd);
+	return err ? fail(err) : 0;
+}
+
+EXPORT struct ibv_mr *drv_reg_mr(struct ibv_pd *pd, void *addr, uint64_t length, int32_t access)
+{
+	errno = 0;
+	struct ibv_mr *mr = ibv_reg_mr(pd, addr, (size_t)length, access);
+	return mr ? mr : fail_ptr();
+}
+
+EXPORT int drv_dereg_mr(struct ibv_mr *mr)
+{
+	int err = ibv_dereg_mr(mr);
+	return err ? fail(err) : 0;
+}
+
+EXPORT uint32_t drv_mr_lkey(struct ibv_mr *mr)
+{
+	return mr->lkey;
+}
+
+EXPORT uint32_t drv_mr_rkey(struct ibv_mr *mr)
+{
+	return mr->rkey;
+}
+
+/* ---------- completion channels and completion queues ---------- */
+
+EXPORT struct ibv_comp_channel *drv_create_comp_channel(struct ibv_context *context)
+{
+	errno = 0;
+	struct ibv_comp_channel *channel = ibv_create_comp_channel(context);
+	return channel ? channel : fail_ptr();
+}
+
+EXPORT int drv_destroy_comp_channel(struct ibv_comp_channel *channel)
+{
+	int err = ibv_destroy_comp_channel(channel);
+	return err ? fail(err) : 0;
+}
+
+EXPORT struct ibv_cq *drv_create_cq(struct ibv_context *context, int32_t cqe,
+				    struct ibv_comp_channel *channel, int32_t comp_vector)
+{
+	errno = 0;
+	struct ibv_cq *cq = ibv_create_cq(context, cqe, NULL, channel, comp_vector);
+	return cq ? cq : fail_ptr();
+}
+
+EXPORT int drv_destroy_cq(struct ibv_cq *cq)
+{
+	int err = ibv_destroy_cq(cq);
+	return err ? fail(err) : 0;
+}
+
+EXPORT int32_t drv_cq_capacity(struct ibv_cq *cq)
+{
+	return cq->cqe;
+}
+
+EXPORT int drv_req_notify_cq(struct ibv_cq *cq, int32_t solicited_only)
+{
+	int err = ibv_req_notify_cq(cq, solicited_only);
+	return err ? fail(err) : 0;
+}
+
+/*
+ * Polls up to `max` completions into `out`. Returns how many (>= 0) or -errno.
+ * Polls in stack-sized batches and converts each to the fixed descriptor layout.
+ */
+EXPORT int32_t drv_poll_cq(struct ibv_cq *cq, int32_t max, struct drv_wc_desc *out)
+{
+	enum { BATCH = 16 };
+	struct ibv_wc wc[BATCH];
+	int32_t total = 0;
+	while (total < max) {
+		int want = max - total < BATCH ? max - total : BATCH;
+		int got = ibv_poll_cq(cq, want, wc);
+		if (got < 0)
+			return total > 0 ? total : fail(EIO);
+		for (int i = 0; i < got; i++) {
+			struct drv_wc_desc *d = &out[total + i];
+			d->wr_id = wc[i].wr_id;
+			d->status = wc[i].status;
+			d->opcode = wc[i].opcode;
+			d->vendor_err = wc[i].vendor_err;
+			d->byte_len = wc[i].byte_len;
+			d->imm_data = (wc[i].wc_flags & IBV_WC_WITH_IMM) ? be32toh(wc[i].imm_data) : 0;
+			d->qp_num = wc[i].qp_num;
+			d->src_qp = wc[i].src_qp;
+			d->wc_flags = wc[i].wc_flags;
+			d->pkey_index = wc[i].pkey_index;
+			d->slid = wc[i].slid;
+			d->sl = wc[i].sl;
+			d->dlid_path_bits = wc[i].dlid_path_bits;
+			d->reserved = 0;
+		}
+		total += got;
+		if (got < want)
+			break;
+	}
+	return total;
+}
+
+/*
+ * Waits up to timeout_ms for a completion event on the channel, then acknowledges it.
+ * Called as a nonblocking FFI symbol (on a worker thread), so it returns the error itself instead
+ * of leaving it in the worker's thread-local errno. Returns 1 (event), 0 (timeout) or -errno.
+ * The bounded timeout lets the caller notice that its queue is being closed.
+ */
+EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeout_ms)
+{
+	struct pollfd pfd = { .fd = channel->fd, .events = POLLIN };
+	int ready = poll(&pfd, 1, timeout_ms);
+	if (ready < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (ready == 0)
+		return 0;
+	struct ibv_cq *cq = NULL;
+	void *cq_context = NULL;
+	if (ibv_get_cq_event(channel, &cq, &cq_context))
+		return -(errno ? errno : EIO);
+	ibv_ack_cq_events(cq, 1);
+	return 1;
+}
+
+/* ---------- queue pairs and address handles ---------- */
+
+EXPORT struct ibv_qp *drv_create_qp(struct ibv_pd *pd, struct ibv_cq *send_cq, struct ibv_cq *recv_cq,
+				    int32_t qp_type, uint32_t max_send_wr, uint32_t max_recv_wr,
+				    uint32_t max_send_sge, uint32_t max_recv_sge,
+				    uint32_t max_inline_data, int32_t sq_sig_all)
+{
+	struct ibv_qp_init_attr attr = {
+		.send_cq = send_cq,
+		.recv_cq = recv_cq,
+		.cap = {
+			.max_send_wr = max_send_wr,
+			.max_recv_wr = max_recv_wr,
+			.max_send_sge = max_send_sge,
+			.max_recv_sge = max_recv_sge,
+			.max_inline_data = max_inline_data,
+		},
+		.qp_type = (enum ibv_qp_type)qp_type,
+		.sq_sig_all = sq_sig_all,
+	};
+	errno = 0;
+	struct ibv_qp *qp = ibv_create_qp(pd, &attr);
+	return qp ? qp : fail_ptr();
+}
+
+EXPORT int drv_destroy_qp(struct ibv_qp *qp)
+{
+	int err = ibv_destroy_qp(qp);
+	return err ? fail(err) : 0;
+}
+
+EXPORT uint32_t drv_qp_num(struct ibv_qp *qp)
+{
+	return qp->qp_num;
+}
+
+EXPORT int32_t drv_qp_state(struct ibv_qp *qp)
+{
+	return qp->state;
+}
+
+/* RESET -> INIT. RC uses access_flags, UD uses qkey. */
+EXPORT int drv_modify_qp_init(struct ibv_qp *qp, uint32_t port, uint32_t pkey_index,
+			      int32_t access_flags, uint32_t qkey)
+{
+	struct ibv_qp_attr attr = {
+		.qp_state = IBV_QPS_INIT,
+		.pkey_index = (uint16_t)pkey_index,
+		.port_num = (uint8_t)port,
+	};
+	int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT;
+	if (qp->qp_type == IBV_QPT_UD) {
+		attr.qkey = qkey;
+		mask |= IBV_QP_QKEY;
+	} else {
+		attr.qp_access_flags = (unsigned)access_flags;
+		mask |= IBV_QP_ACCESS_FLAGS;
+	}
+	int err = ibv_modify_qp(qp, &attr, mask);
+	return err ? fail(err) : 0;
+}
+
+static void fill_ah_attr(struct ibv_ah_attr *ah, const struct drv_path_desc *path)
+{
+	memset(ah, 0, sizeof *ah);
+	ah->dlid = path->dlid;
+	ah->sl = path->sl;
+	ah->port_num = path->port_num;
+	ah->is_global = path->is_global ? 1 : 0;
+	memcpy(ah->grh.dgid.raw, path->dgid, sizeof path->dgid);
+	ah->grh.sgid_index = path->sgid_index;
+	ah->grh.hop_limit = path->hop_limit;
+	ah->grh.flow_label = path->flow_label;
+	ah->grh.traffic_class = path->traffic_class;
+}
+
+/* INIT -> RTR. RC takes the remote path from `path`; UD needs only the state change. */
+EXPORT int drv_modify_qp_rtr(struct ibv_qp *qp, const struct drv_path_desc *path)
+{
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_RTR };
+	int mask = IBV_QP_STATE;
+	if (qp->qp_type == IBV_QPT_RC) {
+		attr.path_mtu = (enum ibv_mtu)path->path_mtu;
+		attr.dest_qp_num = path->dest_qpn;
+		attr.rq_psn = path->rq_psn;
+		attr.max_dest_rd_atomic = path->max_dest_rd_atomic;
+		attr.min_rnr_timer = path->min_rnr_timer;
+		fill_ah_attr(&attr.ah_attr, path);
+		mask |= IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+			IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+	}
+	int err = ibv_modify_qp(qp, &attr, mask);
+	return err ? fail(err) : 0;
+}
+
+/* RTR -> RTS. The retry/timeout/atomic fields apply to RC only. */
+EXPORT int drv_modify_qp_rts(struct ibv_qp *qp, uint32_t sq_psn, uint32_t timeout, uint32_t retry_cnt,
+			     uint32_t rnr_retry, uint32_t max_rd_atomic)
+{
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_RTS, .sq_psn = sq_psn };
+	int mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
+	if (qp->qp_type == IBV_QPT_RC) {
+		attr.timeout = (uint8_t)timeout;
+		attr.retry_cnt = (uint8_t)retry_cnt;
+		attr.rnr_retry = (uint8_t)rnr_retry;
+		attr.max_rd_atomic = (uint8_t)max_rd_atomic;
+		mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
+	}
+	int err = ibv_modify_qp(qp, &attr, mask);
+	return err ? fail(err) : 0;
+}
+
+/* Any state -> ERR: flushes outstanding work requests as IBV_WC_WR_FLUSH_ERR completions. */
+EXPORT int drv_modify_qp_error(struct ibv_qp *qp)
+{
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+	int err = ibv_modify_qp(qp, &attr, IBV_QP_STATE);
+	return err ? fail(err) : 0;
+}
+
+EXPORT struct ibv_ah *drv_create_ah(struct ibv_pd *pd, const struct drv_path_desc *path)
+{
+	struct ibv_ah_attr attr;
+	fill_ah_attr(&attr, path);
+	errno = 0;
+	struct ibv_ah *ah = ibv_create_ah(pd, &attr);
+	return ah ? ah : fail_ptr();
+}
+
+EXPORT int drv_destroy_ah(struct ibv_ah *ah)
+{
+	int err = ibv_destroy_ah(ah);
+	return err ? fail(err) : 0;
+}
+
+/* ---------- data path ---------- */
+
+static int copy_sges(struct ibv_sge *sge, const struct drv_sge_desc *src, uint32_t n)
+{
+	if (n > DRV_MAX_SGE)
+		return fail(EINVAL);
+	for (uint32_t i = 0; i < n; i++) {
+		sge[i].addr = src[i].addr;
+		sge[i].length = src[i].length;
+		sge[i].lkey = src[i].lkey;
+	}
+	return 0;
+}
+
+EXPORT int drv_post_send(struct ibv_qp *qp, const struct drv_send_desc *d)
+{
+	struct ibv_sge sge[DRV_MAX_SGE];
+	if (copy_sges(sge, d->sg_list, d->num_sge))
+		return -EINVAL;
+	struct ibv_send_wr wr = {
+		.wr_id = d->wr_id,
+		.sg_list = sge,
+		.num_sge = (int)d->num_sge,
+		.opcode = (enum ibv_wr_opcode)d->opcode,
+		.send_flags = d->send_flags,
+		.imm_data = htobe32(d->imm_data),
+	};
+	switch (d->opcode) {
+	case IBV_WR_RDMA_WRITE:
+	case IBV_WR_RDMA_WRITE_WITH_IMM:
+	case IBV_WR_RDMA_READ:
+		wr.wr.rdma.remote_addr = d->remote_addr;
+		wr.wr.rdma.rkey = d->rkey;
+		break;
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		wr.wr.atomic.remote_addr = d->remote_addr;
+		wr.wr.atomic.rkey = d->rkey;
+		wr.wr.atomic.compare_add = d->compare_add;
+		wr.wr.atomic.swap = d->swap;
+		break;
+	default:
+		if (qp->qp_type == IBV_QPT_UD) {
+			wr.wr.ud.ah = (struct ibv_ah *)(uintptr_t)d->ah;
+			wr.wr.ud.remote_qpn = d->remote_qpn;
+			wr.wr.ud.remote_qkey = d->remote_qkey;
+		}
+		break;
+	}
+	struct ibv_send_wr *bad = NULL;
+	int err = ibv_post_send(qp, &wr, &bad);
+	return err ? fail(err) : 0;
+}
+
+EXPORT int drv_post_recv(struct ibv_qp *qp, const struct drv_recv_desc *d)
+{
+	struct ibv_sge sge[DRV_MAX_SGE];
+	if (copy_sges(sge, d->sg_list, d->num_sge))
+		return -EINVAL;
+	struct ibv_recv_wr wr = { .wr_id = d->wr_id, .sg_list = sge, .num_sge = (int)d->num_sge };
+	struct ibv_recv_wr *bad = NULL;
+	int err = ibv_post_recv(qp, &wr, &bad);
+	return err ? fail(err) : 0;
+}

@@ -1,0 +1,105 @@
+// Argument checking that happens before any verb runs: wrong types are TypeError, out-of-range
+// values RangeError. The protection domain is a named double that fails the test if a verb
+// would be reached.
+import assert from "node:assert/strict";
+import { Access, gidText, MemoryRegion, NativeHandle, WorkCompletions } from "../../verbs/mod.ts";
+import { gidBytes } from "../../verbs/validate.ts";
+
+/** Test double: a parent whose native pointer must never be asked for. */
+class UnreachablePd extends NativeHandle {
+  constructor() {
+    super(Deno.UnsafePointer.create(0x1000n)!, "ProtectionDomain", "none", () => 0);
+  }
+  override pointerFor(verb: string): Deno.PointerObject {
+    throw new Error(`validation let ${verb} run`);
+  }
+}
+
+Deno.test("registering memory: bad input is rejected before ibv_reg_mr", async (t) => {
+  const pd = new UnreachablePd();
+  const buf = new Uint8Array(4096);
+  const rejects = (
+    args: Parameters<typeof MemoryRegion.register> extends [unknown, ...infer R] ? R : never,
+    type: typeof TypeError | typeof RangeError,
+  ) => assert.throws(() => MemoryRegion.register(pd, ...args), type);
+
+  await t.step("wrong source types", () => {
+    // @ts-expect-error: wrong type on purpose
+    rejects(["text"], TypeError);
+    // @ts-expect-error: wrong type on purpose
+    rejects([null], TypeError);
+    // @ts-expect-error: wrong type on purpose
+    rejects([[1, 2, 3]], TypeError);
+    rejects([new SharedArrayBuffer(64) as unknown as ArrayBuffer], TypeError);
+  });
+  await t.step("zero length", () => {
+    rejects([new Uint8Array(0)], RangeError);
+    rejects([buf, { length: 0 }], RangeError);
+    rejects([buf, { offset: 4096 }], RangeError);
+    rejects([{ address: 0x1000n, length: 0 }], RangeError);
+  });
+  await t.step("negative or out-of-range offsets and lengths", () => {
+    rejects([buf, { offset: -1 }], RangeError);
+    rejects([buf, { length: -5 }], RangeError);
+    rejects([buf, { offset: 4000, length: 200 }], RangeError);
+    rejects([buf, { offset: 1.5 }], RangeError);
+    // @ts-expect-error: wrong type on purpose
+    rejects([buf, { offset: "1" }], TypeError);
+  });
+  await t.step("detached and resizable buffers", () => {
+    const detached = new ArrayBuffer(64);
+    detached.transfer();
+    rejects([detached], TypeError);
+    rejects([new ArrayBuffer(64, { maxByteLength: 128 })], TypeError);
+  });
+  await t.step("access flags", () => {
+    rejects([buf, { access: 1 << 30 }], RangeError);
+    rejects([buf, { access: -1 }], RangeError);
+    // @ts-expect-error: wrong type on purpose
+    rejects([buf, { access: "remote" }], TypeError);
+  });
+  await t.step("addresses", () => {
+    rejects([{ address: 0n, length: 10 }], RangeError);
+    rejects([{ address: -5n, length: 10 }], RangeError);
+    // @ts-expect-error: wrong type on purpose
+    rejects([{ address: 4096, length: 10 }], TypeError);
+    rejects([{ address: 0x1000n, length: 10 }, { offset: 1 }], TypeError);
+  });
+  await t.step("valid input reaches the verb", () => {
+    assert.throws(
+      () => MemoryRegion.register(pd, buf, { access: Access.LOCAL_WRITE | Access.REMOTE_READ }),
+      /validation let ibv_reg_mr run/,
+    );
+  });
+  pd.close();
+});
+
+Deno.test("GIDs parse from text and bytes and print back", () => {
+  const gid = gidBytes("gid", "fe80::5054:ff:fe12:3456");
+  assert.equal(gidText(gid), "fe80:0000:0000:0000:5054:00ff:fe12:3456");
+  assert.deepEqual(
+    gidBytes("gid", "::ffff:10.10.0.1").subarray(10),
+    Uint8Array.of(255, 255, 10, 10, 0, 1),
+  );
+  assert.equal(gidBytes("gid", gid), gid);
+  assert.throws(() => gidBytes("gid", "fe80::1::2"), RangeError);
+  assert.throws(() => gidBytes("gid", "not a gid"), RangeError);
+  assert.throws(() => gidBytes("gid", new Uint8Array(15)), RangeError);
+  assert.throws(() => gidBytes("gid", 42), TypeError);
+});
+
+Deno.test("work completions: capacity and index bounds", () => {
+  assert.throws(() => new WorkCompletions(0), RangeError);
+  assert.throws(() => new WorkCompletions(-1), RangeError);
+  // @ts-expect-error: wrong type on purpose
+  assert.throws(() => new WorkCompletions("4"), TypeError);
+  const wcs = new WorkCompletions(4);
+  assert.equal(wcs.bytes.length, 4 * 48);
+  assert.throws(() => wcs.status(0), RangeError); // nothing polled yet
+  wcs.count = 1;
+  new DataView(wcs.bytes.buffer).setUint32(0, 7, true);
+  new DataView(wcs.bytes.buffer).setUint32(4, 1, true);
+  assert.equal(wcs.wrId(0), 2 ** 32 + 7);
+  assert.equal(wcs.wrIdBig(0), (1n << 32n) + 7n);
+  assert.throws(() => wcs.status(1), RangeError);
+});

@@ -1,0 +1,182 @@
+/**
+ * Completion queues: polling into a preallocated `WorkCompletions`, and waiting for completion
+ * events without blocking the event loop.
+ *
+ * With `{ channel: true }` the queue gets its own completion channel and is armed at once.
+ * `await cq.wait()` runs the blocking wait on a worker thread (a nonblocking FFI call), then
+ * acknowledges the event and re-arms the queue before resolving, so the loop
+ * "poll; if nothing, await wait()" never misses a completion (it may wake once for completions it
+ * already polled). The worker waits in slices of at most 100 ms so that `close()` during a wait
+ * takes effect promptly: the pending wait rejects with RdmaError EBADF.
+ *
+ * @module
+ */
+import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
+import { NativeHandle } from "./handle.ts";
+import { optionalInteger, optionsObject } from "./validate.ts";
+import { WorkCompletions } from "./work_completions.ts";
+
+/** Options of `Context.createCompletionQueue`. */
+export interface CompletionQueueOptions {
+  /** Minimum number of entries. Default 256. */
+  entries?: number;
+  /** Create a completion channel so `wait()` works. Default false. */
+  channel?: boolean;
+  /** Completion vector (interrupt) for the channel. Default 0. */
+  compVector?: number;
+}
+
+/** Options of `CompletionQueue.wait`. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds (resolve false). Default: wait until an event. */
+  timeoutMs?: number;
+}
+
+const WAIT_SLICE_MS = 100;
+
+/** A completion queue (struct ibv_cq), optionally with its own completion channel. */
+export class CompletionQueue extends NativeHandle {
+  /** Entries the queue can hold (at least what was asked for). */
+  readonly capacity: number;
+  readonly #channel: Deno.PointerObject | null;
+  #waiting = false;
+
+  private constructor(
+    pointer: Deno.PointerObject,
+    parent: NativeHandle,
+    channel: Deno.PointerObject | null,
+  ) {
+    super(pointer, "CompletionQueue", "ibv_destroy_cq", (p) => {
+      const shim = verbsShim();
+      const result = shim.drv_destroy_cq(p);
+      // The channel outlives its queue: destroy it only once the queue is gone.
+      if (result === 0 && channel !== null) shim.drv_destroy_comp_channel(channel);
+      return result;
+    }, [parent]);
+    this.capacity = verbsShim().drv_cq_capacity(pointer);
+    this.#channel = channel;
+  }
+
+  /** ibv_create_cq. Prefer `Context.createCompletionQueue`. */
+  static create(context: NativeHandle, options?: CompletionQueueOptions): CompletionQueue {
+    const opts = optionsObject("options", options);
+    const entries = optionalInteger("entries", opts.entries, 256, 1, 1 << 22);
+    const compVector = optionalInteger("compVector", opts.compVector, 0, 0, 1 << 16);
+    if (opts.channel !== undefined && typeof opts.channel !== "boolean") {
+      throw new TypeError("channel must be a boolean");
+    }
+    const shim = verbsShim();
+    const contextPointer = context.pointerFor("ibv_create_cq");
+    let channel: Deno.PointerObject | null = null;
+    if (opts.channel) {
+      channel = shim.drv_create_comp_channel(contextPointer);
+      if (channel === null) throw lastError("ibv_create_comp_channel");
+    }
+    const pointer = shim.drv_create_cq(contextPointer, entries, channel, compVector);
+    if (pointer === null) {
+      const error = lastError("ibv_create_cq", `${entries} entries`);
+      if (channel !== null) shim.drv_destroy_comp_channel(channel);
+      throw error;
+    }
+    const cq = new CompletionQueue(pointer, context, channel);
+    if (channel !== null) cq.requestNotify();
+    return cq;
+  }
+
+  /** True when the queue has a completion channel (`wait()` works). */
+  get hasChannel(): boolean {
+    return this.#channel !== null;
+  }
+
+  /**
+   * ibv_poll_cq: fills `completions` from index 0 with up to `max` completions (default: its
+   * capacity) and returns how many (also stored in `completions.count`). Allocates nothing.
+   */
+  poll(completions: WorkCompletions, max?: number): number {
+    if (!(completions instanceof WorkCompletions)) {
+      throw new TypeError("completions must be a WorkCompletions");
+    }
+    const limit = max === undefined
+      ? completions.capacity
+      : optionalInteger("max", max, completions.capacity, 1, completions.capacity);
+    const n = verbsShim().drv_poll_cq(this.pointerFor("ibv_poll_cq"), limit, completions.bytes);
+    if (n < 0) {
+      completions.count = 0;
+      throw errorFromResult("ibv_poll_cq", n);
+    }
+    completions.count = n;
+    return n;
+  }
+
+  /** ibv_req_notify_cq: the next completion (or next solicited one) raises a channel event. */
+  requestNotify(solicitedOnly = false): void {
+    if (typeof solicitedOnly !== "boolean") throw new TypeError("solicitedOnly must be a boolean");
+    const result = verbsShim().drv_req_notify_cq(
+      this.pointerFor("ibv_req_notify_cq"),
+      solicitedOnly ? 1 : 0,
+    );
+    if (result !== 0) throw errorFromResult("ibv_req_notify_cq", result);
+  }
+
+  /**
+   * Waits for the next completion event without blocking the event loop, acknowledges it and
+   * re-arms the queue. Resolves true on an event, false on timeout. Needs `{ channel: true }`.
+   * One wait at a time per queue (a second concurrent wait rejects with RdmaError EBUSY).
+   */
+  async wait(options?: WaitOptions): Promise<boolean> {
+    const opts = optionsObject("options", options);
+    let timeout = Infinity;
+    if (opts.timeoutMs !== undefined) {
+      if (typeof opts.timeoutMs !== "number") throw new TypeError("timeoutMs must be a number");
+      if (!(opts.timeoutMs >= 0)) throw new RangeError("timeoutMs must be >= 0");
+      timeout = opts.timeoutMs;
+    }
+    const channel = this.#channel;
+    if (channel === null) {
+      this.pointerFor("ibv_get_cq_event"); // closed beats "no channel"
+      throw new RdmaError("ibv_get_cq_event", Errno.EINVAL, "queue has no completion channel");
+    }
+    if (this.#waiting) {
+      throw new RdmaError("ibv_get_cq_event", Errno.EBUSY, "another wait() is pending");
+    }
+    this.pin("ibv_get_cq_event");
+    this.#waiting = true;
+    const deadline = performance.now() + timeout;
+    try {
+      for (;;) {
+        const left = deadline - performance.now();
+        const slice = Math.max(0, Math.min(WAIT_SLICE_MS, Math.ceil(left)));
+        const result = await verbsShim().drv_wait_cq_event(channel, slice);
+        if (this.closed) {
+          throw new RdmaError("ibv_get_cq_event", Errno.EBADF, "CompletionQueue was closed");
+        }
+        if (result < 0) throw errorFromResult("ibv_get_cq_event", result);
+        if (result > 0) {
+          this.requestNotify();
+          return true;
+        }
+        if (performance.now() >= deadline) return false;
+      }
+    } finally {
+      this.#waiting = false;
+      this.unpin();
+    }
+  }
+
+  /**
+   * Polls; when nothing is there, waits for events until something is or `timeoutMs` passes.
+   * Returns the number of completions (0 on timeout). Needs `{ channel: true }`.
+   */
+  async pollOrWait(completions: WorkCompletions, options?: WaitOptions): Promise<number> {
+    const opts = optionsObject("options", options);
+    const deadline = performance.now() + (opts.timeoutMs ?? Infinity);
+    for (;;) {
+      const n = this.poll(completions);
+      if (n > 0) return n;
+      const left = deadline - performance.now();
+      if (left <= 0) return 0;
+      await this.wait(left === Infinity ? undefined : { timeoutMs: left });
+    }
+  }
+}

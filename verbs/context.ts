@@ -1,0 +1,199 @@
+/**
+ * An open RDMA device: attributes, ports, GID table, and the parent of protection domains and
+ * completion queues (which must be closed before it; see handle.ts).
+ *
+ * @module
+ */
+import { DEVICE_ATTR, GID, PORT_ATTR } from "../ffi/layout.ts";
+import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
+import { CompletionQueue, type CompletionQueueOptions } from "./completion_queue.ts";
+import { GID_TYPES } from "./constants.ts";
+import { errorFromResult, lastError } from "./errors.ts";
+import { NativeHandle } from "./handle.ts";
+import { ProtectionDomain } from "./protection_domain.ts";
+import { gidText, integerIn } from "./validate.ts";
+
+/** Device attributes (a subset of struct ibv_device_attr). */
+export interface DeviceAttributes {
+  firmwareVersion: string;
+  nodeGuid: bigint;
+  sysImageGuid: bigint;
+  maxMrSize: bigint;
+  pageSizeCap: bigint;
+  vendorId: number;
+  vendorPartId: number;
+  hwVersion: number;
+  maxQp: number;
+  maxQpWr: number;
+  maxSge: number;
+  maxCq: number;
+  maxCqe: number;
+  maxMr: number;
+  maxPd: number;
+  maxQpRdAtom: number;
+  maxQpInitRdAtom: number;
+  /** enum ibv_atomic_cap: 0 none, 1 within the HCA, 2 global. */
+  atomicCap: number;
+  maxAh: number;
+  physPortCount: number;
+}
+
+/** Port attributes (a subset of struct ibv_port_attr). */
+export interface PortAttributes {
+  /** enum ibv_port_state (PortState). */
+  state: number;
+  /** enum ibv_mtu (Mtu). */
+  maxMtu: number;
+  activeMtu: number;
+  gidTableLength: number;
+  portCapFlags: number;
+  maxMessageSize: number;
+  /** 0 on RoCE. */
+  lid: number;
+  smLid: number;
+  lmc: number;
+  /** LinkLayer: 1 InfiniBand, 2 Ethernet (RoCE). */
+  linkLayer: number;
+  activeWidth: number;
+  activeSpeed: number;
+  physState: number;
+}
+
+/** One GID table entry. */
+export interface GidEntry {
+  port: number;
+  index: number;
+  /** 16 raw bytes, network order. */
+  gid: Uint8Array;
+  /** The GID as IPv6 text with full groups. */
+  text: string;
+  /** "ib", "roce-v1" or "roce-v2". */
+  type: string;
+  /** Network interface index behind the entry (RoCE), 0 if none. */
+  ifindex: number;
+}
+
+/** An open device (struct ibv_context). */
+export class Context extends NativeHandle {
+  /** The device's name, e.g. "rxe0". */
+  readonly deviceName: string;
+
+  private constructor(pointer: Deno.PointerObject, deviceName: string) {
+    super(pointer, "Context", "ibv_close_device", (p) => verbsShim().drv_close_device(p));
+    this.deviceName = deviceName;
+  }
+
+  /** Opens `name`, or the first device. Prefer `openDevice()` from the module root. */
+  static open(name?: string): Context {
+    if (name !== undefined && typeof name !== "string") {
+      throw new TypeError(`device name must be a string, got ${typeof name}`);
+    }
+    const encoded = new TextEncoder().encode((name ?? "") + "\0");
+    if (name === "" || encoded.length > 64 || encoded.indexOf(0) !== encoded.length - 1) {
+      throw new RangeError(`device name must be 1 to 63 bytes without NUL, got ${name}`);
+    }
+    const pointer = verbsShim().drv_open_device(encoded);
+    if (pointer === null) throw lastError("ibv_open_device", name ?? "first device");
+    return new Context(pointer, cString(verbsShim().drv_context_device_name(pointer)));
+  }
+
+  /** ibv_query_device. */
+  queryDevice(): DeviceAttributes {
+    const desc = new Uint8Array(DEVICE_ATTR.size);
+    const result = verbsShim().drv_query_device(this.pointerFor("ibv_query_device"), desc);
+    if (result !== 0) throw errorFromResult("ibv_query_device", result);
+    const v = new DataView(desc.buffer);
+    const end = desc.indexOf(0);
+    const i32 = (o: number) => v.getInt32(o, true);
+    const u32 = (o: number) => v.getUint32(o, true);
+    return {
+      firmwareVersion: new TextDecoder().decode(desc.subarray(0, end < 0 ? 64 : end)),
+      nodeGuid: v.getBigUint64(DEVICE_ATTR.node_guid, true),
+      sysImageGuid: v.getBigUint64(DEVICE_ATTR.sys_image_guid, true),
+      maxMrSize: v.getBigUint64(DEVICE_ATTR.max_mr_size, true),
+      pageSizeCap: v.getBigUint64(DEVICE_ATTR.page_size_cap, true),
+      vendorId: u32(DEVICE_ATTR.vendor_id),
+      vendorPartId: u32(DEVICE_ATTR.vendor_part_id),
+      hwVersion: u32(DEVICE_ATTR.hw_ver),
+      maxQp: i32(DEVICE_ATTR.max_qp),
+      maxQpWr: i32(DEVICE_ATTR.max_qp_wr),
+      maxSge: i32(DEVICE_ATTR.max_sge),
+      maxCq: i32(DEVICE_ATTR.max_cq),
+      maxCqe: i32(DEVICE_ATTR.max_cqe),
+      maxMr: i32(DEVICE_ATTR.max_mr),
+      maxPd: i32(DEVICE_ATTR.max_pd),
+      maxQpRdAtom: i32(DEVICE_ATTR.max_qp_rd_atom),
+      maxQpInitRdAtom: i32(DEVICE_ATTR.max_qp_init_rd_atom),
+      atomicCap: i32(DEVICE_ATTR.atomic_cap),
+      maxAh: i32(DEVICE_ATTR.max_ah),
+      physPortCount: u32(DEVICE_ATTR.phys_port_cnt),
+    };
+  }
+
+  /** ibv_query_port. Ports are numbered from 1. */
+  queryPort(port = 1): PortAttributes {
+    integerIn("port", port, 1, 255);
+    const desc = new Uint8Array(PORT_ATTR.size);
+    const result = verbsShim().drv_query_port(this.pointerFor("ibv_query_port"), port, desc);
+    if (result !== 0) throw errorFromResult("ibv_query_port", result, `port ${port}`);
+    const v = new DataView(desc.buffer);
+    return {
+      state: v.getUint32(PORT_ATTR.state, true),
+      maxMtu: v.getUint32(PORT_ATTR.max_mtu, true),
+      activeMtu: v.getUint32(PORT_ATTR.active_mtu, true),
+      gidTableLength: v.getInt32(PORT_ATTR.gid_tbl_len, true),
+      portCapFlags: v.getUint32(PORT_ATTR.port_cap_flags, true),
+      maxMessageSize: v.getUint32(PORT_ATTR.max_msg_sz, true),
+      lid: v.getUint16(PORT_ATTR.lid, true),
+      smLid: v.getUint16(PORT_ATTR.sm_lid, true),
+      lmc: v.getUint8(PORT_ATTR.lmc),
+      linkLayer: v.getUint8(PORT_ATTR.link_layer),
+      activeWidth: v.getUint8(PORT_ATTR.active_width),
+      activeSpeed: v.getUint8(PORT_ATTR.active_speed),
+      physState: v.getUint8(PORT_ATTR.phys_state),
+    };
+  }
+
+  /** ibv_query_gid_ex: one GID table entry. Throws RdmaError (ENODATA) for an empty entry. */
+  queryGid(port: number, index: number): GidEntry {
+    integerIn("port", port, 1, 255);
+    integerIn("gid index", index, 0, 0xffff);
+    const desc = new Uint8Array(GID.size);
+    const result = verbsShim().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc);
+    if (result !== 0) throw errorFromResult("ibv_query_gid", result, `port ${port} index ${index}`);
+    const v = new DataView(desc.buffer);
+    const gid = desc.slice(0, 16);
+    return {
+      port,
+      index,
+      gid,
+      text: gidText(gid),
+      type: GID_TYPES[v.getUint32(GID.gid_type, true)] ?? "unknown",
+      ifindex: v.getUint32(GID.ndev_ifindex, true),
+    };
+  }
+
+  /** The populated entries of a port's GID table. */
+  gidTable(port = 1): GidEntry[] {
+    const entries: GidEntry[] = [];
+    const length = this.queryPort(port).gidTableLength;
+    for (let index = 0; index < length; index++) {
+      const desc = new Uint8Array(GID.size);
+      if (verbsShim().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc) !== 0) {
+        continue; // an empty slot
+      }
+      if (desc.subarray(0, 16).some((b) => b !== 0)) entries.push(this.queryGid(port, index));
+    }
+    return entries;
+  }
+
+  /** ibv_alloc_pd. */
+  allocProtectionDomain(): ProtectionDomain {
+    return ProtectionDomain.allocate(this);
+  }
+
+  /** ibv_create_cq (and ibv_create_comp_channel when `options.channel` is true). */
+  createCompletionQueue(options?: CompletionQueueOptions): CompletionQueue {
+    return CompletionQueue.create(this, options);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * Memory regions: memory registered with a protection domain (ibv_reg_mr / ibv_dereg_mr).
+ *
+ * Access defaults to local write only; remote read, write and atomic access are only granted when
+ * asked for. A region registered from an ArrayBuffer or typed array keeps that buffer alive while
+ * it is registered (the buffer is referenced by the region's native state, which outlives the
+ * handle until deregistration, even when the handle is leaked).
+ *
+ * `close()` is idempotent; `deregister()` is the explicit form and throws RdmaError EBADF when the
+ * region is already deregistered.
+ *
+ * @module
+ */
+import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { Access, ACCESS_MASK } from "./constants.ts";
+import { Errno, lastError, RdmaError } from "./errors.ts";
+import { NativeHandle } from "./handle.ts";
+import { integerIn, optionsObject } from "./validate.ts";
+
+/** Memory to register: a buffer or view, or a native address and length. */
+export type MemorySource =
+  | ArrayBuffer
+  | ArrayBufferView
+  | { address: bigint | Deno.PointerObject; length: number };
+
+/** Options of `ProtectionDomain.registerMemory`. */
+export interface RegisterOptions {
+  /** IBV_ACCESS_* bits (`Access`). Default: `Access.LOCAL_WRITE`. */
+  access?: number;
+  /** Byte offset into a buffer source. Default 0. */
+  offset?: number;
+  /** Bytes to register from `offset`. Default: the rest of the buffer. */
+  length?: number;
+}
+
+/** The native owner of a memory region's pointer (what ProtectionDomain passes in). */
+export interface MemoryRegionParent {
+  pointerFor(verb: string): Deno.PointerObject;
+}
+
+interface Resolved {
+  address: Deno.PointerObject;
+  length: number;
+  bytes: Uint8Array | null;
+  keepAlive: unknown;
+}
+
+function resolve(source: unknown, options: Partial<RegisterOptions>): Resolved {
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    const buffer = source instanceof ArrayBuffer ? source : source.buffer;
+    if (!(buffer instanceof ArrayBuffer)) {
+      throw new TypeError(
+        "memory must be an ArrayBuffer or a view of one (not a SharedArrayBuffer)",
+      );
+    }
+    if (buffer.detached) throw new TypeError("cannot register a detached ArrayBuffer");
+    if (buffer.resizable) throw new TypeError("cannot register a resizable ArrayBuffer");
+    const base = source instanceof ArrayBuffer ? 0 : source.byteOffset;
+    const size = source.byteLength;
+    const offset = options.offset === undefined ? 0 : integerIn("offset", options.offset, 0, size);
+    const length = options.length === undefined
+      ? size - offset
+      : integerIn("length", options.length, 1, Number.MAX_SAFE_INTEGER);
+    if (length <= 0) throw new RangeError(`cannot register 0 bytes (buffer of ${size} bytes)`);
+    if (offset + length > size) {
+      throw new RangeError(`offset ${offset} + length ${length} exceeds the ${size}-byte buffer`);
+    }
+    const bytes = new Uint8Array(buffer, base + offset, length);
+    const address = Deno.UnsafePointer.of(bytes);
+    if (address === null) throw new RangeError("the buffer has no backing memory");
+    return { address, length, bytes, keepAlive: buffer };
+  }
+  if (source !== null && typeof source === "object" && "address" in source) {
+    if (options.offset !== undefined || options.length !== undefined) {
+      throw new TypeError("offset and length options apply to buffers; give {address, length}");
+    }
+    const { address, length } = source as { address: unknown; length: unknown };
+    integerIn("length", length, 1, Number.MAX_SAFE_INTEGER);
+    let pointer: Deno.PointerValue;
+    if (typeof address === "bigint") {
+      if (address <= 0n || address >= 1n << 64n) {
+        throw new RangeError(`address must be a non-null 64-bit address, got ${address}`);
+      }
+      pointer = Deno.UnsafePointer.create(address);
+    } else if (address !== null && typeof address === "object") {
+      pointer = address as Deno.PointerObject;
+    } else {
+      throw new TypeError("address must be a bigint or a Deno.PointerObject");
+    }
+    if (pointer === null) throw new RangeError("address must not be null");
+    return { address: pointer, length: length as number, bytes: null, keepAlive: null };
+  }
+  throw new TypeError(
+    "memory must be an ArrayBuffer, a typed array/DataView, or {address, length}",
+  );
+}
+
+/** A registered memory region (struct ibv_mr). */
+export class MemoryRegion extends NativeHandle {
+  /** Local key, for scatter/gather elements. */
+  readonly lkey: number;
+  /** Remote key, for the peer's RDMA and atomic operations. */
+  readonly rkey: number;
+  /** Start address of the registered range. */
+  readonly address: bigint;
+  /** Length in bytes. */
+  readonly length: number;
+  /** The IBV_ACCESS_* bits it was registered with. */
+  readonly access: number;
+  /** The registered bytes when registered from a buffer (null for an address). */
+  readonly bytes: Uint8Array | null;
+
+  private constructor(
+    parent: NativeHandle,
+    pointer: Deno.PointerObject,
+    resolved: Resolved,
+    access: number,
+  ) {
+    super(
+      pointer,
+      "MemoryRegion",
+      "ibv_dereg_mr",
+      (p) => verbsShim().drv_dereg_mr(p),
+      [parent],
+      resolved.keepAlive,
+    );
+    const shim = verbsShim();
+    this.lkey = shim.drv_mr_lkey(pointer);
+    this.rkey = shim.drv_mr_rkey(pointer);
+    this.address = BigInt(Deno.UnsafePointer.value(resolved.address));
+    this.length = resolved.length;
+    this.access = access;
+    this.bytes = resolved.bytes;
+  }
+
+  /** ibv_reg_mr. Prefer `ProtectionDomain.registerMemory`. */
+  static register(
+    pd: NativeHandle,
+    source: MemorySource,
+    options?: RegisterOptions,
+  ): MemoryRegion {
+    const opts = optionsObject("options", options);
+    const access = opts.access === undefined
+      ? Access.LOCAL_WRITE
+      : integerIn("access", opts.access, 0, 0x7fffffff);
+    if ((access & ~ACCESS_MASK) !== 0) {
+      throw new RangeError(`access has unknown bits: 0x${(access & ~ACCESS_MASK).toString(16)}`);
+    }
+    const resolved = resolve(source, opts);
+    const pdPointer = pd.pointerFor("ibv_reg_mr");
+    const pointer = verbsShim().drv_reg_mr(
+      pdPointer,
+      resolved.address,
+      BigInt(resolved.length),
+      access,
+    );
+    if (pointer === null) {
+      throw lastError("ibv_reg_mr", `${resolved.length} bytes, access 0x${access.toString(16)}`);
+    }
+    return new MemoryRegion(pd, pointer, resolved, access);
+  }
+
+  /** True when [address, address + length) lies inside this region. */
+  contains(address: bigint, length: number): boolean {
+    return address >= this.address &&
+      address + BigInt(length) <= this.address + BigInt(this.length);
+  }
+
+  /** ibv_dereg_mr. Throws RdmaError EBADF if already deregistered (close() does not). */
+  deregister(): void {
+    if (this.closed) {
+      throw new RdmaError("ibv_dereg_mr", Errno.EBADF, "MemoryRegion is already deregistered");
+    }
+    this.close();
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The verbs API: devices, contexts, protection domains, memory regions, completion queues, queue
+ * pairs and address handles over libibverbs, through Deno FFI and a small C shim.
+ *
+ * Lifetime: a parent refuses to close while its children are open (RdmaError EBUSY names them);
+ * every handle has an idempotent `close()` and `[Symbol.dispose]`, and leaked handles are closed
+ * by a FinalizationRegistry. See verbs/README.md.
+ *
+ * @module
+ */
+export {
+  Access,
+  DEFAULT_QKEY,
+  GRH_BYTES,
+  LinkLayer,
+  Mtu,
+  mtuBytes,
+  PortState,
+  QpState,
+  QpType,
+  SendFlags,
+  WcFlags,
+  WcOpcode,
+  WcStatus,
+  wcStatusName,
+  WrOpcode,
+} from "./constants.ts";
+export { Errno, RdmaError } from "./errors.ts";
+export { type DeviceInfo, formatGuid, listDevices, openDevice } from "./device.ts";
+export { Context, type DeviceAttributes, type GidEntry, type PortAttributes } from "./context.ts";
+export { NativeHandle } from "./handle.ts";
+export { ProtectionDomain } from "./protection_domain.ts";
+export { MemoryRegion, type MemorySource, type RegisterOptions } from "./memory_region.ts";
+export {
+  CompletionQueue,
+  type CompletionQueueOptions,
+  type WaitOptions,
+} from "./completion_queue.ts";
+export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
+export { gidText } from "./validate.ts";
