@@ -237,8 +237,8 @@ static int ensure_hooks(void) {
   return 0;
 }
 
-int rcache_create(void *pd, int use_double, uint64_t double_pin_limit, uint64_t max_regions,
-                  uint64_t max_bytes, int merge) {
+int rcache_create(void *pd, int use_double, double double_pin_limit, double max_regions,
+                  double max_bytes, int merge) {
   pthread_once(&slots_once, init_slots);
   pthread_mutex_lock(&create_lock);
   int status = ensure_hooks();
@@ -258,9 +258,9 @@ int rcache_create(void *pd, int use_double, uint64_t double_pin_limit, uint64_t 
     while (rc_pending_pop(&c->pending, &start, &end)) {
     }
     rc_pending_take_overflow(&c->pending);
-    c->registrar = use_double ? rc_registrar_double(double_pin_limit) : rc_verbs_registrar(pd);
-    c->max_regions = max_regions;
-    c->max_bytes = max_bytes;
+    c->registrar = use_double ? rc_registrar_double((uint64_t)double_pin_limit) : rc_verbs_registrar(pd);
+    c->max_regions = (uint64_t)max_regions;
+    c->max_bytes = (uint64_t)max_bytes;
     c->merge = merge != 0;
     c->root = NULL;
     c->idle = (struct rc_list){0};
@@ -395,11 +395,19 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
   return RCACHE_MISS;
 }
 
-int rcache_get(int slot, uint64_t addr, uint64_t length, uint32_t access) {
-  if (length == 0 || addr + length < addr || addr + length > UINTPTR_MAX) return RCACHE_ERR_RANGE;
+/* A double is a valid range bound when it is an integer in [0, 2^53]. */
+static bool exact_integer(double value) {
+  return value >= 0 && value <= 9007199254740992.0 && value == (double)(uint64_t)value;
+}
+
+int rcache_get(int slot, double address, double length_value, uint32_t access) {
+  if (!exact_integer(address) || !exact_integer(length_value)) return RCACHE_ERR_RANGE;
+  uint64_t addr = (uint64_t)address, length = (uint64_t)length_value;
+  if (length == 0 || addr == 0 || addr + length > 9007199254740992ull) return RCACHE_ERR_RANGE;
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
   uintptr_t start = (uintptr_t)addr, end = (uintptr_t)(addr + length);
+  c->result.address = (double)start;
   c->stats[RCACHE_STAT_GETS]++;
   int status;
   struct rc_region *r = rc_index_floor(c->root, start);
@@ -416,15 +424,14 @@ int rcache_get(int slot, uint64_t addr, uint64_t length, uint32_t access) {
   return status;
 }
 
-int rcache_get_buffer(int slot, const uint8_t *buffer, uint64_t offset, uint64_t length,
-                      uint32_t access) {
-  return rcache_get(slot, (uint64_t)(uintptr_t)buffer + offset, length, access);
+int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access) {
+  return rcache_get(slot, (double)(uintptr_t)buffer, length, access);
 }
 
-int rcache_put(int slot, uint64_t handle) {
+int rcache_put(int slot, double handle) {
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
-  struct rc_region *r = (struct rc_region *)(uintptr_t)handle;
+  struct rc_region *r = (struct rc_region *)(uintptr_t)(uint64_t)handle;
   int status = 0;
   if (!r || r->holders == 0) {
     status = RCACHE_ERR_STATE;

@@ -29,6 +29,7 @@ struct rcache_result {
   double region;       /* opaque handle for rcache_put (a pointer, exact in a double) */
   double region_start; /* the registered region, which may be larger than what was asked */
   double region_end;
+  double address; /* the first byte asked for (set by every get, even a failed one) */
   uint32_t lkey, rkey;
   int32_t error; /* errno of the failed registration, for RCACHE_ERR_LIMIT / _REGISTER */
   uint32_t access;
@@ -57,18 +58,20 @@ enum rcache_stat {
 };
 
 /*
- * Creates a cache. `pd` is a struct ibv_pd * (ignored with use_double). use_double selects the
+ * Creates a cache (sizes as doubles, like addresses). `pd` is a struct ibv_pd * (ignored with use_double). use_double selects the
  * registrar double; double_pin_limit is its emulated locked-memory limit (0: none). max_regions and
  * max_bytes bound the cache (0: unbounded). Returns the slot, or a negative RCACHE_ERR_*.
  */
-int rcache_create(void *pd, int use_double, uint64_t double_pin_limit, uint64_t max_regions,
-                  uint64_t max_bytes, int merge);
+int rcache_create(void *pd, int use_double, double double_pin_limit, double max_regions,
+                  double max_bytes, int merge);
 int rcache_destroy(int slot);
 struct rcache_result *rcache_result(int slot);
-int rcache_get(int slot, uint64_t addr, uint64_t length, uint32_t access);
-int rcache_get_buffer(int slot, const uint8_t *buffer, uint64_t offset, uint64_t length,
-                      uint32_t access);
-int rcache_put(int slot, uint64_t region);
+/* Addresses and lengths are doubles (exact below 2^53, which covers user space) so the FFI call
+ * needs no BigInt. */
+int rcache_get(int slot, double addr, double length, uint32_t access);
+/* The first `length` bytes of `buffer` (a typed array's data). */
+int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access);
+int rcache_put(int slot, double region);
 int rcache_flush(int slot);
 int rcache_stats(int slot, double *out, int count);
 

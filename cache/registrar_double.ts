@@ -1,0 +1,52 @@
+/**
+ * The registrar double: a stand-in for ibv_reg_mr/ibv_dereg_mr that needs no RDMA device. It hands
+ * out fake keys and counts calls, so the cache's logic (eviction order, merging, stats, invalidation
+ * by the real memory hooks) can be tested and its lookup cost measured on any machine. Registrations
+ * it makes cannot be used for RDMA.
+ *
+ * @module
+ */
+import { DOUBLE_COUNTER_NAMES, rcacheNative } from "../ffi/rcache.ts";
+
+/** Options of `createRegistrarDouble`. */
+export interface RegistrarDoubleOptions {
+  /**
+   * Emulated locked-memory limit in bytes: a registration that would pin more than this in total
+   * fails with ENOMEM, like ibv_reg_mr over RLIMIT_MEMLOCK. Default: no limit.
+   */
+  pinLimit?: number;
+}
+
+/** The double's counters. They are process-wide: compare before and after. */
+export type RegistrarDoubleCounters = Record<(typeof DOUBLE_COUNTER_NAMES)[number], number>;
+
+/** Pass to `new RegistrationCache(...)` instead of a ProtectionDomain. */
+export class RegistrarDouble {
+  /** Emulated locked-memory limit in bytes, 0 for none. */
+  readonly pinLimit: number;
+
+  constructor(options: RegistrarDoubleOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("registrar double options must be an object");
+    }
+    const limit = options.pinLimit ?? 0;
+    if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`pinLimit must be a non-negative integer, got ${String(limit)}`);
+    }
+    this.pinLimit = limit;
+  }
+
+  /** Calls made so far and bytes currently "pinned", process-wide. */
+  counters(): RegistrarDoubleCounters {
+    const values = new Float64Array(DOUBLE_COUNTER_NAMES.length);
+    rcacheNative().rcache_double_counters(values, values.length);
+    return Object.fromEntries(
+      DOUBLE_COUNTER_NAMES.map((name, i) => [name, values[i]]),
+    ) as RegistrarDoubleCounters;
+  }
+}
+
+/** A registrar double (see RegistrarDouble). */
+export function createRegistrarDouble(options: RegistrarDoubleOptions = {}): RegistrarDouble {
+  return new RegistrarDouble(options);
+}

@@ -1,0 +1,423 @@
+/**
+ * The lazy-unpin registration cache.
+ *
+ * `get()` returns a registration covering the asked bytes with at least the asked access, reusing a
+ * cached one when it can; `release()` makes it idle but keeps it registered (lazy unpinning) until
+ * LRU eviction, `flush()`, `close()`, or the release of its memory. The memory hooks keep the cache
+ * correct: when memory is unmapped, trimmed, remapped or madvised away, every cached region over it
+ * leaves the index before the release returns, and idle ones are deregistered then too (or, when the
+ * releasing thread is inside the allocator, libibverbs or the cache itself, at the next cache call).
+ * A registration still held when its memory goes stays valid until released, and is then
+ * deregistered. The region index lives in native code (cache/native/) because the hooks consult it
+ * synchronously on whatever thread releases memory.
+ *
+ * @module
+ */
+import {
+  rcacheNative,
+  RcacheStatus,
+  type RcacheSymbols,
+  RESULT_RECORD_SIZE,
+  ResultField,
+  STAT_NAMES,
+} from "../ffi/rcache.ts";
+import { Access, ACCESS_MASK } from "../verbs/constants.ts";
+import { Errno, RdmaError } from "../verbs/errors.ts";
+import { ProtectionDomain } from "../verbs/protection_domain.ts";
+import { RegistrarDouble } from "./registrar_double.ts";
+
+/** What to register: a buffer or view (all its bytes), or native memory. */
+export type CacheTarget =
+  | ArrayBuffer
+  | SharedArrayBuffer
+  | ArrayBufferView
+  | { address: bigint; length: number };
+
+/** Options of `new RegistrationCache`. */
+export interface RegistrationCacheOptions {
+  /** Registered regions kept at most (held ones included; only idle ones are evicted). Default
+   * 16384; `Infinity` for no bound. */
+  maxRegions?: number;
+  /** Registered bytes kept at most, likewise. Default 1 GiB; `Infinity` for no bound. */
+  maxBytes?: number;
+  /** Register the union with overlapping or adjacent regions of the same access. Default true. */
+  merge?: boolean;
+}
+
+/** Counters and sizes from `RegistrationCache.stats()`. */
+export type RegistrationCacheStats = Record<(typeof STAT_NAMES)[number], number>;
+
+/** Where to post from: a scatter/gather element plus the registration to release afterwards. */
+export interface CachedSge {
+  /** First byte (struct ibv_sge addr). */
+  addr: bigint;
+  /** Bytes (struct ibv_sge length). */
+  length: number;
+  /** struct ibv_sge lkey. */
+  lkey: number;
+  /** Release it when the work request has completed. */
+  registration: Registration;
+}
+
+const DEFAULT_MAX_REGIONS = 16384;
+const DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
+const PUT = Symbol("put");
+const NEEDS_LOCAL_WRITE = Access.REMOTE_WRITE | Access.REMOTE_ATOMIC;
+
+function bound(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (value === Infinity) return 0; // 0 is "unbounded" in the native cache
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number`);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer or Infinity, got ${value}`);
+  }
+  return value;
+}
+
+function checkAccess(access: unknown): number {
+  if (typeof access !== "number") throw new TypeError("access must be a number (Access bits)");
+  if (!Number.isInteger(access) || access < 0 || (access & ~ACCESS_MASK) !== 0) {
+    throw new RangeError(`access ${access} has bits that are not IBV_ACCESS_* flags`);
+  }
+  if ((access & NEEDS_LOCAL_WRITE) !== 0 && (access & Access.LOCAL_WRITE) === 0) {
+    throw new RangeError("REMOTE_WRITE and REMOTE_ATOMIC access need LOCAL_WRITE too");
+  }
+  return access;
+}
+
+function closedError(operation: string): RdmaError {
+  return new RdmaError(operation, Errno.EBADF, "the registration cache is closed");
+}
+
+const leakedCaches = new FinalizationRegistry<number>((slot) => {
+  rcacheNative().rcache_destroy(slot);
+});
+
+/** A cached registration: use `lkey`/`rkey`, then `release()` (or `using`). */
+export class Registration implements Disposable {
+  /** Local key, for scatter/gather elements. */
+  readonly lkey: number;
+  /** Remote key, for a peer's RDMA READ/WRITE (only with remote access). */
+  readonly rkey: number;
+  /** Bytes asked for (from `address`). */
+  readonly length: number;
+  /** IBV_ACCESS_* bits of the underlying region (a superset of those asked for). */
+  readonly access: number;
+  /** True when the cache already had a covering region. */
+  readonly hit: boolean;
+  readonly #address: number;
+  readonly #regionStart: number;
+  readonly #regionEnd: number;
+  readonly #handle: number;
+  #cache: RegistrationCache | null;
+  /** Keeps a registered buffer alive (and its memory mapped) while held. */
+  #target: unknown;
+
+  /** @internal Made by RegistrationCache.get. */
+  constructor(
+    cache: RegistrationCache,
+    target: unknown,
+    length: number,
+    hit: boolean,
+    f64: Float64Array,
+    u32: Uint32Array,
+  ) {
+    this.#cache = cache;
+    this.#target = target;
+    this.#address = f64[ResultField.ADDRESS];
+    this.length = length;
+    this.hit = hit;
+    this.#handle = f64[ResultField.REGION];
+    this.#regionStart = f64[ResultField.REGION_START];
+    this.#regionEnd = f64[ResultField.REGION_END];
+    this.lkey = u32[ResultField.LKEY];
+    this.rkey = u32[ResultField.RKEY];
+    this.access = u32[ResultField.ACCESS];
+  }
+
+  /** First byte asked for. */
+  get address(): bigint {
+    return BigInt(this.#address);
+  }
+
+  /** First byte of the registered region (merging can make it larger than what was asked). */
+  get regionAddress(): bigint {
+    return BigInt(this.#regionStart);
+  }
+
+  /** Bytes in the registered region. */
+  get regionLength(): number {
+    return this.#regionEnd - this.#regionStart;
+  }
+
+  /** True after `release()`. */
+  get released(): boolean {
+    return this.#cache === null;
+  }
+
+  /** Gives the registration back to the cache; a second call throws RdmaError EBADF. */
+  release(): void {
+    const cache = this.#cache;
+    if (cache === null) {
+      throw new RdmaError("Registration.release", Errno.EBADF, "registration already released");
+    }
+    this.#cache = null;
+    this.#target = null;
+    cache[PUT](this.#handle);
+  }
+
+  /** Releases unless already released. */
+  [Symbol.dispose](): void {
+    if (this.#cache !== null) this.release();
+  }
+}
+
+/** The lazy-unpin registration cache over one protection domain. */
+export class RegistrationCache implements Disposable {
+  /** Bound on registered regions (0 means none). */
+  readonly maxRegions: number;
+  /** Bound on registered bytes (0 means none). */
+  readonly maxBytes: number;
+  /** Whether overlapping/adjacent registrations of the same access are merged. */
+  readonly merge: boolean;
+  readonly #native: RcacheSymbols;
+  readonly #slot: number;
+  readonly #f64: Float64Array;
+  readonly #u32: Uint32Array;
+  readonly #i32: Int32Array;
+  /** Keeps the protection domain (or double) alive while regions are registered with it. */
+  readonly #registrar: ProtectionDomain | RegistrarDouble;
+  #closed = false;
+
+  /**
+   * Creates a cache over `pd` (or a RegistrarDouble, for logic tests without a device). Installs the
+   * memory hooks if needed and refuses (RdmaError ENOSYS) when they cannot report both free and
+   * mmap-family releases: without them a lazy cache could hand out stale registrations.
+   */
+  constructor(pd: ProtectionDomain | RegistrarDouble, options: RegistrationCacheOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("options must be an object");
+    }
+    this.maxRegions = bound("maxRegions", options.maxRegions, DEFAULT_MAX_REGIONS);
+    this.maxBytes = bound("maxBytes", options.maxBytes, DEFAULT_MAX_BYTES);
+    if (options.merge !== undefined && typeof options.merge !== "boolean") {
+      throw new TypeError("merge must be a boolean");
+    }
+    this.merge = options.merge ?? true;
+    let pointer: Deno.PointerValue = null;
+    let pinLimit = 0;
+    if (pd instanceof RegistrarDouble) {
+      pinLimit = pd.pinLimit;
+    } else if (pd instanceof ProtectionDomain) {
+      pointer = pd.pointerFor("RegistrationCache");
+    } else {
+      throw new TypeError("a RegistrationCache needs a ProtectionDomain (or a RegistrarDouble)");
+    }
+    this.#registrar = pd;
+    const native = rcacheNative();
+    const slot = native.rcache_create(
+      pointer,
+      pd instanceof RegistrarDouble ? 1 : 0,
+      pinLimit,
+      this.maxRegions,
+      this.maxBytes,
+      this.merge ? 1 : 0,
+    );
+    if (slot < 0) throw createError(native, slot);
+    this.#native = native;
+    this.#slot = slot;
+    const record = Deno.UnsafePointerView.getArrayBuffer(
+      native.rcache_result(slot)!,
+      RESULT_RECORD_SIZE,
+    );
+    this.#f64 = new Float64Array(record, 0, 4);
+    this.#u32 = new Uint32Array(record);
+    this.#i32 = new Int32Array(record);
+    leakedCaches.register(this, slot, this);
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * A registration of `target`'s bytes with at least `access` (default LOCAL_WRITE). A buffer
+   * target stays referenced while the registration is held. Throws TypeError/RangeError for bad
+   * input, RdmaError when registration fails (ENOMEM/EAGAIN after evicting every idle region and
+   * retrying, with the locked-memory limit in the message) or the cache is closed (EBADF).
+   */
+  get(target: CacheTarget, access: number = Access.LOCAL_WRITE): Registration {
+    if (this.#closed) throw closedError("RegistrationCache.get");
+    if (access !== Access.LOCAL_WRITE) checkAccess(access);
+    const native = this.#native;
+    let status: number;
+    let length: number;
+    if (ArrayBuffer.isView(target)) {
+      length = target.byteLength;
+      if (length === 0) throw new RangeError("cannot register an empty view");
+      checkBuffer(target.buffer);
+      status = native.rcache_get_buffer(this.#slot, target, length, access);
+    } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
+      length = target.byteLength;
+      if (length === 0) throw new RangeError("cannot register an empty buffer");
+      checkBuffer(target);
+      const view = new Uint8Array(target);
+      status = native.rcache_get_buffer(this.#slot, view, length, access);
+    } else if (target !== null && typeof target === "object" && "address" in target) {
+      const a = target.address;
+      length = target.length;
+      if (typeof a !== "bigint") throw new TypeError("address must be a bigint");
+      if (typeof length !== "number") throw new TypeError("length must be a number");
+      if (!Number.isSafeInteger(length) || length < 1) {
+        throw new RangeError(`length must be a positive integer, got ${length}`);
+      }
+      if (a <= 0n || a + BigInt(length) > 1n << 53n) {
+        throw new RangeError(`[${a}, +${length}) is not a range of the address space`);
+      }
+      status = native.rcache_get(this.#slot, Number(a), length, access);
+    } else {
+      throw new TypeError(
+        "target must be an ArrayBuffer, a typed array, a DataView or {address: bigint, length}",
+      );
+    }
+    if (status < 0) throw this.#getError(status, this.#f64[ResultField.ADDRESS], length);
+    return new Registration(
+      this,
+      target,
+      length,
+      status === RcacheStatus.HIT,
+      this.#f64,
+      this.#u32,
+    );
+  }
+
+  /**
+   * A scatter/gather element for `length` bytes at `offset` in `buffer` (default: to its end),
+   * registered through the cache; release `registration` after the work request completes.
+   */
+  sge(
+    buffer: ArrayBuffer | ArrayBufferView,
+    offset = 0,
+    length?: number,
+    access: number = Access.LOCAL_WRITE,
+  ): CachedSge {
+    const view = ArrayBuffer.isView(buffer)
+      ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+      : buffer instanceof ArrayBuffer
+      ? new Uint8Array(buffer)
+      : null;
+    if (view === null) throw new TypeError("buffer must be an ArrayBuffer or a view of one");
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > view.byteLength) {
+      throw new RangeError(`offset ${offset} is outside the ${view.byteLength}-byte buffer`);
+    }
+    const size = length ?? view.byteLength - offset;
+    if (!Number.isSafeInteger(size) || size < 1 || offset + size > view.byteLength) {
+      throw new RangeError(
+        `length ${size} at offset ${offset} does not fit the ${view.byteLength}-byte buffer`,
+      );
+    }
+    const part = view.subarray(offset, offset + size);
+    const registration = this.get(part, access);
+    return { addr: registration.address, length: size, lkey: registration.lkey, registration };
+  }
+
+  /** Counters and sizes (see RegistrationCacheStats). */
+  stats(): RegistrationCacheStats {
+    if (this.#closed) throw closedError("RegistrationCache.stats");
+    const values = new Float64Array(STAT_NAMES.length);
+    this.#native.rcache_stats(this.#slot, values, values.length);
+    return Object.fromEntries(STAT_NAMES.map((n, i) => [n, values[i]])) as RegistrationCacheStats;
+  }
+
+  /** Deregisters every idle region now. */
+  flush(): void {
+    if (this.#closed) throw closedError("RegistrationCache.flush");
+    this.#native.rcache_flush(this.#slot);
+  }
+
+  /**
+   * Deregisters everything, held registrations included (their later release() throws EBADF).
+   * Idempotent; any other later use throws RdmaError EBADF.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    leakedCaches.unregister(this);
+    this.#native.rcache_destroy(this.#slot);
+    void this.#registrar;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal Registration.release. */
+  [PUT](handle: number): void {
+    if (this.#closed) throw closedError("Registration.release");
+    const status = this.#native.rcache_put(this.#slot, handle);
+    if (status < 0) {
+      throw new RdmaError("Registration.release", Errno.EINVAL, `cache reports status ${status}`);
+    }
+  }
+
+  #getError(status: number, address: number, length: number): Error {
+    const what = `${length} bytes at 0x${address.toString(16)}`;
+    const errno = this.#i32[ResultField.ERROR];
+    switch (status) {
+      case RcacheStatus.CLOSED:
+        return closedError("RegistrationCache.get");
+      case RcacheStatus.RANGE:
+        return new RangeError(`${what} is not a valid range`);
+      case RcacheStatus.LIMIT: {
+        const limit = this.#native.rcache_memlock_limit();
+        const limitText = limit < 0 ? "unlimited" : `${limit} bytes`;
+        return new RdmaError(
+          "ibv_reg_mr",
+          errno,
+          `registering ${what} hit the locked-memory limit (RLIMIT_MEMLOCK ${limitText}, or a ` +
+            `device limit) even after evicting every idle cached region; release registrations ` +
+            `or raise the limit (ulimit -l)`,
+        );
+      }
+      case RcacheStatus.REGISTER:
+        return new RdmaError("ibv_reg_mr", errno, `registering ${what}`);
+      case RcacheStatus.NO_MEMORY:
+        return new RdmaError("RegistrationCache.get", Errno.ENOMEM, "out of memory");
+      default:
+        return new RdmaError("RegistrationCache.get", Errno.EIO, `unexpected status ${status}`);
+    }
+  }
+}
+
+function checkBuffer(buffer: ArrayBufferLike): void {
+  if (buffer instanceof ArrayBuffer) {
+    if (buffer.detached) throw new TypeError("cannot register a detached ArrayBuffer");
+    if (buffer.resizable) throw new TypeError("cannot register a resizable ArrayBuffer");
+  } else if (buffer instanceof SharedArrayBuffer && buffer.growable) {
+    throw new TypeError("cannot register a growable SharedArrayBuffer");
+  }
+}
+
+function createError(native: RcacheSymbols, status: number): Error {
+  const level = native.rcache_hooks_support_level();
+  switch (status) {
+    case RcacheStatus.UNSUPPORTED:
+      return new RdmaError(
+        "RegistrationCache",
+        Errno.ENOSYS,
+        `the memory hooks report support level 0x${level.toString(16)}; a lazy registration ` +
+          `cache needs FREE and MMAP support, or released memory could stay registered`,
+      );
+    case RcacheStatus.HOOKS:
+      return new RdmaError(
+        "RegistrationCache",
+        Errno.EIO,
+        `installing the memory hooks failed (opal code ${native.rcache_hooks_status()})`,
+      );
+    case RcacheStatus.TOO_MANY:
+      return new RdmaError("RegistrationCache", Errno.ENOMEM, "too many registration caches open");
+    default:
+      return new RdmaError("RegistrationCache", Errno.EIO, `unexpected status ${status}`);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The FFI table of the registration cache's native part (`build/libdeno_rdma_rcache.so`, sources in
+ * `cache/native/`), and the layout of the records it shares with TypeScript.
+ *
+ * Opened on first use. Addresses, lengths and region handles cross as doubles (f64): user-space
+ * addresses on Linux fit in 47 bits, so they are exact, and the hot path needs no BigInt.
+ *
+ * @module
+ */
+import { openNativeLibrary } from "./loader.ts";
+
+/** File name of the cache library in the build folder. */
+export const RCACHE_FILE = "libdeno_rdma_rcache.so";
+
+const SYMBOLS = {
+  rcache_create: {
+    parameters: ["pointer", "i32", "f64", "f64", "f64", "i32"],
+    result: "i32",
+  },
+  rcache_destroy: { parameters: ["i32"], result: "i32" },
+  rcache_result: { parameters: ["i32"], result: "pointer" },
+  rcache_get: { parameters: ["i32", "f64", "f64", "u32"], result: "i32" },
+  rcache_get_buffer: { parameters: ["i32", "buffer", "f64", "u32"], result: "i32" },
+  rcache_put: { parameters: ["i32", "f64"], result: "i32" },
+  rcache_flush: { parameters: ["i32"], result: "i32" },
+  rcache_stats: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  rcache_memlock_limit: { parameters: [], result: "f64" },
+  rcache_hooks_support_level: { parameters: [], result: "i32" },
+  rcache_hooks_status: { parameters: [], result: "i32" },
+  rcache_double_counters: { parameters: ["buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened library's functions. */
+export type RcacheSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+/** The cache library's symbols, opening it on first call. */
+export function rcacheNative(): RcacheSymbols {
+  library ??= openNativeLibrary(RCACHE_FILE, SYMBOLS);
+  return library.symbols;
+}
+
+/** rcache_get results (cache/native/rcache.h). Errors are negative. */
+export const RcacheStatus = Object.freeze(
+  {
+    HIT: 0,
+    MISS: 1,
+    CLOSED: -1,
+    LIMIT: -2,
+    REGISTER: -3,
+    NO_MEMORY: -4,
+    HOOKS: -5,
+    UNSUPPORTED: -6,
+    TOO_MANY: -7,
+    RANGE: -8,
+    STATE: -9,
+  } as const,
+);
+
+/** Size in bytes of struct rcache_result. */
+export const RESULT_RECORD_SIZE = 48;
+
+/** Field offsets of struct rcache_result: four doubles, then four 32-bit words. */
+export const ResultField = Object.freeze(
+  {
+    /** Float64 index of the region handle. */
+    REGION: 0,
+    /** Float64 index of the registered region's first byte. */
+    REGION_START: 1,
+    /** Float64 index of the registered region's end (exclusive). */
+    REGION_END: 2,
+    /** Float64 index of the first byte asked for. */
+    ADDRESS: 3,
+    /** Uint32 index of lkey. */
+    LKEY: 8,
+    /** Uint32 index of rkey. */
+    RKEY: 9,
+    /** Int32 index of the failed registration's errno. */
+    ERROR: 10,
+    /** Uint32 index of the region's access bits. */
+    ACCESS: 11,
+  } as const,
+);
+
+/** Order of the values rcache_stats writes (enum rcache_stat). */
+export const STAT_NAMES = [
+  "gets",
+  "hits",
+  "misses",
+  "merges",
+  "evictions",
+  "invalidations",
+  "deregistrations",
+  "deregistrationsInRelease",
+  "deregistrationsDeferred",
+  "registrations",
+  "regions",
+  "bytes",
+  "inUse",
+  "indexedRegions",
+  "limitRetries",
+  "pendingOverflows",
+  "deregistrationFailures",
+] as const;
+
+/** Order of the values rcache_double_counters writes. */
+export const DOUBLE_COUNTER_NAMES = [
+  "registrations",
+  "deregistrations",
+  "failures",
+  "pinnedBytes",
+  "pinLimit",
+] as const;
