@@ -254,14 +254,14 @@ export class RegistrationCache implements Disposable {
     let status: number;
     let length: number;
     if (ArrayBuffer.isView(target)) {
+      checkBuffer(target.buffer);
       length = target.byteLength;
       if (length === 0) throw new RangeError("cannot register an empty view");
-      checkBuffer(target.buffer);
       status = native.rcache_get_buffer(this.#slot, target, length, access);
     } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
+      checkBuffer(target);
       length = target.byteLength;
       if (length === 0) throw new RangeError("cannot register an empty buffer");
-      checkBuffer(target);
       const view = new Uint8Array(target);
       status = native.rcache_get_buffer(this.#slot, view, length, access);
     } else if (target !== null && typeof target === "object" && "address" in target) {

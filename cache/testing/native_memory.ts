@@ -1,0 +1,100 @@
+/**
+ * Test support: native memory the tests map, fill and release through libc (so the memory hooks
+ * see every call), and the process's pinned-memory figure. Used by the cache's host and rxe tests
+ * and benchmarks; not part of the library's API.
+ *
+ * @module
+ */
+
+const libc = Deno.dlopen("libc.so.6", {
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  mremap: { parameters: ["pointer", "usize", "usize", "i32", "pointer"], result: "pointer" },
+  malloc: { parameters: ["usize"], result: "pointer" },
+  free: { parameters: ["pointer"], result: "void" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+});
+
+const PROT_READ_WRITE = 0x3;
+const MAP_PRIVATE_ANONYMOUS = 0x22;
+const MAP_FIXED = 0x10;
+const MAP_FAILED = 0xffffffffffffffffn;
+/** madvise advice values. */
+export const MADV_DONTNEED = 4;
+/** mremap flags. */
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+
+/** A mapping or allocation the test owns. */
+export interface NativeBlock {
+  pointer: Deno.PointerObject;
+  address: bigint;
+  length: number;
+  /** Its bytes, for filling and checking (valid only while it is mapped). */
+  bytes: Uint8Array;
+}
+
+function block(pointer: Deno.PointerValue, length: number, what: string): NativeBlock {
+  const address = pointer === null ? 0n : BigInt(Deno.UnsafePointer.value(pointer));
+  if (pointer === null || address === MAP_FAILED) throw new Error(`${what} failed`);
+  const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, length));
+  return { pointer, address, length, bytes };
+}
+
+/** Anonymous private read/write mapping, at `at` exactly when given (MAP_FIXED). */
+export function mapAnonymous(length: number, at?: bigint): NativeBlock {
+  const hint = at === undefined ? null : Deno.UnsafePointer.create(at);
+  const flags = MAP_PRIVATE_ANONYMOUS | (at === undefined ? 0 : MAP_FIXED);
+  return block(
+    libc.symbols.mmap(hint, BigInt(length), PROT_READ_WRITE, flags, -1, 0n),
+    length,
+    "mmap",
+  );
+}
+
+export function unmap(b: NativeBlock): void {
+  if (libc.symbols.munmap(b.pointer, BigInt(b.length)) !== 0) throw new Error("munmap failed");
+}
+
+/** munmap of part of a block: `length` bytes from `offset`. */
+export function unmapPart(b: NativeBlock, offset: number, length: number): void {
+  const p = Deno.UnsafePointer.create(b.address + BigInt(offset));
+  if (libc.symbols.munmap(p, BigInt(length)) !== 0) throw new Error("munmap failed");
+}
+
+export function madvise(b: NativeBlock, offset: number, length: number, advice: number): void {
+  const p = Deno.UnsafePointer.create(b.address + BigInt(offset));
+  if (libc.symbols.madvise(p, BigInt(length), advice) !== 0) throw new Error("madvise failed");
+}
+
+/** mremap to `newLength`, moved to `to` when given (MREMAP_FIXED). */
+export function remap(b: NativeBlock, newLength: number, to?: bigint): NativeBlock {
+  const target = to === undefined ? null : Deno.UnsafePointer.create(to);
+  const flags = MREMAP_MAYMOVE | (to === undefined ? 0 : MREMAP_FIXED);
+  return block(
+    libc.symbols.mremap(b.pointer, BigInt(b.length), BigInt(newLength), flags, target),
+    newLength,
+    "mremap",
+  );
+}
+
+export function malloc(length: number): NativeBlock {
+  return block(libc.symbols.malloc(BigInt(length)), length, "malloc");
+}
+
+export function free(b: NativeBlock): void {
+  libc.symbols.free(b.pointer);
+}
+
+export function mallocTrim(): void {
+  libc.symbols.malloc_trim(0n);
+}
+
+/** VmPin of this process in KiB (/proc/self/status), or NaN when the kernel does not report it. */
+export function vmPinKiB(): number {
+  const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) =>
+    l.startsWith("VmPin:")
+  );
+  return line ? Number(line.split(/\s+/)[1]) : NaN;
+}
