@@ -85,8 +85,13 @@ mkdir -p /tmp/home /tmp/deno-dir
 export HOME=/tmp/home DENO_DIR=/tmp/deno-dir
 
 echo "@@SOFTROCE-READY@@"
-# command.sh sets the job's environment and working directory, then execs the command.
-sh "$JOB/command.sh" </dev/null
-status=$?
+# command.sh sets the job's environment and working directory, then execs the command. Its output
+# goes through a pipe, as in CI, so programs do not treat the serial console as a terminal (no
+# cursor tricks, no prompts).
+(
+  sh "$JOB/command.sh" </dev/null 2>&1
+  echo "$?" >/run/softroce/status
+) | cat
+status=$(cat /run/softroce/status 2>/dev/null || echo 125)
 echo "$status" >"$JOB/status"
 echo "@@SOFTROCE-EXIT@@ $status"

@@ -104,16 +104,16 @@ class ConsoleFilter {
   #encoder = new TextEncoder();
 
   async feed(chunk: Uint8Array): Promise<void> {
-    this.#pending += this.#decoder.decode(chunk, { stream: true }).replaceAll("\r", "");
+    this.#pending += this.#decoder.decode(chunk, { stream: true });
     const lines = this.#pending.split("\n");
     this.#pending = lines.pop() ?? "";
     let out = "";
-    for (const line of lines) out += this.#line(line);
+    for (const line of lines) out += this.#line(lastRewrite(line));
     if (out) await writeAll(Deno.stdout, this.#encoder.encode(out));
   }
 
   async end(): Promise<void> {
-    const out = this.#pending ? this.#line(this.#pending) : "";
+    const out = this.#pending ? this.#line(lastRewrite(this.#pending)) : "";
     this.#pending = "";
     if (out) await writeAll(Deno.stdout, this.#encoder.encode(out));
   }
@@ -144,6 +144,15 @@ class ConsoleFilter {
   }
 }
 
+/**
+ * What a terminal would show for one console line: the serial line ends each line with "\r\n", and
+ * a bare "\r" inside a line (progress output) starts it over.
+ */
+function lastRewrite(line: string): string {
+  const trimmed = line.replace(/\r+$/, "");
+  return trimmed.slice(trimmed.lastIndexOf("\r") + 1);
+}
+
 async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array) {
   for (let at = 0; at < data.length;) at += await w.write(data.subarray(at));
 }
@@ -163,6 +172,18 @@ function qemuArgs(vmlinuz: string, initrd: string, jobDir: string): string[] {
   ];
 }
 
+/** The guest's /tmp, /run and /dev/shm are its own tmpfs: host files there are not visible. */
+function warnAboutHostOnlyPaths(command: string[]): void {
+  for (const word of command) {
+    if (/^\/(tmp|run|dev\/shm)\//.test(word)) {
+      console.error(
+        `soft-RoCE: note: ${word} is on the guest's own tmpfs; host files under /tmp, /run and ` +
+          "/dev/shm are not visible in the guest",
+      );
+    }
+  }
+}
+
 /**
  * Runs `command` inside the soft-RoCE guest, streaming its output to stdout, and resolves to its
  * exit status (124 on timeout, 125 when the guest could not be started, 130 on SIGINT). The
@@ -173,6 +194,7 @@ export async function runInGuest(
   options: GuestRunOptions = {},
 ): Promise<number> {
   const timeoutSeconds = validate(command, options);
+  warnAboutHostOnlyPaths(command);
   const started = performance.now();
   let image;
   try {
