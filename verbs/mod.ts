@@ -38,3 +38,13 @@ export {
 } from "./completion_queue.ts";
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
 export { gidText } from "./validate.ts";
+export { AddressHandle, type PathOptions } from "./address_handle.ts";
+export {
+  type ConnectionInfo,
+  type ConnectOptions,
+  QueuePair,
+  type QueuePairOptions,
+  type RecvRequest,
+  type ScatterGather,
+  type SendRequest,
+} from "./queue_pair.ts";

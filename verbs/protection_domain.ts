@@ -5,21 +5,28 @@
  * @module
  */
 import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { AddressHandle, type PathOptions } from "./address_handle.ts";
+import type { Context } from "./context.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { MemoryRegion, type MemoryRegion as MemoryRegionType } from "./memory_region.ts";
 import type { MemorySource, RegisterOptions } from "./memory_region.ts";
+import { QueuePair, type QueuePairOptions } from "./queue_pair.ts";
 
 /** A protection domain (struct ibv_pd). */
 export class ProtectionDomain extends NativeHandle {
-  private constructor(pointer: Deno.PointerObject, parent: NativeHandle) {
+  /** The context it was allocated on. */
+  readonly context: Context;
+
+  private constructor(pointer: Deno.PointerObject, context: Context) {
     super(pointer, "ProtectionDomain", "ibv_dealloc_pd", (p) => verbsShim().drv_dealloc_pd(p), [
-      parent,
+      context,
     ]);
+    this.context = context;
   }
 
   /** ibv_alloc_pd. Prefer `Context.allocProtectionDomain()`. */
-  static allocate(context: NativeHandle): ProtectionDomain {
+  static allocate(context: Context): ProtectionDomain {
     const pointer = verbsShim().drv_alloc_pd(context.pointerFor("ibv_alloc_pd"));
     if (pointer === null) throw lastError("ibv_alloc_pd");
     return new ProtectionDomain(pointer, context);
@@ -31,5 +38,15 @@ export class ProtectionDomain extends NativeHandle {
    */
   registerMemory(source: MemorySource, options?: RegisterOptions): MemoryRegionType {
     return MemoryRegion.register(this, source, options);
+  }
+
+  /** ibv_create_qp. The queue pair starts in RESET; `connect()` brings it to RTS. */
+  createQueuePair(options: QueuePairOptions): QueuePair {
+    return QueuePair.create(this, this.context, options);
+  }
+
+  /** ibv_create_ah: a UD destination. */
+  createAddressHandle(path: PathOptions): AddressHandle {
+    return AddressHandle.create(this, path);
   }
 }

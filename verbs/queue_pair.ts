@@ -1,0 +1,503 @@
+/**
+ * Queue pairs (RC, UC and UD): creation, the INIT/RTR/RTS transitions from a plain object of
+ * connection parameters, and posting work requests.
+ *
+ * Posting reuses one send and one receive descriptor per queue pair, so `postSend`/`postRecv`
+ * allocate nothing beyond the request object the caller passes. Memory regions named in a request
+ * must stay registered until its completion is polled (the verbs contract; not checked here).
+ *
+ * @module
+ */
+import { PATH, RECV, SEND, SGE } from "../ffi/layout.ts";
+import { MAX_SGE } from "../ffi/layout.ts";
+import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { type AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
+import type { CompletionQueue } from "./completion_queue.ts";
+import {
+  Access,
+  ACCESS_MASK,
+  DEFAULT_QKEY,
+  LinkLayer,
+  QpType,
+  SendFlags,
+  WrOpcode,
+} from "./constants.ts";
+import type { Context } from "./context.ts";
+import { errorFromResult, lastError } from "./errors.ts";
+import { NativeHandle } from "./handle.ts";
+import { MemoryRegion } from "./memory_region.ts";
+import { gidBytes, integerIn, optionalInteger, optionsObject } from "./validate.ts";
+
+/** Options of `ProtectionDomain.createQueuePair`. */
+export interface QueuePairOptions {
+  /** "RC", "UC" or "UD" (or a QpType value). */
+  type: "RC" | "UC" | "UD" | number;
+  sendCq: CompletionQueue;
+  /** Default: `sendCq`. */
+  recvCq?: CompletionQueue;
+  /** Default 128. */
+  maxSendWr?: number;
+  /** Default 128. */
+  maxRecvWr?: number;
+  /** Default 1. */
+  maxSendSge?: number;
+  /** Default 1. */
+  maxRecvSge?: number;
+  /** Default 0. */
+  maxInlineData?: number;
+  /** Every send produces a completion (sq_sig_all). Default true. */
+  signalAll?: boolean;
+}
+
+/** What one end tells the other to connect: a plain, serializable object. */
+export interface ConnectionInfo {
+  qpn: number;
+  psn: number;
+  /** 0 on RoCE. */
+  lid: number;
+  /** 16 bytes or IPv6 text. */
+  gid: Uint8Array | string;
+  /** The sender's own GID index (informational for the peer). */
+  gidIndex?: number;
+  /** enum ibv_mtu (Mtu). The path MTU is the smaller of both ends'. */
+  mtu?: number;
+  port?: number;
+}
+
+/** Local choices for `connect()`; all optional. */
+export interface ConnectOptions {
+  /** Local port. Default 1. */
+  port?: number;
+  /** Local GID index. Default: chosen by `defaultGidIndex()`. */
+  gidIndex?: number;
+  /** What remote peers may do through this QP (RC/UC). Default: local write only. */
+  access?: number;
+  pkeyIndex?: number;
+  /** UD qkey. Default DEFAULT_QKEY. */
+  qkey?: number;
+  /** enum ibv_mtu cap. Default: the port's active MTU (and the remote's, if smaller). */
+  mtu?: number;
+  /** RC local ack timeout exponent (4.096 us * 2^timeout). Default 14. */
+  timeout?: number;
+  /** Default 7. */
+  retryCount?: number;
+  /** Default 7 (infinite). */
+  rnrRetry?: number;
+  /** Outstanding RDMA reads/atomics this end issues. Default 1. */
+  maxRdAtomic?: number;
+  /** Outstanding RDMA reads/atomics this end accepts. Default 1. */
+  maxDestRdAtomic?: number;
+  /** Default 12 (0.64 ms). */
+  minRnrTimer?: number;
+  sl?: number;
+  hopLimit?: number;
+  trafficClass?: number;
+}
+
+/** One scatter/gather element: part of a memory region, or a raw address with its lkey. */
+export type ScatterGather =
+  | { mr: MemoryRegion; offset?: number; length?: number }
+  | { address: number | bigint; length: number; lkey: number };
+
+/** A send work request. */
+export interface SendRequest {
+  /** WrOpcode. Default SEND. */
+  opcode?: number;
+  wrId?: number | bigint;
+  /** Local buffers; none for a zero-byte send or write. */
+  sge?: ScatterGather | readonly ScatterGather[];
+  /** Ask for a completion (when the QP does not signal all). */
+  signaled?: boolean;
+  solicited?: boolean;
+  inline?: boolean;
+  fence?: boolean;
+  /** Immediate data (host order) for SEND_WITH_IMM and RDMA_WRITE_WITH_IMM. */
+  imm?: number;
+  /** RDMA and atomics: the remote address and key. */
+  remoteAddress?: number | bigint;
+  rkey?: number;
+  /** Fetch-add: the addend. Compare-swap: the expected value. */
+  compareAdd?: number | bigint;
+  /** Compare-swap: the new value. */
+  swap?: number | bigint;
+  /** UD: the destination. */
+  ah?: AddressHandle;
+  remoteQpn?: number;
+  remoteQkey?: number;
+}
+
+/** A receive work request. */
+export interface RecvRequest {
+  wrId?: number | bigint;
+  sge?: ScatterGather | readonly ScatterGather[];
+}
+
+const TWO_32 = 2 ** 32;
+
+function writeU64(view: DataView, offset: number, name: string, value: unknown): void {
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+    }
+    view.setUint32(offset, value % TWO_32, true);
+    view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+  } else if (typeof value === "bigint") {
+    if (value < 0n || value >= 1n << 64n) throw new RangeError(`${name} must fit in 64 bits`);
+    view.setBigUint64(offset, value, true);
+  } else {
+    throw new TypeError(`${name} must be a number or a bigint, got ${typeof value}`);
+  }
+}
+
+const VALID_OPCODES = new Set<number>(Object.values(WrOpcode));
+const TYPE_NAMES: Record<string, number> = { RC: QpType.RC, UC: QpType.UC, UD: QpType.UD };
+
+/** A queue pair (struct ibv_qp). */
+export class QueuePair extends NativeHandle {
+  /** QpType value. */
+  readonly type: number;
+  /** The queue pair number. */
+  readonly qpn: number;
+  /** This end's initial packet sequence number (random, 24 bits). */
+  readonly psn: number;
+  readonly sendCq: CompletionQueue;
+  readonly recvCq: CompletionQueue;
+  readonly maxSendSge: number;
+  readonly maxRecvSge: number;
+  readonly #context: Context;
+  readonly #send = new Uint8Array(SEND.size);
+  readonly #sendView = new DataView(this.#send.buffer);
+  readonly #recv = new Uint8Array(RECV.size);
+  readonly #recvView = new DataView(this.#recv.buffer);
+
+  private constructor(
+    pointer: Deno.PointerObject,
+    pd: NativeHandle,
+    context: Context,
+    type: number,
+    sendCq: CompletionQueue,
+    recvCq: CompletionQueue,
+    maxSendSge: number,
+    maxRecvSge: number,
+  ) {
+    super(
+      pointer,
+      "QueuePair",
+      "ibv_destroy_qp",
+      (p) => verbsShim().drv_destroy_qp(p),
+      [pd, sendCq, recvCq],
+    );
+    this.type = type;
+    this.qpn = verbsShim().drv_qp_num(pointer);
+    this.psn = crypto.getRandomValues(new Uint32Array(1))[0] & 0xffffff;
+    this.sendCq = sendCq;
+    this.recvCq = recvCq;
+    this.maxSendSge = maxSendSge;
+    this.maxRecvSge = maxRecvSge;
+    this.#context = context;
+  }
+
+  /** ibv_create_qp. Prefer `ProtectionDomain.createQueuePair`. */
+  static create(pd: NativeHandle, context: Context, options: QueuePairOptions): QueuePair {
+    const opts = optionsObject("options", options);
+    const type = typeof opts.type === "string" ? TYPE_NAMES[opts.type] : opts.type;
+    if (typeof type !== "number") throw new TypeError(`type must be "RC", "UC" or "UD"`);
+    if (!Object.values(QpType).includes(type as 2 | 3 | 4)) {
+      throw new RangeError(`unsupported queue pair type ${type}`);
+    }
+    const sendCq = opts.sendCq;
+    const recvCq = opts.recvCq ?? sendCq;
+    if (!sendCq || typeof sendCq.poll !== "function" || typeof recvCq?.poll !== "function") {
+      throw new TypeError("sendCq (and recvCq if given) must be CompletionQueues");
+    }
+    const maxSendWr = optionalInteger("maxSendWr", opts.maxSendWr, 128, 1, 1 << 20);
+    const maxRecvWr = optionalInteger("maxRecvWr", opts.maxRecvWr, 128, 1, 1 << 20);
+    const maxSendSge = optionalInteger("maxSendSge", opts.maxSendSge, 1, 1, MAX_SGE);
+    const maxRecvSge = optionalInteger("maxRecvSge", opts.maxRecvSge, 1, 1, MAX_SGE);
+    const maxInline = optionalInteger("maxInlineData", opts.maxInlineData, 0, 0, 1 << 16);
+    if (opts.signalAll !== undefined && typeof opts.signalAll !== "boolean") {
+      throw new TypeError("signalAll must be a boolean");
+    }
+    const pointer = verbsShim().drv_create_qp(
+      pd.pointerFor("ibv_create_qp"),
+      sendCq.pointerFor("ibv_create_qp"),
+      recvCq.pointerFor("ibv_create_qp"),
+      type,
+      maxSendWr,
+      maxRecvWr,
+      maxSendSge,
+      maxRecvSge,
+      maxInline,
+      opts.signalAll === false ? 0 : 1,
+    );
+    if (pointer === null) throw lastError("ibv_create_qp");
+    return new QueuePair(pointer, pd, context, type, sendCq, recvCq, maxSendSge, maxRecvSge);
+  }
+
+  /** The current state (QpState), as libibverbs last set it. */
+  get state(): number {
+    return verbsShim().drv_qp_state(this.pointerFor("ibv_query_qp"));
+  }
+
+  /**
+   * The GID index used when none is given: on Ethernet (RoCE) ports the first RoCE v2 entry with
+   * an IPv4-mapped address, else the first RoCE v2 entry, else 0.
+   */
+  defaultGidIndex(port = 1): number {
+    if (this.#context.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return 0;
+    const table = this.#context.gidTable(port);
+    const v2 = table.filter((e) => e.type === "roce-v2");
+    const mapped = v2.find((e) => e.gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0)));
+    return (mapped ?? v2[0] ?? table[0])?.index ?? 0;
+  }
+
+  /** What the peer needs to connect to this queue pair (send it over any channel). */
+  localInfo(options?: { port?: number; gidIndex?: number }): Required<ConnectionInfo> {
+    const opts = optionsObject("options", options);
+    const port = optionalInteger("port", opts.port, 1, 1, 255);
+    const gidIndex = opts.gidIndex === undefined
+      ? this.defaultGidIndex(port)
+      : integerIn("gidIndex", opts.gidIndex, 0, 255);
+    const attr = this.#context.queryPort(port);
+    const gid = this.#context.queryGid(port, gidIndex).gid;
+    return {
+      qpn: this.qpn,
+      psn: this.psn,
+      lid: attr.lid,
+      gid,
+      gidIndex,
+      mtu: attr.activeMtu,
+      port,
+    };
+  }
+
+  /** RESET -> INIT. */
+  toInit(options?: ConnectOptions): void {
+    const opts = optionsObject("options", options);
+    const access = optionalInteger("access", opts.access, Access.LOCAL_WRITE, 0, 0x7fffffff);
+    if ((access & ~ACCESS_MASK) !== 0) throw new RangeError("access has unknown bits");
+    const result = verbsShim().drv_modify_qp_init(
+      this.pointerFor("ibv_modify_qp"),
+      optionalInteger("port", opts.port, 1, 1, 255),
+      optionalInteger("pkeyIndex", opts.pkeyIndex, 0, 0, 0xffff),
+      access,
+      optionalInteger("qkey", opts.qkey, DEFAULT_QKEY, 0, 0xffffffff),
+    );
+    if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to INIT");
+  }
+
+  /** INIT -> RTR. RC/UC need `remote`; UD ignores it. */
+  toRtr(remote?: ConnectionInfo, options?: ConnectOptions): void {
+    const opts = optionsObject("options", options);
+    const desc = new Uint8Array(PATH.size);
+    if (this.type !== QpType.UD) {
+      const r = optionsObject("remote", remote) as Partial<ConnectionInfo>;
+      const v = new DataView(desc.buffer);
+      v.setUint32(PATH.dest_qpn, integerIn("remote.qpn", r.qpn, 0, 0xffffff), true);
+      v.setUint32(PATH.rq_psn, integerIn("remote.psn", r.psn, 0, 0xffffff), true);
+      const port = optionalInteger("port", opts.port, 1, 1, 255);
+      const gidIndex = opts.gidIndex === undefined
+        ? this.defaultGidIndex(port)
+        : integerIn("gidIndex", opts.gidIndex, 0, 255);
+      const path: PathOptions = {
+        lid: integerIn("remote.lid", r.lid, 0, 0xffff),
+        gid: r.gid === undefined ? undefined : gidBytes("remote.gid", r.gid),
+        gidIndex,
+        port,
+        sl: opts.sl,
+        hopLimit: opts.hopLimit,
+        trafficClass: opts.trafficClass,
+      };
+      writePath(desc, path);
+      const active = this.#context.queryPort(port).activeMtu;
+      const mtu = Math.min(
+        active,
+        optionalInteger("remote.mtu", r.mtu, active, 1, 5),
+        optionalInteger("mtu", opts.mtu, active, 1, 5),
+      );
+      v.setUint8(PATH.path_mtu, mtu);
+      v.setUint8(
+        PATH.max_dest_rd_atomic,
+        optionalInteger("maxDestRdAtomic", opts.maxDestRdAtomic, 1, 0, 255),
+      );
+      v.setUint8(PATH.min_rnr_timer, optionalInteger("minRnrTimer", opts.minRnrTimer, 12, 0, 31));
+    }
+    const result = verbsShim().drv_modify_qp_rtr(this.pointerFor("ibv_modify_qp"), desc);
+    if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to RTR");
+  }
+
+  /** RTR -> RTS, sending from this end's `psn`. */
+  toRts(options?: ConnectOptions): void {
+    const opts = optionsObject("options", options);
+    const result = verbsShim().drv_modify_qp_rts(
+      this.pointerFor("ibv_modify_qp"),
+      this.psn,
+      optionalInteger("timeout", opts.timeout, 14, 0, 31),
+      optionalInteger("retryCount", opts.retryCount, 7, 0, 7),
+      optionalInteger("rnrRetry", opts.rnrRetry, 7, 0, 7),
+      optionalInteger("maxRdAtomic", opts.maxRdAtomic, 1, 0, 255),
+    );
+    if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to RTS");
+  }
+
+  /**
+   * RESET -> INIT -> RTR -> RTS in one call. RC/UC: `remote` is the peer's `localInfo()`.
+   * UD: `remote` is not needed (pass undefined); destinations go in each send.
+   */
+  connect(remote?: ConnectionInfo, options?: ConnectOptions): void {
+    if (this.type !== QpType.UD && (remote === undefined || remote === null)) {
+      throw new TypeError("connect() needs the remote end's connection info");
+    }
+    this.toInit(options);
+    this.toRtr(remote, options);
+    this.toRts(options);
+  }
+
+  /** Moves to ERR: outstanding requests complete with WR_FLUSH_ERR. */
+  toError(): void {
+    const result = verbsShim().drv_modify_qp_error(this.pointerFor("ibv_modify_qp"));
+    if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to ERR");
+  }
+
+  #writeSges(
+    view: DataView,
+    at: number,
+    sge: ScatterGather | readonly ScatterGather[] | undefined,
+    max: number,
+    verb: string,
+  ): { count: number; total: number } {
+    if (sge === undefined) return { count: 0, total: 0 };
+    const one = !Array.isArray(sge);
+    const count = one ? 1 : (sge as readonly ScatterGather[]).length;
+    if (count > max) throw new RangeError(`${count} scatter/gather elements; this QP takes ${max}`);
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const e = one ? sge as ScatterGather : (sge as readonly ScatterGather[])[i];
+      const o = at + i * SGE.size;
+      if (e === null || typeof e !== "object") throw new TypeError("sge must be an object");
+      let address: number;
+      let length: number;
+      let lkey: number;
+      if ("mr" in e) {
+        if (!(e.mr instanceof MemoryRegion)) throw new TypeError("sge.mr must be a MemoryRegion");
+        e.mr.pointerFor(verb); // EBADF if it was deregistered
+        const offset = e.offset === undefined
+          ? 0
+          : integerIn("sge.offset", e.offset, 0, e.mr.length);
+        length = e.length === undefined
+          ? e.mr.length - offset
+          : integerIn("sge.length", e.length, 1, 0xffffffff);
+        if (length <= 0 || offset + length > e.mr.length) {
+          throw new RangeError(
+            `sge [${offset}, ${offset + length}) is outside the ${e.mr.length}-byte region`,
+          );
+        }
+        address = Number(e.mr.address) + offset;
+        lkey = e.mr.lkey;
+      } else if ("lkey" in e) {
+        address = typeof e.address === "bigint" ? Number(e.address) : e.address;
+        if (typeof address !== "number" || !Number.isSafeInteger(address) || address <= 0) {
+          throw new RangeError("sge.address must be a positive address");
+        }
+        length = integerIn("sge.length", e.length, 1, 0xffffffff);
+        lkey = integerIn("sge.lkey", e.lkey, 0, 0xffffffff);
+      } else {
+        throw new TypeError("sge must be {mr, offset?, length?} or {address, length, lkey}");
+      }
+      if (length > 0xffffffff) throw new RangeError("one sge is at most 4 GiB - 1");
+      view.setUint32(o + SGE.addr, address % TWO_32, true);
+      view.setUint32(o + SGE.addr + 4, Math.floor(address / TWO_32), true);
+      view.setUint32(o + SGE.length, length, true);
+      view.setUint32(o + SGE.lkey, lkey, true);
+      total += length;
+    }
+    return { count, total };
+  }
+
+  /** ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when full). */
+  postSend(wr: SendRequest): void {
+    const qp = this.pointerFor("ibv_post_send");
+    if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
+    const v = this.#sendView;
+    const opcode = wr.opcode ?? WrOpcode.SEND;
+    if (typeof opcode !== "number") throw new TypeError("opcode must be a WrOpcode value");
+    if (!VALID_OPCODES.has(opcode)) throw new RangeError(`unknown opcode ${opcode}`);
+    const { count, total } = this.#writeSges(
+      v,
+      SEND.sg_list,
+      wr.sge,
+      this.maxSendSge,
+      "ibv_post_send",
+    );
+    writeU64(v, SEND.wr_id, "wrId", wr.wrId ?? 0);
+    v.setUint32(SEND.opcode, opcode, true);
+    let flags = 0;
+    if (wr.signaled) flags |= SendFlags.SIGNALED;
+    if (wr.solicited) flags |= SendFlags.SOLICITED;
+    if (wr.inline) flags |= SendFlags.INLINE;
+    if (wr.fence) flags |= SendFlags.FENCE;
+    v.setUint32(SEND.send_flags, flags, true);
+    const withImm = opcode === WrOpcode.SEND_WITH_IMM || opcode === WrOpcode.RDMA_WRITE_WITH_IMM;
+    if (withImm && wr.imm === undefined) throw new TypeError("this opcode needs imm");
+    v.setUint32(SEND.imm_data, withImm ? integerIn("imm", wr.imm, 0, 0xffffffff) : 0, true);
+    v.setUint32(SEND.num_sge, count, true);
+    const remote = opcode === WrOpcode.RDMA_WRITE || opcode === WrOpcode.RDMA_WRITE_WITH_IMM ||
+      opcode === WrOpcode.RDMA_READ || opcode === WrOpcode.ATOMIC_CMP_AND_SWP ||
+      opcode === WrOpcode.ATOMIC_FETCH_AND_ADD;
+    const atomic = opcode === WrOpcode.ATOMIC_CMP_AND_SWP ||
+      opcode === WrOpcode.ATOMIC_FETCH_AND_ADD;
+    if (remote) {
+      if (this.type === QpType.UD) throw new RangeError("UD queue pairs only send");
+      if (wr.remoteAddress === undefined || wr.rkey === undefined) {
+        throw new TypeError("RDMA and atomic operations need remoteAddress and rkey");
+      }
+      writeU64(v, SEND.remote_addr, "remoteAddress", wr.remoteAddress);
+      v.setUint32(SEND.rkey, integerIn("rkey", wr.rkey, 0, 0xffffffff), true);
+    } else {
+      v.setUint32(SEND.remote_addr, 0, true);
+      v.setUint32(SEND.remote_addr + 4, 0, true);
+      v.setUint32(SEND.rkey, 0, true);
+    }
+    if (atomic) {
+      if (count !== 1 || total !== 8) {
+        throw new RangeError("atomic operations take exactly one 8-byte sge");
+      }
+      if (v.getUint32(SEND.remote_addr, true) % 8 !== 0) {
+        throw new RangeError("atomic remoteAddress must be 8-byte aligned");
+      }
+      if (wr.compareAdd === undefined) throw new TypeError("atomic operations need compareAdd");
+      writeU64(v, SEND.compare_add, "compareAdd", wr.compareAdd);
+      if (opcode === WrOpcode.ATOMIC_CMP_AND_SWP && wr.swap === undefined) {
+        throw new TypeError("compare-and-swap needs swap");
+      }
+      writeU64(v, SEND.swap, "swap", wr.swap ?? 0);
+    }
+    if (this.type === QpType.UD) {
+      const ah = wr.ah;
+      if (!ah || typeof ah !== "object" || !("address" in ah)) {
+        throw new TypeError("UD sends need ah (an AddressHandle)");
+      }
+      writeU64(v, SEND.ah, "ah", ah.address);
+      v.setUint32(SEND.remote_qpn, integerIn("remoteQpn", wr.remoteQpn, 0, 0xffffff), true);
+      v.setUint32(
+        SEND.remote_qkey,
+        optionalInteger("remoteQkey", wr.remoteQkey, DEFAULT_QKEY, 0, 0xffffffff),
+        true,
+      );
+    }
+    const result = verbsShim().drv_post_send(qp, this.#send);
+    if (result !== 0) throw errorFromResult("ibv_post_send", result);
+  }
+
+  /** ibv_post_recv of one work request. */
+  postRecv(wr: RecvRequest): void {
+    const qp = this.pointerFor("ibv_post_recv");
+    if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
+    const v = this.#recvView;
+    const { count } = this.#writeSges(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
+    writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
+    v.setUint32(RECV.num_sge, count, true);
+    const result = verbsShim().drv_post_recv(qp, this.#recv);
+    if (result !== 0) throw errorFromResult("ibv_post_recv", result);
+  }
+}
