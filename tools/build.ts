@@ -71,7 +71,8 @@ export const TARGETS: NativeTarget[] = [
     output: "libdeno_rdma_testsupport.so",
     dir: "tests/native",
     includes: ["hooks/native"],
-    ldflags: ["-pthread", "-L" + "build", "-lopal_memhooks", "-Wl,-rpath,$ORIGIN"],
+    // nodelete: its C callbacks stay registered with the hooks after Deno closes the library.
+    ldflags: ["-pthread", "-L" + "build", "-lopal_memhooks", "-Wl,-rpath,$ORIGIN", "-Wl,-z,nodelete"],
   },
 ];
 

@@ -1,0 +1,302 @@
+/**
+ * The Open MPI "opal memory hooks" API for TypeScript: `memHooks`.
+ *
+ * Native code learns about a release synchronously, on the releasing thread, before the memory
+ * goes (C callbacks registered through `opal_memhooks.h`). TypeScript callbacks cannot run there:
+ * the release may happen on a thread that is not the JavaScript thread, or inside V8's own garbage
+ * collector, where calling into JavaScript is never allowed. So every event is also pushed into a
+ * fixed-size native queue, and TypeScript callbacks are delivered from it, in order, on the
+ * JavaScript thread:
+ *
+ * - at every registration cache operation (the cache calls `flushIfPending()`),
+ * - whenever the program calls `flush()`,
+ * - and by a 20 ms timer that never keeps the process alive.
+ *
+ * None is lost: when the queue is full, events are folded into one covering range per kind,
+ * delivered after the queued events with `MEMHOOKS_EVENT_COALESCED` set in the fifth argument.
+ *
+ * Callbacks receive `(buf, length, cbdata, fromAlloc, flags)`: `buf` is the start address as a
+ * bigint, `length` the byte count as a number, `cbdata` what was given at registration,
+ * `fromAlloc` whether the allocator (free, realloc, heap trim) caused it rather than a direct call
+ * by the program, and `flags` the `MEMHOOKS_EVENT_*` bits.
+ *
+ * A callback that throws does not stop delivery: the remaining callbacks and events are still
+ * delivered, then `flush()` (or `flushIfPending()`) throws the error (an `AggregateError` when
+ * several were thrown). Errors from timer deliveries go to `reportError`, like an uncaught
+ * exception in a timer.
+ *
+ * @module
+ */
+import {
+  MEMHOOKS_EVENT_SIZE,
+  MEMHOOKS_STATS_SIZE,
+  type MemhooksLibrary,
+  openMemhooks,
+} from "../ffi/memhooks.ts";
+
+export const OPAL_SUCCESS = 0;
+export const OPAL_ERR_OUT_OF_RESOURCE = -2;
+export const OPAL_ERR_BAD_PARAM = -5;
+export const OPAL_ERR_NOT_SUPPORTED = -8;
+export const OPAL_ERR_NOT_FOUND = -13;
+export const OPAL_EXISTS = -14;
+
+/** Release callbacks fire when memory goes back to the operating system (see hooks/README.md). */
+export const OPAL_MEMORY_FREE_SUPPORT = 0x1;
+/** Alloc and release callbacks fire at malloc/calloc/realloc/free (LD_PRELOAD mode only). */
+export const OPAL_MEMORY_MALLOC_SUPPORT = 0x2;
+/** Releases are reported per chunk returned to the OS, not at every free (see hooks/README.md). */
+export const OPAL_MEMORY_CHUNK_SUPPORT = 0x4;
+/** Alloc callbacks fire when memory is mapped (mmap, mremap growth, brk growth, shmat). */
+export const OPAL_MEMORY_MMAP_SUPPORT = 0x8;
+
+export const MEMHOOKS_EVENT_RELEASE = 0x1;
+export const MEMHOOKS_EVENT_ALLOC = 0x2;
+export const MEMHOOKS_EVENT_FROM_ALLOC = 0x4;
+/** The event is a range covering several events that overflowed the native queue. */
+export const MEMHOOKS_EVENT_COALESCED = 0x8;
+/** The memory was released by a native callback while it ran. */
+export const MEMHOOKS_EVENT_NESTED = 0x10;
+
+const QUEUE_RELEASE = 0x1;
+const QUEUE_ALLOC = 0x2;
+const TIMER_MS = 20;
+const DRAIN_BATCH = 512;
+
+/** A TypeScript memory hook callback. */
+export type MemHookCallback = (
+  buf: bigint,
+  length: number,
+  cbdata: unknown,
+  fromAlloc: boolean,
+  flags: number,
+) => void;
+
+/** Counters since the hooks library was loaded. */
+export interface MemHooksStats {
+  /** Release events the hooks saw. */
+  releases: bigint;
+  /** Alloc events the hooks saw. */
+  allocs: bigint;
+  /** Releases made by native callbacks while they ran, dispatched after the outer release. */
+  nested: bigint;
+  /** Events folded into a covering range (queue or nested overflow). */
+  coalesced: bigint;
+  /** Events offered to the TypeScript queue. */
+  queued: bigint;
+  /** Events delivered to TypeScript callbacks by this module. */
+  delivered: number;
+}
+
+/** Whether each libc function was patched, and if not why (`MEMHOOKS_PATCH_*` in the header). */
+export interface PatchStatus {
+  name: string;
+  status: number;
+}
+
+interface Listener {
+  fn: MemHookCallback;
+  cbdata: unknown;
+}
+
+class MemHooks {
+  #lib: MemhooksLibrary | undefined;
+  #initialized = false;
+  #level = 0;
+  #release: Listener[] = [];
+  #alloc: Listener[] = [];
+  #pending: Int32Array | undefined;
+  #buffer = new Uint8Array(DRAIN_BATCH * MEMHOOKS_EVENT_SIZE);
+  #view = new DataView(this.#buffer.buffer);
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #delivering = false;
+  #delivered = 0;
+
+  /** Loads the hooks library and installs the hooks; returns an OPAL code. */
+  init(): number {
+    const lib = this.#lib ??= openMemhooks();
+    const rc = lib.symbols.opal_mem_hooks_init();
+    this.#initialized = true;
+    this.#level = lib.symbols.opal_mem_hooks_support_level();
+    const word = lib.symbols.memhooks_queue_pending_word();
+    if (word === null) throw new Error("the hooks library returned no pending word");
+    this.#pending ??= new Int32Array(Deno.UnsafePointerView.getArrayBuffer(word, 4));
+    return rc;
+  }
+
+  /** Delivers what is queued, removes every callback and the hooks; returns an OPAL code. */
+  finalize(): number {
+    if (!this.#lib) return OPAL_SUCCESS;
+    let error: unknown;
+    try {
+      if (this.#initialized) this.flush();
+    } catch (e) {
+      error = e;
+    }
+    this.#release = [];
+    this.#alloc = [];
+    this.#updateQueue();
+    const rc = this.#lib.symbols.opal_mem_hooks_finalize();
+    this.#initialized = false;
+    this.#level = 0;
+    if (error !== undefined) throw error;
+    return rc;
+  }
+
+  /** The `OPAL_MEMORY_*` bits that init's self-test proved (0 before init). */
+  supportLevel(): number {
+    return this.#initialized ? this.#level : 0;
+  }
+
+  registerRelease(fn: MemHookCallback, cbdata?: unknown): number {
+    return this.#register(this.#release, fn, cbdata, OPAL_MEMORY_FREE_SUPPORT);
+  }
+
+  registerAlloc(fn: MemHookCallback, cbdata?: unknown): number {
+    return this.#register(
+      this.#alloc,
+      fn,
+      cbdata,
+      OPAL_MEMORY_MMAP_SUPPORT | OPAL_MEMORY_MALLOC_SUPPORT,
+    );
+  }
+
+  /** Delivers the events queued so far to `fn` too, then removes it. */
+  unregisterRelease(fn: MemHookCallback): number {
+    return this.#unregister(this.#release, fn);
+  }
+
+  unregisterAlloc(fn: MemHookCallback): number {
+    return this.#unregister(this.#alloc, fn);
+  }
+
+  /**
+   * Delivers every queued event now, in order; returns how many. Called from inside a callback
+   * it returns 0 (the delivery in progress goes on).
+   */
+  flush(): number {
+    const lib = this.#lib;
+    if (!lib || !this.#initialized || this.#delivering) return 0;
+    this.#delivering = true;
+    const errors: unknown[] = [];
+    let count = 0;
+    try {
+      for (;;) {
+        const n = Number(lib.symbols.memhooks_queue_drain(this.#buffer, BigInt(DRAIN_BATCH)));
+        if (n === 0) break;
+        for (let i = 0; i < n; i++) {
+          const at = i * MEMHOOKS_EVENT_SIZE;
+          const addr = this.#view.getBigUint64(at, true);
+          const len = Number(this.#view.getBigUint64(at + 8, true));
+          const flags = this.#view.getUint32(at + 16, true);
+          const listeners = (flags & MEMHOOKS_EVENT_ALLOC) ? this.#alloc : this.#release;
+          const fromAlloc = (flags & MEMHOOKS_EVENT_FROM_ALLOC) !== 0;
+          for (const { fn, cbdata } of [...listeners]) {
+            try {
+              fn(addr, len, cbdata, fromAlloc, flags);
+            } catch (e) {
+              errors.push(e);
+            }
+          }
+          count++;
+        }
+      }
+    } finally {
+      this.#delivering = false;
+      this.#delivered += count;
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, "memory hook callbacks threw");
+    return count;
+  }
+
+  /** `flush()` if anything may be queued; without queued events it costs no native call. */
+  flushIfPending(): number {
+    const pending = this.#pending;
+    if (!pending || Atomics.load(pending, 0) === 0) return 0;
+    return this.flush();
+  }
+
+  stats(): MemHooksStats {
+    const lib = this.#lib ??= openMemhooks();
+    const out = new BigUint64Array(MEMHOOKS_STATS_SIZE / 8);
+    lib.symbols.memhooks_stats(out);
+    return {
+      releases: out[0],
+      allocs: out[1],
+      nested: out[2],
+      coalesced: out[3],
+      queued: out[4],
+      delivered: this.#delivered,
+    };
+  }
+
+  patchStatus(): PatchStatus[] {
+    const lib = this.#lib ??= openMemhooks();
+    const result: PatchStatus[] = [];
+    for (let i = 0; i < lib.symbols.memhooks_patch_count(); i++) {
+      const name = lib.symbols.memhooks_patch_name(i);
+      result.push({
+        name: name === null ? "" : Deno.UnsafePointerView.getCString(name),
+        status: lib.symbols.memhooks_patch_status(i),
+      });
+    }
+    return result;
+  }
+
+  #register(list: Listener[], fn: MemHookCallback, cbdata: unknown, needs: number): number {
+    if (typeof fn !== "function") {
+      throw new TypeError(`a memory hook callback must be a function, got ${typeof fn}`);
+    }
+    if (!this.#initialized || (this.#level & needs) === 0) return OPAL_ERR_NOT_SUPPORTED;
+    if (list.some((l) => l.fn === fn)) return OPAL_EXISTS;
+    list.push({ fn, cbdata });
+    return this.#updateQueue();
+  }
+
+  #unregister(list: Listener[], fn: MemHookCallback): number {
+    if (typeof fn !== "function") {
+      throw new TypeError(`a memory hook callback must be a function, got ${typeof fn}`);
+    }
+    const at = list.findIndex((l) => l.fn === fn);
+    if (at < 0) return OPAL_ERR_NOT_FOUND;
+    let error: unknown;
+    try {
+      this.flush();
+    } catch (e) {
+      error = e;
+    }
+    list.splice(list.findIndex((l) => l.fn === fn), 1);
+    this.#updateQueue();
+    if (error !== undefined) throw error;
+    return OPAL_SUCCESS;
+  }
+
+  /** Tells the native side which events to queue, and runs the timer only while needed. */
+  #updateQueue(): number {
+    const kinds = (this.#release.length ? QUEUE_RELEASE : 0) |
+      (this.#alloc.length ? QUEUE_ALLOC : 0);
+    const rc = this.#lib && this.#initialized
+      ? this.#lib.symbols.memhooks_queue_enable(kinds)
+      : OPAL_SUCCESS;
+    if (kinds !== 0 && this.#timer === undefined) {
+      const timer = setInterval(() => {
+        try {
+          this.flushIfPending();
+        } catch (e) {
+          reportError(e);
+        }
+      }, TIMER_MS);
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    } else if (kinds === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+    return rc;
+  }
+}
+
+/** The process's memory hooks (one native instance per process). */
+export const memHooks: MemHooks = new MemHooks();
+export type { MemHooks };

@@ -1,0 +1,6 @@
+/**
+ * Memory hooks: the opal mem_hooks API (`memHooks`) and its constants.
+ *
+ * @module
+ */
+export * from "./mem_hooks.ts";

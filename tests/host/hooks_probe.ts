@@ -1,0 +1,97 @@
+/**
+ * The C test probe (`tests/native/memhooks_probe.c`, in build/libdeno_rdma_testsupport.so) for the
+ * memory hook tests: a C release handler that records what it sees, and drivers that release
+ * memory through libc's real paths.
+ *
+ * @module
+ */
+import { openNativeLibrary } from "../../ffi/loader.ts";
+
+export const PAGE = 4096;
+
+const symbols = {
+  probe_register: { parameters: [], result: "i32" },
+  probe_unregister: { parameters: [], result: "i32" },
+  probe_register_alloc: { parameters: [], result: "i32" },
+  probe_unregister_alloc: { parameters: [], result: "i32" },
+  probe_alloc_total: { parameters: [], result: "u64" },
+  probe_register_freeing: { parameters: ["pointer", "usize"], result: "i32" },
+  probe_unregister_freeing: { parameters: [], result: "i32" },
+  probe_unregister_unknown: { parameters: [], result: "i32" },
+  probe_register_null: { parameters: [], result: "i32" },
+  probe_reset: { parameters: [], result: "void" },
+  probe_watch: { parameters: ["pointer", "usize", "i32"], result: "void" },
+  probe_event_total: { parameters: [], result: "u64" },
+  probe_find: { parameters: ["pointer", "usize"], result: "i32" },
+  probe_event: { parameters: ["i32", "buffer"], result: "i32" },
+  probe_gettid: { parameters: [], result: "i32" },
+  probe_map: { parameters: ["usize", "i32"], result: "pointer" },
+  probe_map_shared: { parameters: ["usize", "i32"], result: "pointer" },
+  probe_munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  probe_madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  probe_posix_madvise_dontneed: { parameters: ["pointer", "usize"], result: "i32" },
+  probe_mremap: { parameters: ["pointer", "usize", "usize", "i32"], result: "pointer" },
+  probe_mremap_fixed: { parameters: ["pointer", "usize", "pointer"], result: "pointer" },
+  probe_mmap_fixed: { parameters: ["pointer", "usize"], result: "pointer" },
+  probe_malloc_fill: { parameters: ["usize", "i32"], result: "pointer" },
+  probe_free: { parameters: ["pointer"], result: "void" },
+  probe_malloc_trim: { parameters: [], result: "i32" },
+  probe_trim_scenario: { parameters: ["i32", "usize", "i32"], result: "pointer" },
+  probe_sbrk_scenario: { parameters: ["i32", "i32"], result: "pointer" },
+  probe_shm_attach: { parameters: ["usize", "i32"], result: "pointer" },
+  probe_shmdt: { parameters: ["pointer"], result: "i32" },
+  probe_shmat_remap: { parameters: ["pointer"], result: "pointer" },
+  probe_munmap_on_thread: { parameters: ["pointer", "usize"], result: "i32" },
+  probe_loop_start: { parameters: ["i32", "i64"], result: "i32" },
+  probe_loop_join: { parameters: [], result: "i64" },
+  probe_release_storm: { parameters: ["i64", "i32"], result: "pointer" },
+  probe_fork_child_unmaps: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export const probe = openNativeLibrary("libdeno_rdma_testsupport.so", symbols).symbols;
+
+/** One event the C handler recorded. */
+export interface ProbeEvent {
+  addr: bigint;
+  len: number;
+  fromAlloc: boolean;
+  /** 1: the watched bytes were still there, 0: they were not, -1: the range missed the watch. */
+  intact: number;
+  thread: number;
+  nested: boolean;
+}
+
+export function probeEvent(index: number): ProbeEvent | undefined {
+  const raw = new Uint8Array(32);
+  if (index < 0 || probe.probe_event(index, raw) !== 0) return undefined;
+  const view = new DataView(raw.buffer);
+  return {
+    addr: view.getBigUint64(0, true),
+    len: Number(view.getBigUint64(8, true)),
+    fromAlloc: view.getInt32(16, true) !== 0,
+    intact: view.getInt32(20, true),
+    thread: view.getInt32(24, true),
+    nested: view.getInt32(28, true) !== 0,
+  };
+}
+
+/** The first event the C handler recorded for exactly [addr, addr + len) (len 0: containing addr). */
+export function probeFind(addr: Deno.PointerValue | bigint, len = 0): ProbeEvent | undefined {
+  const ptr = typeof addr === "bigint" ? Deno.UnsafePointer.create(addr) : addr;
+  return probeEvent(probe.probe_find(ptr, BigInt(len)));
+}
+
+export function address(ptr: Deno.PointerValue): bigint {
+  if (ptr === null) throw new Error("the probe returned a null pointer");
+  return Deno.UnsafePointer.value(ptr);
+}
+
+export function offset(ptr: Deno.PointerValue, bytes: number): Deno.PointerValue {
+  return Deno.UnsafePointer.create(address(ptr) + BigInt(bytes));
+}
+
+/** A byte of native memory, read from JavaScript. */
+export function byteAt(ptr: Deno.PointerValue, at = 0): number {
+  if (ptr === null) throw new Error("null pointer");
+  return new Deno.UnsafePointerView(ptr).getUint8(at);
+}

@@ -1,0 +1,480 @@
+/*
+ * Test probe for the memory hooks: a C release/alloc handler that records what it sees into fixed
+ * static arrays, and drivers that release memory through the real libc paths.
+ *
+ * The release handler proves "before the memory is released": for a range overlapping the watched
+ * buffer it reads the watched bytes inside the range and records whether they still hold the
+ * byte the test wrote (after the release they would be gone: unmapped, or zero after DONTNEED).
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "opal_memhooks.h"
+
+#define MAX_EVENTS 4096
+#define PAGE 4096
+
+struct probe_event {
+    uint64_t addr;
+    uint64_t len;
+    int32_t from_alloc;
+    int32_t intact; /* 1: watched bytes intact, 0: not, -1: range does not touch the watch */
+    int32_t thread; /* kernel thread id of the releasing thread */
+    int32_t nested; /* released by the freeing handler while it ran */
+};
+
+static struct probe_event events[MAX_EVENTS];
+static _Atomic uint32_t event_count;
+static _Atomic uint64_t event_total;
+static _Atomic uintptr_t watch_addr;
+static _Atomic size_t watch_len;
+static _Atomic int watch_byte;
+static _Atomic uint64_t alloc_total;
+
+/* What the freeing handler releases when it sees the watched range, once. */
+static _Atomic uintptr_t free_in_handler_addr;
+static size_t free_in_handler_len;
+static _Atomic uintptr_t nested_victim;
+
+static int watched_intact(uintptr_t addr, size_t len)
+{
+    uintptr_t w = atomic_load(&watch_addr);
+    size_t wl = atomic_load(&watch_len);
+    if (!w || addr >= w + wl || addr + len <= w)
+        return -1;
+    uintptr_t lo = addr > w ? addr : w, hi = addr + len < w + wl ? addr + len : w + wl;
+    unsigned char byte = (unsigned char)atomic_load(&watch_byte);
+    for (const volatile unsigned char *p = (const unsigned char *)lo; p < (unsigned char *)hi; p++)
+        if (*p != byte)
+            return 0;
+    return 1;
+}
+
+static void record(void *buf, size_t length, bool from_alloc, int nested)
+{
+    atomic_fetch_add(&event_total, 1);
+    uint32_t i = atomic_fetch_add(&event_count, 1);
+    if (i >= MAX_EVENTS)
+        return;
+    events[i].addr = (uintptr_t)buf;
+    events[i].len = length;
+    events[i].from_alloc = from_alloc;
+    events[i].intact = watched_intact((uintptr_t)buf, length);
+    events[i].thread = (int32_t)syscall(SYS_gettid);
+    events[i].nested = nested;
+}
+
+static void release_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)cbdata;
+    record(buf, length, from_alloc, 0);
+}
+
+static void freeing_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)cbdata;
+    uintptr_t victim = atomic_load(&free_in_handler_addr);
+    bool touches_watch = watched_intact((uintptr_t)buf, length) >= 0;
+    uintptr_t nested = atomic_load(&nested_victim);
+    record(buf, length, from_alloc, nested && (uintptr_t)buf == nested);
+    if (victim && touches_watch && atomic_compare_exchange_strong(&free_in_handler_addr, &victim, 0))
+        munmap((void *)victim, free_in_handler_len);
+}
+
+static void alloc_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)buf;
+    (void)length;
+    (void)cbdata;
+    (void)from_alloc;
+    atomic_fetch_add(&alloc_total, 1);
+}
+
+/* ---- Handler control ---------------------------------------------------------------------- */
+
+int probe_register(void)
+{
+    return opal_mem_hooks_register_release(release_handler, NULL);
+}
+
+int probe_unregister(void)
+{
+    return opal_mem_hooks_unregister_release(release_handler);
+}
+
+int probe_register_alloc(void)
+{
+    return opal_mem_hooks_register_alloc(alloc_handler, NULL);
+}
+
+int probe_unregister_alloc(void)
+{
+    return opal_mem_hooks_unregister_alloc(alloc_handler);
+}
+
+uint64_t probe_alloc_total(void)
+{
+    return atomic_load(&alloc_total);
+}
+
+/* Registers the handler that, on seeing the watched range, unmaps [addr, addr + len). */
+int probe_register_freeing(void *addr, size_t len)
+{
+    free_in_handler_len = len;
+    atomic_store(&nested_victim, (uintptr_t)addr);
+    atomic_store(&free_in_handler_addr, (uintptr_t)addr);
+    return opal_mem_hooks_register_release(freeing_handler, NULL);
+}
+
+int probe_unregister_freeing(void)
+{
+    return opal_mem_hooks_unregister_release(freeing_handler);
+}
+
+/* Stands for a callback that was never registered (for the NOT_FOUND return code). */
+int probe_unregister_unknown(void)
+{
+    return opal_mem_hooks_unregister_release(alloc_handler);
+}
+
+int probe_register_null(void)
+{
+    return opal_mem_hooks_register_release(NULL, NULL);
+}
+
+void probe_reset(void)
+{
+    atomic_store(&event_count, 0);
+    atomic_store(&event_total, 0);
+    atomic_store(&watch_addr, 0);
+    atomic_store(&watch_len, 0);
+}
+
+void probe_watch(void *addr, size_t len, int byte)
+{
+    atomic_store(&watch_byte, byte);
+    atomic_store(&watch_len, len);
+    atomic_store(&watch_addr, (uintptr_t)addr);
+}
+
+uint64_t probe_event_total(void)
+{
+    return atomic_load(&event_total);
+}
+
+/*
+ * Index of the first recorded event with exactly this range, or -1. With len 0, the first event
+ * whose range contains addr.
+ */
+int probe_find(void *addr, size_t len)
+{
+    uint32_t n = atomic_load(&event_count);
+    if (n > MAX_EVENTS)
+        n = MAX_EVENTS;
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t a = (uintptr_t)addr;
+        if (len ? (events[i].addr == a && events[i].len == len)
+                : (a >= events[i].addr && a < events[i].addr + events[i].len))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Copies event `i` into `out` (a struct probe_event, 32 bytes); returns 0, or -1 if none. */
+int probe_event(int i, struct probe_event *out)
+{
+    uint32_t n = atomic_load(&event_count);
+    if (i < 0 || (uint32_t)i >= n || i >= MAX_EVENTS)
+        return -1;
+    *out = events[i];
+    return 0;
+}
+
+int probe_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
+}
+
+/* ---- Release drivers: each goes through libc's public function -------------------------- */
+
+void *probe_map(size_t len, int byte)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    memset(p, byte, len);
+    return p;
+}
+
+/* A shared anonymous (shmem) mapping, the kind MADV_REMOVE applies to. */
+void *probe_map_shared(size_t len, int byte)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    memset(p, byte, len);
+    return p;
+}
+
+int probe_munmap(void *p, size_t len)
+{
+    return munmap(p, len);
+}
+
+int probe_madvise(void *p, size_t len, int advice)
+{
+    return madvise(p, len, advice);
+}
+
+int probe_posix_madvise_dontneed(void *p, size_t len)
+{
+    return posix_madvise(p, len, POSIX_MADV_DONTNEED);
+}
+
+void *probe_mremap(void *p, size_t old_len, size_t new_len, int flags)
+{
+    return mremap(p, old_len, new_len, flags);
+}
+
+/* Moves [p, p + len) to a fresh address with MREMAP_MAYMOVE|MREMAP_FIXED. */
+void *probe_mremap_fixed(void *p, size_t len, void *target)
+{
+    return mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+}
+
+void *probe_mmap_fixed(void *p, size_t len)
+{
+    return mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
+/* Allocates `size` bytes with malloc, fills them with `byte`, and returns the block. */
+void *probe_malloc_fill(size_t size, int byte)
+{
+    void *p = malloc(size);
+    if (p)
+        memset(p, byte, size);
+    return p;
+}
+
+void probe_free(void *p)
+{
+    free(p);
+}
+
+int probe_malloc_trim(void)
+{
+    return malloc_trim(0);
+}
+
+void *probe_sbrk(intptr_t increment)
+{
+    return sbrk(increment);
+}
+
+int probe_brk(void *addr)
+{
+    return brk(addr);
+}
+
+static int last_shmid = -1;
+
+/* Creates a private System V segment of `size` bytes, attaches it and fills it with `byte`. */
+void *probe_shm_attach(size_t size, int byte)
+{
+    last_shmid = shmget(IPC_PRIVATE, size, IPC_CREAT | 0600);
+    if (last_shmid < 0)
+        return NULL;
+    void *p = shmat(last_shmid, NULL, 0);
+    shmctl(last_shmid, IPC_RMID, NULL); /* destroyed once the last attachment goes */
+    if (p == (void *)-1)
+        return NULL;
+    memset(p, byte, size);
+    return p;
+}
+
+int probe_shmdt(void *p)
+{
+    return shmdt(p);
+}
+
+/* Attaches the last segment again over `p` with SHM_REMAP. */
+void *probe_shmat_remap(void *p)
+{
+    return shmat(last_shmid, p, SHM_REMAP);
+}
+
+/* ---- Threads ------------------------------------------------------------------------------ */
+
+struct unmap_job {
+    void *addr;
+    size_t len;
+};
+
+static void *unmap_thread(void *arg)
+{
+    struct unmap_job *job = arg;
+    munmap(job->addr, job->len);
+    return NULL;
+}
+
+/* munmap on a new native thread; returns 0 once it has finished. */
+int probe_munmap_on_thread(void *addr, size_t len)
+{
+    pthread_t t;
+    struct unmap_job job = {addr, len};
+    if (pthread_create(&t, NULL, unmap_thread, &job) != 0)
+        return -1;
+    return pthread_join(t, NULL);
+}
+
+#define LOOP_THREADS_MAX 16
+static pthread_t loop_threads[LOOP_THREADS_MAX];
+static int loop_thread_count;
+static _Atomic int loop_started;
+static _Atomic uint64_t loop_ops, loop_failures;
+
+static void *mmap_loop(void *arg)
+{
+    long iterations = (long)(intptr_t)arg;
+    atomic_fetch_add(&loop_started, 1);
+    for (long i = 0; i < iterations; i++) {
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            atomic_fetch_add(&loop_failures, 1);
+            continue;
+        }
+        p[0] = 1;
+        if (munmap(p, PAGE) != 0)
+            atomic_fetch_add(&loop_failures, 1);
+        atomic_fetch_add_explicit(&loop_ops, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* Starts `threads` threads that each mmap+munmap a page `iterations` times; returns once all run. */
+int probe_loop_start(int threads, long iterations)
+{
+    if (threads < 1 || threads > LOOP_THREADS_MAX)
+        return -1;
+    atomic_store(&loop_started, 0);
+    atomic_store(&loop_ops, 0);
+    atomic_store(&loop_failures, 0);
+    for (loop_thread_count = 0; loop_thread_count < threads; loop_thread_count++)
+        if (pthread_create(&loop_threads[loop_thread_count], NULL, mmap_loop,
+                           (void *)(intptr_t)iterations) != 0)
+            return -1;
+    while (atomic_load(&loop_started) < threads)
+        sched_yield();
+    return 0;
+}
+
+/* Joins the loop threads; returns the number of completed iterations, or -1 on any failure. */
+int64_t probe_loop_join(void)
+{
+    for (int i = 0; i < loop_thread_count; i++)
+        pthread_join(loop_threads[i], NULL);
+    loop_thread_count = 0;
+    return atomic_load(&loop_failures) ? -1 : (int64_t)atomic_load(&loop_ops);
+}
+
+/*
+ * munmap of `count` pages in turn, cycling over a reserved window of `window` pages; returns the
+ * window's address. Unmapping a page that is already gone still calls munmap, and the hook.
+ */
+void *probe_release_storm(long count, int window)
+{
+    char *base = mmap(NULL, (size_t)window * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    for (long i = 0; i < count; i++)
+        munmap(base + (i % window) * PAGE, PAGE);
+    return base;
+}
+
+/*
+ * Heap trim: mallocs `blocks` blocks of `size` bytes from the heap, each followed by a guard block
+ * of the same size, fills them with `byte`, frees the blocks (not the guards), watches one page
+ * inside the middle block and calls malloc_trim(0). The guards keep each freed block from merging
+ * with the top of the heap, so free cannot give it back and it waits in a bin for malloc_trim.
+ * Returns the watched page.
+ */
+void *probe_trim_scenario(int blocks, size_t size, int byte)
+{
+    void *ptrs[64], *guards[64];
+    if (blocks < 1 || blocks > 64)
+        return NULL;
+    for (int i = 0; i < blocks; i++) {
+        ptrs[i] = malloc(size);
+        guards[i] = malloc(size);
+        if (!ptrs[i] || !guards[i])
+            return NULL;
+        memset(ptrs[i], byte, size);
+    }
+    uintptr_t mid = (uintptr_t)ptrs[blocks / 2];
+    uintptr_t page = (mid + 2 * PAGE) & ~(uintptr_t)(PAGE - 1);
+    probe_watch((void *)page, PAGE, byte);
+    for (int i = 0; i < blocks; i++)
+        free(ptrs[i]);
+    malloc_trim(0);
+    for (int i = 0; i < blocks; i++)
+        free(guards[i]);
+    return (void *)page;
+}
+
+/*
+ * sbrk shrink: grows the break by `pages` pages, fills them with `byte`, watches them, shrinks by
+ * half of them, then gives back the rest. Returns the first released address.
+ */
+void *probe_sbrk_scenario(int pages, int byte)
+{
+    char *old = sbrk(0);
+    if (sbrk((intptr_t)pages * PAGE) == (void *)-1)
+        return NULL;
+    memset(old, byte, (size_t)pages * PAGE);
+    probe_watch(old, (size_t)pages * PAGE, byte);
+    char *released = old + (size_t)(pages / 2) * PAGE;
+    sbrk(-(intptr_t)(pages - pages / 2) * PAGE);
+    sbrk(-(intptr_t)(pages / 2) * PAGE);
+    return released;
+}
+
+/* ---- fork ---------------------------------------------------------------------------------- */
+
+/*
+ * Forks; the child unmaps a filled mapping and frees a large malloc block, and exits 0 only if its
+ * release handler saw the unmap with the bytes still there. Returns the child's exit status.
+ */
+int probe_fork_child_unmaps(void)
+{
+    char *p = probe_map(2 * PAGE, 0x5a);
+    if (!p)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        probe_reset();
+        probe_watch(p, 2 * PAGE, 0x5a);
+        munmap(p, 2 * PAGE);
+        void *big = malloc(1 << 22);
+        free(big);
+        int i = probe_find(p, 2 * PAGE);
+        _exit(i >= 0 && events[i].intact == 1 ? 0 : 3);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    munmap(p, 2 * PAGE);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
