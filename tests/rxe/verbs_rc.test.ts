@@ -1,0 +1,257 @@
+// rxe suite: an RC queue pair pair in loopback: SEND/RECV, RDMA WRITE (with immediate), RDMA READ
+// of 1 MiB verified byte for byte, atomics, completion events, and bad work requests.
+import assert from "node:assert/strict";
+import { Access, RdmaError, WcFlags, WcOpcode, WcStatus, WrOpcode } from "../../verbs/mod.ts";
+import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
+
+const MiB = 1 << 20;
+
+Deno.test("RC SEND/RECV and SEND with immediate, with a scatter/gather list", async () => {
+  using lo = openLoopback();
+  const source = pattern(3000, 1);
+  const target = new Uint8Array(4096);
+  using src = lo.pd.registerMemory(source);
+  using dst = lo.pd.registerMemory(target);
+  lo.b.postRecv({
+    wrId: 1,
+    sge: [{ mr: dst, offset: 0, length: 1000 }, { mr: dst, offset: 2000 }],
+  });
+  lo.a.postSend({
+    wrId: 2,
+    opcode: WrOpcode.SEND,
+    sge: [{ mr: src, offset: 0, length: 1000 }, { mr: src, offset: 1000, length: 2000 }],
+  });
+  const wcs = await lo.completions(2);
+  assertAllSucceeded(wcs);
+  const recv = wcs.find((w) => w.wrId === 1n)!;
+  assert.equal(recv.opcode, WcOpcode.RECV);
+  assert.equal(recv.byteLength, 3000);
+  assert.equal(recv.qpNum, lo.b.qpn);
+  assert.equal(firstDifference(target.subarray(0, 1000), source.subarray(0, 1000)), -1);
+  assert.equal(firstDifference(target.subarray(2000, 4000), source.subarray(1000)), -1);
+  assert.equal(target[1500], 0, "the gap between the two receive elements was written");
+
+  lo.b.postRecv({ wrId: 3, sge: { mr: dst } });
+  lo.a.postSend({
+    wrId: 4,
+    opcode: WrOpcode.SEND_WITH_IMM,
+    imm: 0xdeadbeef,
+    sge: { mr: src, length: 16 },
+  });
+  const imm = await lo.completions(2);
+  assertAllSucceeded(imm);
+  const got = imm.find((w) => w.wrId === 3n)!;
+  assert.ok(got.flags & WcFlags.WITH_IMM);
+  assert.equal(got.immData, 0xdeadbeef);
+  assert.equal(got.byteLength, 16);
+});
+
+Deno.test("RC RDMA WRITE of 1 MiB lands byte for byte; WRITE with immediate notifies", async () => {
+  using lo = openLoopback();
+  const source = pattern(MiB, 7);
+  const target = new Uint8Array(MiB);
+  using src = lo.pd.registerMemory(source);
+  using dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
+  lo.a.postSend({
+    wrId: 10,
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: src },
+    remoteAddress: dst.address,
+    rkey: dst.rkey,
+  });
+  assertAllSucceeded(await lo.completions(1));
+  assert.equal(firstDifference(target, source), -1);
+
+  target.fill(0);
+  lo.b.postRecv({ wrId: 11 });
+  lo.a.postSend({
+    wrId: 12,
+    opcode: WrOpcode.RDMA_WRITE_WITH_IMM,
+    imm: 42,
+    sge: { mr: src },
+    remoteAddress: dst.address,
+    rkey: dst.rkey,
+  });
+  const wcs = await lo.completions(2);
+  assertAllSucceeded(wcs);
+  const notice = wcs.find((w) => w.wrId === 11n)!;
+  assert.equal(notice.opcode, WcOpcode.RECV_RDMA_WITH_IMM);
+  assert.equal(notice.immData, 42);
+  assert.equal(notice.byteLength, MiB);
+  assert.equal(firstDifference(target, source), -1);
+});
+
+Deno.test("RC RDMA READ of 1 MiB is byte for byte", async () => {
+  using lo = openLoopback();
+  const remote = pattern(MiB, 99);
+  const local = new Uint8Array(MiB);
+  using r = lo.pd.registerMemory(remote, { access: Access.LOCAL_WRITE | Access.REMOTE_READ });
+  using l = lo.pd.registerMemory(local);
+  lo.a.postSend({
+    wrId: 20,
+    opcode: WrOpcode.RDMA_READ,
+    sge: { mr: l },
+    remoteAddress: r.address,
+    rkey: r.rkey,
+  });
+  const [wc] = await lo.completions(1);
+  assertAllSucceeded([wc]);
+  assert.equal(wc.opcode, WcOpcode.RDMA_READ);
+  assert.equal(firstDifference(local, remote), -1);
+});
+
+Deno.test("RC atomics: fetch-add and compare-swap return the old value and update memory", async () => {
+  using lo = openLoopback();
+  const counter = new BigUint64Array(1);
+  const result = new BigUint64Array(1);
+  counter[0] = 40n;
+  using c = lo.pd.registerMemory(counter, { access: Access.LOCAL_WRITE | Access.REMOTE_ATOMIC });
+  using res = lo.pd.registerMemory(result);
+  lo.a.postSend({
+    wrId: 30,
+    opcode: WrOpcode.ATOMIC_FETCH_AND_ADD,
+    sge: { mr: res },
+    remoteAddress: c.address,
+    rkey: c.rkey,
+    compareAdd: 2,
+  });
+  assertAllSucceeded(await lo.completions(1));
+  assert.equal(result[0], 40n);
+  assert.equal(counter[0], 42n);
+
+  lo.a.postSend({
+    wrId: 31,
+    opcode: WrOpcode.ATOMIC_CMP_AND_SWP,
+    sge: { mr: res },
+    remoteAddress: c.address,
+    rkey: c.rkey,
+    compareAdd: 42,
+    swap: 0x1_0000_0000n,
+  });
+  assertAllSucceeded(await lo.completions(1));
+  assert.equal(result[0], 42n);
+  assert.equal(counter[0], 0x1_0000_0000n);
+
+  lo.a.postSend({
+    wrId: 32,
+    opcode: WrOpcode.ATOMIC_CMP_AND_SWP,
+    sge: { mr: res },
+    remoteAddress: c.address,
+    rkey: c.rkey,
+    compareAdd: 7, // does not match: no swap
+    swap: 9,
+  });
+  assertAllSucceeded(await lo.completions(1));
+  assert.equal(result[0], 0x1_0000_0000n);
+  assert.equal(counter[0], 0x1_0000_0000n);
+});
+
+Deno.test("remote access is only what the region granted: a WRITE to a local-only region fails", async () => {
+  using lo = openLoopback();
+  using src = lo.pd.registerMemory(new Uint8Array(64));
+  const target = new Uint8Array(64);
+  using dst = lo.pd.registerMemory(target); // default: local write only
+  lo.a.postSend({
+    wrId: 40,
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: src },
+    remoteAddress: dst.address,
+    rkey: dst.rkey,
+  });
+  const [wc] = await lo.completions(1);
+  assert.equal(wc.status, WcStatus.REM_ACCESS_ERR);
+});
+
+Deno.test("cq.wait() does not block the event loop: a timer fires while it waits", async () => {
+  using lo = openLoopback();
+  using src = lo.pd.registerMemory(new Uint8Array(64));
+  const target = new Uint8Array(64);
+  using dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
+  let timerFired = false;
+  const waiting = lo.cq.wait({ timeoutMs: 5000 });
+  await new Promise<void>((resolve) =>
+    setTimeout(() => {
+      timerFired = true;
+      lo.a.postSend({
+        opcode: WrOpcode.RDMA_WRITE,
+        sge: { mr: src },
+        remoteAddress: dst.address,
+        rkey: dst.rkey,
+      });
+      resolve();
+    }, 50)
+  );
+  assert.equal(await waiting, true);
+  assert.ok(timerFired);
+  assert.equal(lo.cq.poll(lo.wcs), 1);
+  assert.equal(
+    await lo.cq.wait({ timeoutMs: 150 }),
+    false,
+    "a wait with nothing to come times out",
+  );
+});
+
+Deno.test("closing a queue during wait() rejects the wait with EBADF", async () => {
+  using lo = openLoopback();
+  const cq = lo.ctx.createCompletionQueue({ channel: true });
+  const waiting = cq.wait();
+  cq.close();
+  await assert.rejects(waiting, (e: unknown) => e instanceof RdmaError && e.code === "EBADF");
+  assert.equal(cq.closed, true);
+});
+
+Deno.test("bad work requests: TypeError, RangeError, or RdmaError, never a crash", async (t) => {
+  using lo = openLoopback();
+  using mr = lo.pd.registerMemory(new Uint8Array(4096), {
+    access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
+  });
+  const remote = { remoteAddress: mr.address, rkey: mr.rkey };
+  await t.step("out-of-range scatter/gather", () => {
+    assert.throws(() => lo.a.postSend({ sge: { mr, offset: 4000, length: 200 } }), RangeError);
+    assert.throws(() => lo.a.postSend({ sge: { mr, offset: -1 } }), RangeError);
+    assert.throws(() => lo.a.postSend({ sge: { mr, length: 0 } }), RangeError);
+    const many = Array.from({ length: 5 }, () => ({ mr, length: 8 }));
+    assert.throws(() => lo.a.postSend({ sge: many }), RangeError);
+  });
+  await t.step("wrong types and missing fields", () => {
+    // @ts-expect-error: wrong type on purpose
+    assert.throws(() => lo.a.postSend({ sge: { mr: {} } }), TypeError);
+    // @ts-expect-error: wrong type on purpose
+    assert.throws(() => lo.a.postSend(null), TypeError);
+    assert.throws(() => lo.a.postSend({ opcode: WrOpcode.RDMA_WRITE, sge: { mr } }), TypeError);
+    assert.throws(() => lo.a.postSend({ opcode: WrOpcode.SEND_WITH_IMM, sge: { mr } }), TypeError);
+    assert.throws(() => lo.a.postSend({ opcode: 99 }), RangeError);
+  });
+  await t.step("atomics need one aligned 8-byte element", () => {
+    const atomic = { opcode: WrOpcode.ATOMIC_FETCH_AND_ADD, compareAdd: 1, ...remote };
+    assert.throws(() => lo.a.postSend({ ...atomic, sge: { mr, length: 16 } }), RangeError);
+    assert.throws(
+      () => lo.a.postSend({ ...atomic, sge: { mr, length: 8 }, remoteAddress: mr.address + 4n }),
+      RangeError,
+    );
+  });
+  await t.step("a deregistered region in a request is EBADF", () => {
+    const gone = lo.pd.registerMemory(new Uint8Array(64));
+    gone.deregister();
+    assert.throws(
+      () => lo.a.postSend({ sge: { mr: gone } }),
+      (e: unknown) => e instanceof RdmaError && e.code === "EBADF",
+    );
+  });
+  await t.step("connection parameters are checked", () => {
+    using qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+    assert.throws(() => qp.connect(), TypeError);
+    // @ts-expect-error: wrong type on purpose
+    assert.throws(() => qp.connect({ ...lo.a.localInfo(), qpn: "1" }), TypeError);
+    assert.throws(() => qp.connect({ ...lo.a.localInfo(), gid: "nonsense" }), RangeError);
+    assert.throws(() => qp.toRts(), RdmaError, "RESET -> RTS is refused by the verb");
+  });
+  await t.step("a closed queue pair is EBADF", () => {
+    const qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+    qp.close();
+    assert.throws(
+      () => qp.postRecv({}),
+      (e: unknown) => e instanceof RdmaError && e.code === "EBADF",
+    );
+  });
+});
