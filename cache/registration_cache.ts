@@ -21,6 +21,7 @@ import {
   ResultField,
   STAT_NAMES,
 } from "../ffi/rcache.ts";
+import { memHooks } from "../hooks/mem_hooks.ts";
 import { Access, ACCESS_MASK } from "../verbs/constants.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
 import { ProtectionDomain } from "../verbs/protection_domain.ts";
@@ -47,10 +48,13 @@ export interface RegistrationCacheOptions {
 /** Counters and sizes from `RegistrationCache.stats()`. */
 export type RegistrationCacheStats = Record<(typeof STAT_NAMES)[number], number>;
 
-/** Where to post from: a scatter/gather element plus the registration to release afterwards. */
+/**
+ * Where to post from: a scatter/gather element (the shape `QueuePair.postSend`/`postRecv` take)
+ * plus the registration to release after the work request completes.
+ */
 export interface CachedSge {
   /** First byte (struct ibv_sge addr). */
-  addr: bigint;
+  address: bigint;
   /** Bytes (struct ibv_sge length). */
   length: number;
   /** struct ibv_sge lkey. */
@@ -62,6 +66,8 @@ export interface CachedSge {
 const DEFAULT_MAX_REGIONS = 16384;
 const DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
 const PUT = Symbol("put");
+/** Addresses cross to native code as doubles: exact below 2^53, far above any user address. */
+const ADDRESS_LIMIT = 1n << 53n;
 const NEEDS_LOCAL_WRITE = Access.REMOTE_WRITE | Access.REMOTE_ATOMIC;
 
 function bound(name: string, value: unknown, fallback: number): number {
@@ -249,6 +255,7 @@ export class RegistrationCache implements Disposable {
    */
   get(target: CacheTarget, access: number = Access.LOCAL_WRITE): Registration {
     if (this.#closed) throw closedError("RegistrationCache.get");
+    memHooks.flushIfPending();
     if (access !== Access.LOCAL_WRITE) checkAccess(access);
     const native = this.#native;
     let status: number;
@@ -272,8 +279,9 @@ export class RegistrationCache implements Disposable {
       if (!Number.isSafeInteger(length) || length < 1) {
         throw new RangeError(`length must be a positive integer, got ${length}`);
       }
-      if (a <= 0n || a + BigInt(length) > 1n << 53n) {
-        throw new RangeError(`[${a}, +${length}) is not a range of the address space`);
+      // The native side checks that address + length stays below the limit too.
+      if (a <= 0n || a >= ADDRESS_LIMIT) {
+        throw new RangeError(`address ${a} is outside the user address space`);
       }
       status = native.rcache_get(this.#slot, Number(a), length, access);
     } else {
@@ -319,12 +327,13 @@ export class RegistrationCache implements Disposable {
     }
     const part = view.subarray(offset, offset + size);
     const registration = this.get(part, access);
-    return { addr: registration.address, length: size, lkey: registration.lkey, registration };
+    return { address: registration.address, length: size, lkey: registration.lkey, registration };
   }
 
   /** Counters and sizes (see RegistrationCacheStats). */
   stats(): RegistrationCacheStats {
     if (this.#closed) throw closedError("RegistrationCache.stats");
+    memHooks.flushIfPending();
     const values = new Float64Array(STAT_NAMES.length);
     this.#native.rcache_stats(this.#slot, values, values.length);
     return Object.fromEntries(STAT_NAMES.map((n, i) => [n, values[i]])) as RegistrationCacheStats;
@@ -333,6 +342,7 @@ export class RegistrationCache implements Disposable {
   /** Deregisters every idle region now. */
   flush(): void {
     if (this.#closed) throw closedError("RegistrationCache.flush");
+    memHooks.flushIfPending();
     this.#native.rcache_flush(this.#slot);
   }
 
@@ -355,6 +365,7 @@ export class RegistrationCache implements Disposable {
   /** @internal Registration.release. */
   [PUT](handle: number): void {
     if (this.#closed) throw closedError("Registration.release");
+    memHooks.flushIfPending();
     const status = this.#native.rcache_put(this.#slot, handle);
     if (status < 0) {
       throw new RdmaError("Registration.release", Errno.EINVAL, `cache reports status ${status}`);
@@ -368,7 +379,7 @@ export class RegistrationCache implements Disposable {
       case RcacheStatus.CLOSED:
         return closedError("RegistrationCache.get");
       case RcacheStatus.RANGE:
-        return new RangeError(`${what} is not a valid range`);
+        return new RangeError(`${length} bytes from that address leave the user address space`);
       case RcacheStatus.LIMIT: {
         const limit = this.#native.rcache_memlock_limit();
         const limitText = limit < 0 ? "unlimited" : `${limit} bytes`;

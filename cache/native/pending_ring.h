@@ -35,6 +35,14 @@ void rc_pending_init(struct rc_pending_ring *ring);
 void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t end);
 /* Lock holder only. False when empty (or the next cell is still being written). */
 bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end);
+/* Lock holder only: a cheap test (two relaxed loads) for "pop or take_overflow may find work".
+ * A push whose hook has returned before the caller's operation began is always seen. */
+static inline bool rc_pending_maybe(struct rc_pending_ring *ring) {
+  return atomic_load_explicit(&ring->enqueue_at, memory_order_relaxed) !=
+             atomic_load_explicit(&ring->dequeue_at, memory_order_relaxed) ||
+         atomic_load_explicit(&ring->overflow, memory_order_relaxed);
+}
+
 /* Lock holder only: true once per overflow, which asks for a full invalidation. */
 bool rc_pending_take_overflow(struct rc_pending_ring *ring);
 

@@ -147,10 +147,10 @@ static void free_graveyard(struct rc_cache *c) {
  * allocator or libibverbs. Loops because deregistering and freeing can release more memory.
  */
 static void drain_pending(struct rc_cache *c, bool in_hook) {
+  if (!rc_pending_maybe(&c->pending) && !c->graveyard) return; /* the hit path's usual case */
   for (int round = 0; round < 8; round++) {
     bool worked = false;
-    if (atomic_load_explicit(&c->pending.overflow, memory_order_relaxed) &&
-        rc_pending_take_overflow(&c->pending)) {
+    if (rc_pending_take_overflow(&c->pending)) {
       invalidate_everything(c, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
       worked = true;
     }

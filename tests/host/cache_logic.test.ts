@@ -235,7 +235,7 @@ Deno.test("sge gives addr, length and lkey of a cached registration", () => {
   const buffer = new Uint8Array(8192);
   const sge = cache.sge(buffer, 100, 1000);
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
-  assert.equal(sge.addr, base + 100n);
+  assert.equal(sge.address, base + 100n);
   assert.equal(sge.length, 1000);
   assert.equal(sge.lkey, sge.registration.lkey);
   sge.registration.release();
