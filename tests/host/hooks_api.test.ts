@@ -1,0 +1,230 @@
+/**
+ * The opal API's contract: return codes, support level, init/finalize twice, patch status, and
+ * the prologue decoder that decides what may be patched.
+ */
+import assert from "node:assert/strict";
+import {
+  type MemHookCallback,
+  memHooks,
+  OPAL_ERR_BAD_PARAM,
+  OPAL_ERR_NOT_FOUND,
+  OPAL_ERR_NOT_SUPPORTED,
+  OPAL_EXISTS,
+  OPAL_MEMORY_CHUNK_SUPPORT,
+  OPAL_MEMORY_FREE_SUPPORT,
+  OPAL_MEMORY_MALLOC_SUPPORT,
+  OPAL_MEMORY_MMAP_SUPPORT,
+  OPAL_SUCCESS,
+} from "../../hooks/mod.ts";
+import { openMemhooks } from "../../ffi/memhooks.ts";
+import { PAGE, probe, probeFind } from "./hooks_probe.ts";
+
+const PATCH_OK = 0, PATCH_NOT_INSTALLED = 1, PATCH_UNKNOWN = 3, PATCH_FOREIGN = 4;
+const PATCHED = ["munmap", "mremap", "madvise", "mmap", "brk", "sbrk", "shmat", "shmdt"];
+
+Deno.test("the constants have Open MPI's values", () => {
+  assert.deepEqual(
+    [OPAL_SUCCESS, OPAL_ERR_NOT_SUPPORTED, OPAL_ERR_NOT_FOUND, OPAL_EXISTS],
+    [0, -8, -13, -14],
+  );
+  assert.deepEqual(
+    [
+      OPAL_MEMORY_FREE_SUPPORT,
+      OPAL_MEMORY_MALLOC_SUPPORT,
+      OPAL_MEMORY_CHUNK_SUPPORT,
+      OPAL_MEMORY_MMAP_SUPPORT,
+    ],
+    [1, 2, 4, 8],
+  );
+});
+
+Deno.test("every return code of the TypeScript API", () => {
+  memHooks.finalize();
+  const fn: MemHookCallback = () => {};
+  assert.equal(memHooks.supportLevel(), 0);
+  assert.equal(memHooks.registerRelease(fn), OPAL_ERR_NOT_SUPPORTED, "registered with no hooks");
+  assert.equal(memHooks.registerAlloc(fn), OPAL_ERR_NOT_SUPPORTED);
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  assert.equal(memHooks.registerRelease(fn, { tag: 1 }), OPAL_SUCCESS);
+  assert.equal(memHooks.registerRelease(fn), OPAL_EXISTS);
+  assert.equal(memHooks.registerAlloc(fn), OPAL_SUCCESS);
+  assert.equal(memHooks.registerAlloc(fn), OPAL_EXISTS);
+  assert.equal(memHooks.unregisterRelease(fn), OPAL_SUCCESS);
+  assert.equal(memHooks.unregisterRelease(fn), OPAL_ERR_NOT_FOUND);
+  assert.equal(memHooks.unregisterAlloc(fn), OPAL_SUCCESS);
+  assert.equal(memHooks.unregisterAlloc(() => {}), OPAL_ERR_NOT_FOUND);
+  assert.throws(() => memHooks.registerRelease(42 as unknown as MemHookCallback), TypeError);
+  assert.throws(() => memHooks.unregisterAlloc("f" as unknown as MemHookCallback), TypeError);
+});
+
+Deno.test("every return code of the C API", () => {
+  memHooks.finalize();
+  assert.equal(probe.probe_register(), OPAL_ERR_NOT_SUPPORTED, "registered with no hooks");
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  assert.equal(probe.probe_register(), OPAL_SUCCESS);
+  assert.equal(probe.probe_register(), OPAL_EXISTS);
+  assert.equal(probe.probe_register_null(), OPAL_ERR_BAD_PARAM);
+  assert.equal(probe.probe_unregister_unknown(), OPAL_ERR_NOT_FOUND);
+  assert.equal(probe.probe_unregister(), OPAL_SUCCESS);
+  assert.equal(probe.probe_unregister(), OPAL_ERR_NOT_FOUND);
+});
+
+Deno.test("support level: what the self-test proved, and no MALLOC without LD_PRELOAD", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  assert.equal(
+    memHooks.supportLevel(),
+    OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT | OPAL_MEMORY_MMAP_SUPPORT,
+  );
+  assert.equal(openMemhooks().symbols.opal_mem_hooks_support_level(), memHooks.supportLevel());
+});
+
+Deno.test("init and finalize twice; finalize removes every callback and the patches", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  assert.deepEqual(memHooks.patchStatus().map((p) => p.name), PATCHED);
+  assert.ok(memHooks.patchStatus().every((p) => p.status === PATCH_OK));
+  let tsEvents = 0;
+  const count: MemHookCallback = () => tsEvents++;
+  assert.equal(memHooks.registerRelease(count), OPAL_SUCCESS);
+  assert.equal(probe.probe_register(), OPAL_SUCCESS);
+  probe.probe_reset();
+
+  assert.equal(memHooks.finalize(), OPAL_SUCCESS);
+  assert.equal(memHooks.finalize(), OPAL_SUCCESS);
+  assert.ok(memHooks.patchStatus().every((p) => p.status === PATCH_NOT_INSTALLED));
+  assert.equal(memHooks.supportLevel(), 0);
+  const p = probe.probe_map(BigInt(PAGE), 1);
+  probe.probe_munmap(p, BigInt(PAGE));
+  assert.equal(probeFind(p), undefined, "a callback ran after finalize");
+  assert.equal(probe.probe_unregister(), OPAL_ERR_NOT_FOUND, "finalize kept the C callback");
+  assert.equal(memHooks.flush(), 0);
+  assert.equal(tsEvents, 0);
+
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  assert.ok(memHooks.patchStatus().every((p) => p.status === PATCH_OK));
+  assert.equal(memHooks.registerRelease(count), OPAL_SUCCESS, "finalize kept the TS callback");
+  const q = probe.probe_map(BigInt(PAGE), 1);
+  probe.probe_munmap(q, BigInt(PAGE));
+  assert.ok(memHooks.flush() >= 1);
+  assert.ok(tsEvents >= 1);
+  memHooks.unregisterRelease(count);
+});
+
+Deno.test("a TypeScript callback that throws: the others still get every event, then flush throws", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  const got: bigint[] = [];
+  const thrower: MemHookCallback = () => {
+    throw new Error("callback failure");
+  };
+  const recorder: MemHookCallback = (addr) => got.push(addr);
+  memHooks.flush();
+  memHooks.registerRelease(thrower);
+  memHooks.registerRelease(recorder);
+  try {
+    const a = probe.probe_map(BigInt(PAGE), 1), b = probe.probe_map(BigInt(PAGE), 1);
+    probe.probe_munmap(a, BigInt(PAGE));
+    probe.probe_munmap(b, BigInt(PAGE));
+    assert.throws(() => memHooks.flush(), AggregateError);
+    assert.ok(got.includes(Deno.UnsafePointer.value(a)));
+    assert.ok(got.includes(Deno.UnsafePointer.value(b)));
+    assert.equal(memHooks.flush(), 0, "events were delivered twice");
+  } finally {
+    memHooks.unregisterRelease(thrower);
+    memHooks.unregisterRelease(recorder);
+  }
+});
+
+Deno.test("flushIfPending returns 0 with nothing queued, and delivers otherwise", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  let n = 0;
+  const count: MemHookCallback = () => n++;
+  memHooks.registerRelease(count);
+  try {
+    memHooks.flush();
+    assert.equal(memHooks.flushIfPending(), 0);
+    const p = probe.probe_map(BigInt(PAGE), 1);
+    probe.probe_munmap(p, BigInt(PAGE));
+    assert.ok(memHooks.flushIfPending() >= 1);
+    assert.ok(n >= 1);
+  } finally {
+    memHooks.unregisterRelease(count);
+  }
+});
+
+Deno.test("the timer delivers without flush, and does not keep the process alive", async () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  const target = probe.probe_map(BigInt(PAGE), 1);
+  const at = Deno.UnsafePointer.value(target);
+  const { promise, resolve } = Promise.withResolvers<boolean>();
+  const waiter: MemHookCallback = (addr) => {
+    if (addr === at) resolve(true);
+  };
+  memHooks.registerRelease(waiter);
+  try {
+    probe.probe_munmap(target, BigInt(PAGE));
+    const timeout = setTimeout(() => resolve(false), 2000);
+    const delivered = await promise;
+    clearTimeout(timeout);
+    assert.ok(delivered, "no delivery within 2 s without flush()");
+  } finally {
+    memHooks.unregisterRelease(waiter);
+  }
+  // The same timer must not keep a process alive: a child that registers and returns exits.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { memHooks } from "${new URL("../../hooks/mod.ts", import.meta.url)}";
+       memHooks.init(); memHooks.registerRelease(() => {}); console.log("registered");`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const started = performance.now();
+  const out = await child.output();
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "registered");
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.ok(performance.now() - started < 20_000);
+});
+
+Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and unknown code", () => {
+  const decode = (bytes: number[]) => {
+    const covered = new BigUint64Array(1);
+    const status = openMemhooks().symbols.memhooks_decode_prologue(
+      new Uint8Array(bytes),
+      BigInt(bytes.length),
+      new Uint8Array(covered.buffer),
+    );
+    return { status, covered: Number(covered[0]) };
+  };
+  // glibc 2.36's munmap: mov eax, 11; syscall.
+  assert.deepEqual(decode([0xb8, 0x0b, 0, 0, 0, 0x0f, 0x05]), { status: PATCH_OK, covered: 5 });
+  // mmap: mov r10d, ecx; test r9d, 0xfff; jne.
+  assert.deepEqual(
+    decode([0x41, 0x89, 0xca, 0x41, 0xf7, 0xc1, 0xff, 0x0f, 0, 0, 0x75, 0x14]),
+    { status: PATCH_OK, covered: 10 },
+  );
+  // sbrk: push r12; mov r12, [rip + x].
+  assert.deepEqual(
+    decode([0x41, 0x54, 0x4c, 0x8b, 0x25, 1, 2, 3, 4, 0x80]),
+    { status: PATCH_OK, covered: 9 },
+  );
+  // endbr64 then mov eax, imm32.
+  assert.deepEqual(
+    decode([0xf3, 0x0f, 0x1e, 0xfa, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]),
+    { status: PATCH_OK, covered: 9 },
+  );
+  // Already redirected by another interceptor.
+  assert.equal(decode([0xe9, 1, 2, 3, 4, 0x0f, 0x05]).status, PATCH_FOREIGN);
+  assert.equal(decode([0xeb, 0x10, 0x90, 0x90, 0x90]).status, PATCH_FOREIGN);
+  assert.equal(decode([0xff, 0x25, 0, 0, 0, 0]).status, PATCH_FOREIGN);
+  assert.equal(
+    decode([0x49, 0xbb, 1, 2, 3, 4, 5, 6, 7, 8, 0x41, 0xff, 0xe3]).status,
+    PATCH_FOREIGN,
+  );
+  assert.equal(decode([0xcc, 0x0b, 0, 0, 0]).status, PATCH_FOREIGN);
+  // A syscall or call before 5 bytes are covered, or an instruction it does not know.
+  assert.equal(decode([0x0f, 0x05, 0xc3, 0x90, 0x90]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0x55, 0xe8, 0, 0, 0, 0]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0x48, 0x89, 0xe5, 0x90, 0x90, 0x90]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0xb8, 0x0b, 0]).status, PATCH_UNKNOWN, "truncated instruction");
+});
