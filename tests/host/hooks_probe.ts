@@ -20,6 +20,7 @@ const symbols = {
   probe_unregister_unknown: { parameters: [], result: "i32" },
   probe_register_null: { parameters: [], result: "i32" },
   probe_reset: { parameters: [], result: "void" },
+  probe_record_watched_only: { parameters: ["i32"], result: "void" },
   probe_watch: { parameters: ["pointer", "usize", "i32"], result: "void" },
   probe_event_total: { parameters: [], result: "u64" },
   probe_find: { parameters: ["pointer", "usize"], result: "i32" },

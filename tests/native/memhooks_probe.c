@@ -61,8 +61,18 @@ static int watched_intact(uintptr_t addr, size_t len)
     return 1;
 }
 
+/* When set, only events that touch the watched range are recorded (for busy processes). */
+static _Atomic int watched_only;
+
+void probe_record_watched_only(int on)
+{
+    atomic_store(&watched_only, on);
+}
+
 static void record(void *buf, size_t length, bool from_alloc, int nested)
 {
+    if (atomic_load(&watched_only) && watched_intact((uintptr_t)buf, length) < 0)
+        return;
     atomic_fetch_add(&event_total, 1);
     uint32_t i = atomic_fetch_add(&event_count, 1);
     if (i >= MAX_EVENTS)
