@@ -14,11 +14,13 @@ const libc = Deno.dlopen("libc.so.6", {
   malloc: { parameters: ["usize"], result: "pointer" },
   free: { parameters: ["pointer"], result: "void" },
   malloc_trim: { parameters: ["usize"], result: "i32" },
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
 });
 
 const PROT_READ_WRITE = 0x3;
 const MAP_PRIVATE_ANONYMOUS = 0x22;
 const MAP_FIXED = 0x10;
+const MAP_FIXED_NOREPLACE = 0x100000;
 const MAP_FAILED = 0xffffffffffffffffn;
 /** madvise advice values. */
 export const MADV_DONTNEED = 4;
@@ -42,14 +44,29 @@ function block(pointer: Deno.PointerValue, length: number, what: string): Native
   return { pointer, address, length, bytes };
 }
 
-/** Anonymous private read/write mapping, at `at` exactly when given (MAP_FIXED). */
+/**
+ * Anonymous private read/write mapping; at `at` exactly when given, which must be free
+ * (MAP_FIXED_NOREPLACE: another thread's mapping that took the hole is never clobbered).
+ */
 export function mapAnonymous(length: number, at?: bigint): NativeBlock {
   const hint = at === undefined ? null : Deno.UnsafePointer.create(at);
-  const flags = MAP_PRIVATE_ANONYMOUS | (at === undefined ? 0 : MAP_FIXED);
-  return block(
+  const flags = MAP_PRIVATE_ANONYMOUS | (at === undefined ? 0 : MAP_FIXED_NOREPLACE);
+  const b = block(
     libc.symbols.mmap(hint, BigInt(length), PROT_READ_WRITE, flags, -1, 0n),
     length,
     "mmap",
+  );
+  if (at !== undefined && b.address !== at) throw new Error("mmap ignored MAP_FIXED_NOREPLACE");
+  return b;
+}
+
+/** A new anonymous mapping replacing `b`'s memory in place (mmap MAP_FIXED over it). */
+export function mapOver(b: NativeBlock): NativeBlock {
+  const flags = MAP_PRIVATE_ANONYMOUS | MAP_FIXED;
+  return block(
+    libc.symbols.mmap(b.pointer, BigInt(b.length), PROT_READ_WRITE, flags, -1, 0n),
+    b.length,
+    "mmap MAP_FIXED",
   );
 }
 
@@ -89,6 +106,13 @@ export function free(b: NativeBlock): void {
 
 export function mallocTrim(): void {
   libc.symbols.malloc_trim(0n);
+}
+
+const M_MMAP_THRESHOLD = -3;
+
+/** Sets glibc's mmap threshold (and turns off its dynamic adjustment). */
+export function setMmapThreshold(bytes: number): void {
+  if (libc.symbols.mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new Error("mallopt failed");
 }
 
 /** VmPin of this process in KiB (/proc/self/status), or NaN when the kernel does not report it. */

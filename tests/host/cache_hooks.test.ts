@@ -12,6 +12,7 @@ import {
   madvise,
   malloc,
   mapAnonymous,
+  mapOver,
   type NativeBlock,
   remap,
   unmap,
@@ -103,7 +104,7 @@ Deno.test("mremap moving the memory and MAP_FIXED over it both invalidate", asyn
   });
   await t.step("mmap MAP_FIXED", () => {
     const { cache, block } = cachedMapping();
-    const over = mapAnonymous(MiB, block.address);
+    const over = mapOver(block);
     assert.equal(cache.get(target(over)).hit, false);
     assert.equal(cache.stats().invalidations, 1);
     unmap(over);
