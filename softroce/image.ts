@@ -223,7 +223,11 @@ async function ensureInitramfs(dir: string, tree: string, version: string): Prom
 
 /** Installs the host packages, then fetches the kernel and builds the initramfs if not cached. */
 export async function prepareGuestImage(): Promise<GuestImage> {
-  ensureDebianPackages(HOST_PACKAGES, "the soft-RoCE guest");
+  try {
+    ensureDebianPackages(HOST_PACKAGES, "the soft-RoCE guest");
+  } catch (e) {
+    throw new GuestImageError((e as Error).message);
+  }
   const version = kernelVersion();
   const dir = `${cacheRoot()}/${version}`;
   const tree = ensureKernel(dir, version);

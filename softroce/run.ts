@@ -61,7 +61,9 @@ function jobScript(command: string[], env: Record<string, string>, cwd: string):
     "# Written by softroce/run.ts for one guest run.",
     `export PATH=${shellQuote(`${REPO_ROOT}/node_modules/.bin:/usr/sbin:/usr/bin:/sbin:/bin`)}`,
     ...Object.entries(env).map(([name, value]) => `export ${name}=${shellQuote(value)}`),
-    `cd ${shellQuote(cwd)} || exit 125`,
+    `cd ${shellQuote(cwd)} || { echo ${
+      shellQuote(`soft-RoCE: cannot enter ${cwd} in the guest`)
+    } >&2; exit 125; }`,
     `exec ${command.map(shellQuote).join(" ")}`,
   ];
   return lines.join("\n") + "\n";
@@ -174,7 +176,7 @@ function qemuArgs(vmlinuz: string, initrd: string, jobDir: string): string[] {
 
 /** The guest's /tmp, /run and /dev/shm are its own tmpfs: host files there are not visible. */
 function warnAboutHostOnlyPaths(command: string[]): void {
-  for (const word of command) {
+  for (const word of [Deno.cwd() + "/", ...command]) {
     if (/^\/(tmp|run|dev\/shm)\//.test(word)) {
       console.error(
         `soft-RoCE: note: ${word} is on the guest's own tmpfs; host files under /tmp, /run and ` +
