@@ -27,6 +27,8 @@ struct slot {
 
 static struct slot release_slots[MH_MAX_CALLBACKS];
 static struct slot alloc_slots[MH_MAX_CALLBACKS];
+/* One past the highest slot ever used: hooks scan no further. Only grows. */
+static _Atomic int slots_used;
 static int release_count, alloc_count; /* guarded by api_lock */
 static int queue_kinds;                /* MEMHOOKS_QUEUE_* bits, guarded by api_lock */
 
@@ -88,7 +90,8 @@ static void run_callbacks(struct slot *slots, void *addr, size_t len, bool from_
     uintptr_t saved_caller = tls_caller;
     tls_caller = caller;
     tls_depth++;
-    for (int i = 0; i < MH_MAX_CALLBACKS; i++) {
+    int used = atomic_load_explicit(&slots_used, memory_order_acquire);
+    for (int i = 0; i < used; i++) {
         opal_mem_hooks_callback_fn_t *fn = atomic_load_explicit(&slots[i].fn, memory_order_acquire);
         if (fn)
             fn(addr, len, atomic_load_explicit(&slots[i].cbdata, memory_order_relaxed), from_alloc);
@@ -137,13 +140,23 @@ static void dispatch_nested(void)
     }
 }
 
+/*
+ * The release and alloc totals are statistics only: a plain load and store instead of a locked
+ * increment keeps them off the hot path's cost; concurrent hooks may undercount them slightly.
+ */
+static inline void count_event(_Atomic uint64_t *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 void mh_release(void *addr, size_t len, uintptr_t caller)
 {
     if (len == 0)
         return;
     bool from_alloc = mh_from_alloc(caller);
     int work = atomic_load_explicit(&mh_work, memory_order_relaxed);
-    atomic_fetch_add_explicit(&mh_stat_release, 1, memory_order_relaxed);
+    count_event(&mh_stat_release);
     if (work & MH_WORK_RELEASE)
         mh_queue_push((uintptr_t)addr, len,
                       MEMHOOKS_EVENT_RELEASE | (from_alloc ? MEMHOOKS_EVENT_FROM_ALLOC : 0) |
@@ -165,7 +178,7 @@ void mh_alloc(void *addr, size_t len, uintptr_t caller)
         return;
     bool from_alloc = mh_from_alloc(caller);
     int work = atomic_load_explicit(&mh_work, memory_order_relaxed);
-    atomic_fetch_add_explicit(&mh_stat_alloc, 1, memory_order_relaxed);
+    count_event(&mh_stat_alloc);
     if (!(work & MH_WORK_ALLOC))
         return;
     mh_queue_push((uintptr_t)addr, len,
@@ -224,6 +237,8 @@ static int add_callback(struct slot *slots, int *count, opal_mem_hooks_callback_
     }
     atomic_store(&slots[free_slot].cbdata, cbdata);
     atomic_store(&slots[free_slot].fn, func);
+    if (free_slot + 1 > atomic_load(&slots_used))
+        atomic_store(&slots_used, free_slot + 1);
     (*count)++;
     update_work();
 out:

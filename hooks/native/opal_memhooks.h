@@ -86,8 +86,8 @@ int32_t *memhooks_queue_pending_word(void);
 
 /* Counters since the library was loaded. */
 struct memhooks_stats {
-    uint64_t releases;  /* release events seen by the hooks */
-    uint64_t allocs;    /* alloc events seen by the hooks */
+    uint64_t releases;  /* release events seen by the hooks (approximate under concurrency) */
+    uint64_t allocs;    /* alloc events seen by the hooks (approximate under concurrency) */
     uint64_t nested;    /* releases made by callbacks, dispatched after the outer one */
     uint64_t coalesced; /* events folded into a covering range (queue or nested overflow) */
     uint64_t queued;    /* events offered to the queue */

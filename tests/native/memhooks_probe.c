@@ -18,6 +18,7 @@
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "opal_memhooks.h"
@@ -487,4 +488,52 @@ int probe_fork_child_unmaps(void)
         return -1;
     munmap(p, 2 * PAGE);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- Benchmark drivers ---------------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Nanoseconds spent in `batches` x `batch` munmap calls of populated 4 KiB mappings (the mmap
+ * and first touch of each page happen outside the timed loop). Returns 0 on failure.
+ */
+uint64_t probe_time_munmap(int batches, int batch)
+{
+    static void *pages[4096];
+    if (batch < 1 || batch > 4096)
+        return 0;
+    uint64_t total = 0;
+    for (int b = 0; b < batches; b++) {
+        for (int i = 0; i < batch; i++) {
+            pages[i] = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (pages[i] == MAP_FAILED)
+                return 0;
+            *(volatile char *)pages[i] = 1;
+        }
+        uint64_t start = now_ns();
+        for (int i = 0; i < batch; i++)
+            munmap(pages[i], PAGE);
+        total += now_ns() - start;
+    }
+    return total;
+}
+
+/* Nanoseconds for `count` munmap calls on a page that is not mapped: the system call's own floor,
+ * which makes the constant cost a hook adds visible. */
+uint64_t probe_time_munmap_unmapped(int count)
+{
+    char *page = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+        return 0;
+    munmap(page, PAGE);
+    uint64_t start = now_ns();
+    for (int i = 0; i < count; i++)
+        munmap(page, PAGE);
+    return now_ns() - start;
 }
