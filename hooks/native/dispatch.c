@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -343,6 +345,25 @@ static int run_selftest(void)
         atomic_store(&selftest_addr, (uintptr_t)p);
         do_munmap(p, 3 * page);
     }
+    /* System V shared memory, when the system has it: shmat over an attachment with SHM_REMAP,
+     * then shmdt. The segment is created and attached with raw system calls. */
+    bool shm_tested = false;
+    typedef void *(*shmat_fn)(int, const void *, int);
+    typedef int (*shmdt_fn)(const void *);
+    shmat_fn do_shmat = (shmat_fn)mh_libc_symbol("shmat");
+    shmdt_fn do_shmdt = (shmdt_fn)mh_libc_symbol("shmdt");
+    long shmid = raw_syscall(SYS_shmget, IPC_PRIVATE, page, IPC_CREAT | 0600);
+    if (shmid >= 0 && do_shmat && do_shmdt) {
+        long at = raw_syscall(SYS_shmat, shmid, 0, 0);
+        if ((unsigned long)at < -4096UL) {
+            shm_tested = true;
+            atomic_store(&selftest_addr, (uintptr_t)at);
+            do_shmat((int)shmid, (void *)at, SHM_REMAP);
+            do_shmdt((void *)at);
+        }
+        raw_syscall(SYS_shmctl, shmid, IPC_RMID, 0);
+    }
+
     /* brk to the current break and sbrk(0) release nothing; the hooks still note the call. */
     long cur = raw_syscall(SYS_brk, 0, 0, 0);
     atomic_store(&selftest_addr, (uintptr_t)cur);
@@ -354,7 +375,7 @@ static int run_selftest(void)
 
     int level = 0;
     int release_bits = MH_SEEN_MUNMAP | MH_SEEN_MADVISE | MH_SEEN_MREMAP | MH_SEEN_MMAP_FIXED |
-                       MH_SEEN_BRK | MH_SEEN_SBRK;
+                       MH_SEEN_BRK | MH_SEEN_SBRK | (shm_tested ? MH_SEEN_SHMAT | MH_SEEN_SHMDT : 0);
     if ((seen & release_bits) == release_bits)
         level |= OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT;
     if (seen & MH_SEEN_MMAP_ALLOC)

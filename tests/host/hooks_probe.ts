@@ -49,6 +49,9 @@ const symbols = {
   probe_fork_child_unmaps: { parameters: [], result: "i32" },
   probe_time_munmap: { parameters: ["i32", "i32"], result: "u64" },
   probe_time_munmap_unmapped: { parameters: ["i32"], result: "u64" },
+  probe_patch_foreign_shmdt: { parameters: [], result: "i32" },
+  probe_foreign_calls: { parameters: [], result: "i32" },
+  probe_libc_shmdt_first_byte: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export const probe = openNativeLibrary("libdeno_rdma_testsupport.so", symbols).symbols;

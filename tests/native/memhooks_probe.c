@@ -6,6 +6,7 @@
  * buffer it reads the watched bytes inside the range and records whether they still hold the
  * byte the test wrote (after the release they would be gone: unmapped, or zero after DONTNEED).
  */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -536,4 +537,50 @@ uint64_t probe_time_munmap_unmapped(int count)
     for (int i = 0; i < count; i++)
         munmap(page, PAGE);
     return now_ns() - start;
+}
+
+/* ---- Another interceptor ---------------------------------------------------------------- */
+
+static _Atomic int foreign_calls;
+
+static int foreign_shmdt(const void *addr)
+{
+    atomic_fetch_add(&foreign_calls, 1);
+    return (int)syscall(SYS_shmdt, addr);
+}
+
+int probe_foreign_calls(void)
+{
+    return atomic_load(&foreign_calls);
+}
+
+/*
+ * Plays another interceptor (Open MPI's style): overwrites the start of libc's shmdt with
+ * `movabs r11, foreign_shmdt; jmp r11`. For a test process of its own. Returns 0 on success.
+ */
+int probe_patch_foreign_shmdt(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+    unsigned char *code = libc ? dlsym(libc, "shmdt") : NULL;
+    if (!code)
+        return -1;
+    uintptr_t page = (uintptr_t)code & ~(uintptr_t)(PAGE - 1);
+    if (mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+        return -1;
+    uint64_t target = (uint64_t)(uintptr_t)foreign_shmdt;
+    code[0] = 0x49;
+    code[1] = 0xbb;
+    memcpy(code + 2, &target, 8);
+    code[10] = 0x41;
+    code[11] = 0xff;
+    code[12] = 0xe3;
+    return mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_EXEC);
+}
+
+/* The first byte of libc's shmdt now (0x49 while the foreign patch is in place). */
+int probe_libc_shmdt_first_byte(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+    unsigned char *code = libc ? dlsym(libc, "shmdt") : NULL;
+    return code ? code[0] : -1;
 }

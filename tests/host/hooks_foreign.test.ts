@@ -1,0 +1,30 @@
+/**
+ * Several interceptors in one process: a function another library already redirected is refused
+ * with a clear status, left working as that library made it, and the support level says that not
+ * every release can be seen.
+ */
+import assert from "node:assert/strict";
+import { OPAL_MEMORY_FREE_SUPPORT, OPAL_MEMORY_MMAP_SUPPORT } from "../../hooks/mod.ts";
+
+const PATCH_OK = 0, PATCH_FOREIGN = 4;
+const child = new URL("./hooks_foreign_child.ts", import.meta.url).pathname;
+
+Deno.test("a function patched by another library is refused, not overwritten", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", child],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "");
+  assert.equal(result.patched, 0, "the test could not play the other interceptor");
+  assert.equal(result.status.shmdt, PATCH_FOREIGN);
+  for (const name of ["munmap", "mremap", "madvise", "mmap", "brk", "sbrk", "shmat"]) {
+    assert.equal(result.status[name], PATCH_OK, name);
+  }
+  assert.equal(result.firstByte, 0x49, "the other library's jump was overwritten");
+  assert.equal(result.detached, 0);
+  assert.equal(result.foreignCalled, true, "the other library's hook no longer runs");
+  assert.equal(result.level & OPAL_MEMORY_FREE_SUPPORT, 0, "FREE claimed with shmdt unseen");
+  assert.equal(result.level & OPAL_MEMORY_MMAP_SUPPORT, OPAL_MEMORY_MMAP_SUPPORT);
+});
