@@ -4,3 +4,6 @@
  *
  * @module
  */
+
+export * from "./verbs/mod.ts";
+export * from "./cache/mod.ts";
