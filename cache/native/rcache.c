@@ -34,7 +34,8 @@ struct rc_cache {
   bool merge;
   struct rc_region *root;
   struct rc_list idle; /* oldest first: the eviction order */
-  struct rc_list held;
+  struct rc_list retired; /* held regions no longer in the index (their memory was released, or
+                           * a newer region replaced them): deregistered at their last release */
   struct rc_region *graveyard; /* deregistered, to be freed outside any hook */
   uint64_t stats[RCACHE_STAT_COUNT];
   struct rcache_result result;
@@ -90,7 +91,8 @@ static void discard_idle(struct rc_cache *c, struct rc_region *r, enum rcache_st
                          bool count_path) {
   rc_list_remove(&c->idle, r);
   r->flags &= (uint8_t)~RC_REGION_IDLE;
-  if (r->flags & RC_REGION_INDEXED) rc_index_remove(&c->root, r);
+  rc_index_remove(&c->root, r); /* idle regions are always indexed */
+  c->stats[RCACHE_STAT_INDEXED]--;
   deregister(c, r, path, count_path);
   bury(c, r);
 }
@@ -104,6 +106,8 @@ static void retire(struct rc_cache *c, struct rc_region *r, enum rcache_stat pat
     discard_idle(c, r, path, count_path);
   } else {
     rc_index_remove(&c->root, r);
+    c->stats[RCACHE_STAT_INDEXED]--;
+    rc_list_append(&c->retired, r);
   }
 }
 
@@ -178,13 +182,13 @@ static void evict_all_idle(struct rc_cache *c, bool count_evictions) {
   while (c->idle.oldest) discard_idle(c, c->idle.oldest, RCACHE_STAT_EVICTIONS, count_evictions);
 }
 
+/* Held regions are on no list (only retired ones are): the hit path touches one list, once. */
 static void hold(struct rc_cache *c, struct rc_region *r) {
   if (r->holders++ == 0) {
     if (r->flags & RC_REGION_IDLE) {
       rc_list_remove(&c->idle, r);
       r->flags &= (uint8_t)~RC_REGION_IDLE;
     }
-    rc_list_append(&c->held, r);
     c->stats[RCACHE_STAT_IN_USE]++;
   }
 }
@@ -264,7 +268,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     c->merge = merge != 0;
     c->root = NULL;
     c->idle = (struct rc_list){0};
-    c->held = (struct rc_list){0};
+    c->retired = (struct rc_list){0};
     c->graveyard = NULL;
     for (int s = 0; s < RCACHE_STAT_COUNT; s++) c->stats[s] = 0;
     c->result = (struct rcache_result){0};
@@ -300,10 +304,15 @@ int rcache_destroy(int slot) {
   if (!c) return RCACHE_ERR_CLOSED;
   atomic_store_explicit(&c->live, 0, memory_order_release);
   evict_all_idle(c, false);
-  while (c->held.oldest) {
-    struct rc_region *r = c->held.oldest;
-    rc_list_remove(&c->held, r);
-    if (r->flags & RC_REGION_INDEXED) rc_index_remove(&c->root, r);
+  while (c->root) { /* held and indexed */
+    struct rc_region *r = c->root;
+    rc_index_remove(&c->root, r);
+    deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
+    bury(c, r);
+  }
+  while (c->retired.oldest) {
+    struct rc_region *r = c->retired.oldest;
+    rc_list_remove(&c->retired, r);
     deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
     bury(c, r);
   }
@@ -386,6 +395,7 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
                                .rkey = reg.rkey,
                                .access = access};
   rc_index_insert(&c->root, region);
+  c->stats[RCACHE_STAT_INDEXED]++;
   c->stats[RCACHE_STAT_REGISTRATIONS]++;
   c->stats[RCACHE_STAT_REGIONS]++;
   c->stats[RCACHE_STAT_BYTES] += union_end - union_start;
@@ -437,13 +447,13 @@ int rcache_put(int slot, double handle) {
     status = RCACHE_ERR_STATE;
   } else if (--r->holders == 0) {
     c->stats[RCACHE_STAT_IN_USE]--;
-    rc_list_remove(&c->held, r);
     if (r->flags & RC_REGION_INDEXED) {
       rc_list_append(&c->idle, r);
       r->flags |= RC_REGION_IDLE;
       evict_to_limits(c);
     } else {
       /* Retired while held (its memory was released, or a newer region replaced it). */
+      rc_list_remove(&c->retired, r);
       deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
       bury(c, r);
     }
@@ -463,11 +473,6 @@ int rcache_flush(int slot) {
 int rcache_stats(int slot, double *out, int count) {
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
-  uint64_t indexed = c->stats[RCACHE_STAT_REGIONS];
-  for (struct rc_region *r = c->held.oldest; r; r = r->next) {
-    if (!(r->flags & RC_REGION_INDEXED)) indexed--;
-  }
-  c->stats[RCACHE_STAT_INDEXED] = indexed;
   c->stats[RCACHE_STAT_PENDING_OVERFLOWS] = atomic_load(&c->pending.overflows);
   for (int i = 0; i < count && i < RCACHE_STAT_COUNT; i++) out[i] = (double)c->stats[i];
   leave(c);
