@@ -3,9 +3,8 @@
  *
  * Hooks read the tables without locks. A mutex serializes only register/unregister/init/finalize.
  * Unregistering waits until no thread can still be running the removed callback, with two
- * in-flight counters used like an epoch: a dispatch counts itself in the counter of the current
- * epoch; unregister clears the slot, then flips the epoch and waits for the old counter to drain,
- * twice, so that every dispatch that could have read the slot before it was cleared has finished.
+ * in-flight counters: a dispatch counts itself in the counter the epoch points to; unregister
+ * clears the slot, then waits until each counter in turn has drained (see wait_for_dispatches).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +24,9 @@
 struct slot {
     _Atomic(opal_mem_hooks_callback_fn_t *) fn;
     void *_Atomic cbdata;
+    /* Kept from reuse while an unregister waits for dispatches that may still read this slot:
+     * a new callback's cbdata must never reach the old callback. Guarded by api_lock. */
+    bool retiring;
 };
 
 static struct slot release_slots[MH_MAX_CALLBACKS];
@@ -202,13 +204,19 @@ static void update_work(void)
     atomic_store(&mh_work, work);
 }
 
-/* Returns once no dispatch that could have seen a cleared slot is still running. */
+/*
+ * Returns once no dispatch that could have read a slot before it was cleared is still running.
+ * Safety: each counter is seen at (this thread's own share of) zero at some instant after the
+ * clear, so every dispatch counted in it then has finished; a dispatch counted later read the slot
+ * after the clear (all of it is sequentially consistent) and saw it empty. The epoch is pointed
+ * away from the counter being waited for so that new dispatches cannot keep it from draining.
+ */
 static void wait_for_dispatches(void)
 {
-    for (int round = 0; round < 2; round++) {
-        unsigned old = atomic_fetch_add(&epoch, 1) & 1;
+    for (unsigned parity = 0; parity < 2; parity++) {
+        atomic_store(&epoch, parity + 1);
         /* This thread's own dispatch (unregister from inside a callback) is not waited for. */
-        while (atomic_load(&inflight[old]) > tls_inflight[old])
+        while (atomic_load(&inflight[parity]) > tls_inflight[parity])
             sched_yield();
     }
 }
@@ -230,7 +238,7 @@ static int add_callback(struct slot *slots, int *count, opal_mem_hooks_callback_
             rc = OPAL_EXISTS;
             goto out;
         }
-        if (!fn && free_slot < 0)
+        if (!fn && !slots[i].retiring && free_slot < 0)
             free_slot = i;
     }
     if (free_slot < 0) {
@@ -251,21 +259,28 @@ out:
 static int remove_callback(struct slot *slots, int *count, opal_mem_hooks_callback_fn_t *func)
 {
     pthread_mutex_lock(&api_lock);
-    int rc = OPAL_ERR_NOT_FOUND;
+    int found = -1;
     for (int i = 0; func && i < MH_MAX_CALLBACKS; i++) {
         if (atomic_load(&slots[i].fn) == func) {
             atomic_store(&slots[i].fn, NULL);
+            slots[i].retiring = true;
             (*count)--;
-            rc = OPAL_SUCCESS;
+            found = i;
             break;
         }
     }
-    if (rc == OPAL_SUCCESS) {
+    if (found >= 0)
         update_work();
-        wait_for_dispatches();
-    }
     pthread_mutex_unlock(&api_lock);
-    return rc;
+    if (found < 0)
+        return OPAL_ERR_NOT_FOUND;
+    /* Waited for without the lock: a callback running on another thread may itself register or
+     * unregister, and must not wait for us while we wait for it. */
+    wait_for_dispatches();
+    pthread_mutex_lock(&api_lock);
+    slots[found].retiring = false;
+    pthread_mutex_unlock(&api_lock);
+    return OPAL_SUCCESS;
 }
 
 int opal_mem_hooks_register_release(opal_mem_hooks_callback_fn_t *func, void *cbdata)

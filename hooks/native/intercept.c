@@ -68,14 +68,10 @@ void *mh_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
     return (void *)ret;
 }
 
-/* Non-variadic on purpose: the fifth argument is in r8 whether or not the caller passed it. */
-void *mh_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+/* The releases an mremap implies, in whole pages (see the table in hooks/README.md). */
+static void mremap_release(void *old, size_t old_len, size_t new_len, int flags, void *new_addr,
+                           uintptr_t caller)
 {
-    uintptr_t caller = CALLER;
-    old_len = PAGE_UP(old_len);
-    new_len = PAGE_UP(new_len);
-    if (!(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)))
-        new_addr = NULL; /* as glibc: the kernel must not see a stray fifth argument */
     if (work_for(MH_WORK_RELEASE)) {
         if (flags & (MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) {
             /* It may move: the whole old range goes (a move that did not happen is harmless). */
@@ -89,13 +85,24 @@ void *mh_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void 
             mh_release((char *)old + new_len, old_len - new_len, caller);
         }
     }
+}
+
+/* Non-variadic on purpose: the fifth argument is in r8 whether or not the caller passed it. */
+void *mh_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+    uintptr_t caller = CALLER;
+    if (!(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)))
+        new_addr = NULL; /* as glibc: the kernel must not see a stray fifth argument */
+    /* The events use whole pages, as the kernel does; the kernel gets the caller's lengths. */
+    size_t old_pages = PAGE_UP(old_len), new_pages = PAGE_UP(new_len);
+    mremap_release(old, old_pages, new_pages, flags, new_addr, caller);
     long ret = mh_syscall_result(
         raw_syscall6(SYS_mremap, (long)old, (long)old_len, (long)new_len, flags, (long)new_addr, 0));
     if (ret != -1 && work_for(MH_WORK_ALLOC)) {
         if ((void *)ret != old)
-            mh_alloc((void *)ret, new_len, caller);
-        else if (new_len > old_len)
-            mh_alloc((char *)old + old_len, new_len - old_len, caller);
+            mh_alloc((void *)ret, new_pages, caller);
+        else if (new_pages > old_pages)
+            mh_alloc((char *)old + old_pages, new_pages - old_pages, caller);
     }
     return (void *)ret;
 }

@@ -56,8 +56,8 @@ void mh_queue_reset(void)
 static void fold_overflow(int kind, uint64_t addr, uint64_t len, uint32_t flags)
 {
     /* A torn first read only makes the first compare-and-swap fail and return the real value. */
-    range128 old = *(volatile range128 *)&overflow[kind], update;
-    do {
+    range128 old = *(volatile range128 *)&overflow[kind];
+    for (;;) {
         uint64_t lo = (uint64_t)old, end = (uint64_t)(old >> 64);
         if (lo >= end) {
             lo = addr;
@@ -68,12 +68,12 @@ static void fold_overflow(int kind, uint64_t addr, uint64_t len, uint32_t flags)
             if (addr + len > end)
                 end = addr + len;
         }
-        update = ((range128)end << 64) | lo;
+        range128 update = ((range128)end << 64) | lo;
         range128 seen = __sync_val_compare_and_swap(&overflow[kind], old, update);
         if (seen == old)
             break;
         old = seen;
-    } while (true);
+    }
     if (!(flags & MEMHOOKS_EVENT_FROM_ALLOC))
         atomic_store(&overflow_from_program[kind], 1);
     atomic_fetch_add_explicit(&mh_stat_coalesced, 1, memory_order_relaxed);

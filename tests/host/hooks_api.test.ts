@@ -228,3 +228,30 @@ Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and 
   assert.equal(decode([0x48, 0x89, 0xe5, 0x90, 0x90, 0x90]).status, PATCH_UNKNOWN);
   assert.equal(decode([0xb8, 0x0b, 0]).status, PATCH_UNKNOWN, "truncated instruction");
 });
+
+Deno.test("unregister waits for a callback running on another thread to finish", async () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  probe.probe_reset();
+  const p = probe.probe_map(BigInt(PAGE), 7);
+  probe.probe_watch(p, BigInt(PAGE), 7);
+  assert.equal(probe.probe_register_slow(), OPAL_SUCCESS);
+  assert.equal(probe.probe_munmap_async(p, BigInt(PAGE)), 0);
+  for (let i = 0; i < 500 && probe.probe_slow_running() === 0; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.equal(probe.probe_slow_running(), 1, "the slow callback never started");
+  assert.equal(probe.probe_unregister_slow_then_running(), 0, "unregister returned mid-callback");
+  assert.equal(probe.probe_join_async(), 0);
+  probe.probe_reset();
+});
+
+Deno.test("a C callback can unregister itself from inside its own call", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  probe.probe_reset();
+  const p = probe.probe_map(BigInt(PAGE), 7);
+  probe.probe_watch(p, BigInt(PAGE), 7);
+  assert.equal(probe.probe_register_self_unregistering(), OPAL_SUCCESS);
+  probe.probe_munmap(p, BigInt(PAGE));
+  assert.equal(probe.probe_self_unregister_rc(), OPAL_SUCCESS);
+  probe.probe_reset();
+});

@@ -584,3 +584,78 @@ int probe_libc_shmdt_first_byte(void)
     unsigned char *code = libc ? dlsym(libc, "shmdt") : NULL;
     return code ? code[0] : -1;
 }
+
+/* ---- Unregistering while a callback runs ------------------------------------------------ */
+
+static _Atomic int slow_running, slow_calls, self_unregister_rc = 1;
+
+/* Takes 100 ms for the watched range, so that another thread can unregister it meanwhile. */
+static void slow_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)cbdata;
+    (void)from_alloc;
+    if (watched_intact((uintptr_t)buf, length) < 0)
+        return;
+    atomic_store(&slow_running, 1);
+    atomic_fetch_add(&slow_calls, 1);
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    atomic_store(&slow_running, 0);
+}
+
+int probe_register_slow(void)
+{
+    return opal_mem_hooks_register_release(slow_handler, NULL);
+}
+
+int probe_slow_running(void)
+{
+    return atomic_load(&slow_running);
+}
+
+/* Unregisters the slow handler; returns whether it was still running right after (must be 0),
+ * or -1 if unregister failed. */
+int probe_unregister_slow_then_running(void)
+{
+    if (opal_mem_hooks_unregister_release(slow_handler) != OPAL_SUCCESS)
+        return -1;
+    return atomic_load(&slow_running);
+}
+
+static pthread_t async_thread;
+static struct unmap_job async_job;
+
+/* munmap on a new thread without waiting for it; probe_join_async() waits. */
+int probe_munmap_async(void *addr, size_t len)
+{
+    async_job.addr = addr;
+    async_job.len = len;
+    return pthread_create(&async_thread, NULL, unmap_thread, &async_job);
+}
+
+int probe_join_async(void)
+{
+    return pthread_join(async_thread, NULL);
+}
+
+/* A handler that unregisters itself on its first call. */
+static void self_unregistering_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)cbdata;
+    (void)from_alloc;
+    if (watched_intact((uintptr_t)buf, length) < 0)
+        return;
+    atomic_store(&self_unregister_rc, opal_mem_hooks_unregister_release(self_unregistering_handler));
+}
+
+int probe_register_self_unregistering(void)
+{
+    atomic_store(&self_unregister_rc, 1);
+    return opal_mem_hooks_register_release(self_unregistering_handler, NULL);
+}
+
+/* What the handler's own unregister returned (1 while it has not run). */
+int probe_self_unregister_rc(void)
+{
+    return atomic_load(&self_unregister_rc);
+}
