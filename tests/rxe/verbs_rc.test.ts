@@ -255,3 +255,39 @@ Deno.test("bad work requests: TypeError, RangeError, or RdmaError, never a crash
     );
   });
 });
+
+Deno.test("moving a queue pair to ERR flushes its posted receives", async () => {
+  using lo = openLoopback();
+  using mr = lo.pd.registerMemory(new Uint8Array(256));
+  lo.b.postRecv({ wrId: 50, sge: { mr } });
+  lo.b.postRecv({ wrId: 51, sge: { mr } });
+  lo.b.toError();
+  const wcs = await lo.completions(2);
+  assert.deepEqual(wcs.map((w) => w.wrId).sort(), [50n, 51n]);
+  assert.ok(wcs.every((w) => w.status === WcStatus.WR_FLUSH_ERR));
+});
+
+Deno.test("a region keeps its buffer alive when nothing else references it", async () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  using lo = openLoopback();
+  // Only the region references the buffer from here on.
+  using target = lo.pd.registerMemory(new Uint8Array(MiB), {
+    access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
+  });
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  const source = pattern(MiB, 11);
+  using src = lo.pd.registerMemory(source);
+  lo.a.postSend({
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: src },
+    remoteAddress: target.address,
+    rkey: target.rkey,
+  });
+  assertAllSucceeded(await lo.completions(1));
+  const bytes = target.bytes!;
+  assert.equal(BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))), target.address);
+  assert.equal(firstDifference(bytes, source), -1);
+});
