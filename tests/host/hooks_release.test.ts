@@ -19,8 +19,8 @@ interface Seen {
 }
 
 /** Runs `body` with the C probe and a TypeScript recorder registered; cleans up after. */
-function withHooks(body: (seen: Seen[]) => void): () => void {
-  return () => {
+function withHooks(body: (seen: Seen[]) => void | Promise<void>): () => Promise<void> {
+  return async () => {
     assert.equal(memHooks.init(), OPAL_SUCCESS);
     const seen: Seen[] = [];
     const record: MemHookCallback = (addr, len, _cbdata, fromAlloc, flags) =>
@@ -30,7 +30,7 @@ function withHooks(body: (seen: Seen[]) => void): () => void {
     probe.probe_reset();
     assert.equal(probe.probe_register(), OPAL_SUCCESS);
     try {
-      body(seen);
+      await body(seen);
     } finally {
       probe.probe_unregister();
       memHooks.unregisterRelease(record);
@@ -261,7 +261,7 @@ Deno.test(
     assert.equal(event.fromAlloc, true);
     memHooks.flush();
     assert.ok(seen.some((e) => e.addr <= at && at < e.addr + BigInt(e.len)));
-  }) as () => void,
+  }),
 );
 
 Deno.test(

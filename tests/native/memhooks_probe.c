@@ -37,6 +37,7 @@ struct probe_event {
 };
 
 static struct probe_event events[MAX_EVENTS];
+static _Atomic int event_ready[MAX_EVENTS]; /* events[i] is complete */
 static _Atomic uint32_t event_count;
 static _Atomic uint64_t event_total;
 static _Atomic uintptr_t watch_addr;
@@ -79,12 +80,17 @@ static void record(void *buf, size_t length, bool from_alloc, int nested)
     uint32_t i = atomic_fetch_add(&event_count, 1);
     if (i >= MAX_EVENTS)
         return;
-    events[i].addr = (uintptr_t)buf;
-    events[i].len = length;
-    events[i].from_alloc = from_alloc;
-    events[i].intact = watched_intact((uintptr_t)buf, length);
-    events[i].thread = (int32_t)syscall(SYS_gettid);
-    events[i].nested = nested;
+    /* Filled in completely (reading a large watched range takes a while), then published. */
+    struct probe_event e = {
+        .addr = (uintptr_t)buf,
+        .len = length,
+        .from_alloc = from_alloc,
+        .intact = watched_intact((uintptr_t)buf, length),
+        .thread = (int32_t)syscall(SYS_gettid),
+        .nested = nested,
+    };
+    events[i] = e;
+    atomic_store_explicit(&event_ready[i], 1, memory_order_release);
 }
 
 static void release_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
@@ -167,6 +173,9 @@ int probe_register_null(void)
 
 void probe_reset(void)
 {
+    uint32_t n = atomic_load(&event_count);
+    for (uint32_t i = 0; i < n && i < MAX_EVENTS; i++)
+        atomic_store(&event_ready[i], 0);
     atomic_store(&event_count, 0);
     atomic_store(&event_total, 0);
     atomic_store(&watch_addr, 0);
@@ -195,6 +204,8 @@ int probe_find(void *addr, size_t len)
     if (n > MAX_EVENTS)
         n = MAX_EVENTS;
     for (uint32_t i = 0; i < n; i++) {
+        if (!atomic_load_explicit(&event_ready[i], memory_order_acquire))
+            continue; /* still being recorded on another thread */
         uintptr_t a = (uintptr_t)addr;
         if (len ? (events[i].addr == a && events[i].len == len)
                 : (a >= events[i].addr && a < events[i].addr + events[i].len))
@@ -207,7 +218,8 @@ int probe_find(void *addr, size_t len)
 int probe_event(int i, struct probe_event *out)
 {
     uint32_t n = atomic_load(&event_count);
-    if (i < 0 || (uint32_t)i >= n || i >= MAX_EVENTS)
+    if (i < 0 || (uint32_t)i >= n || i >= MAX_EVENTS ||
+        !atomic_load_explicit(&event_ready[i], memory_order_acquire))
         return -1;
     *out = events[i];
     return 0;
