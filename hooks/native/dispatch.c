@@ -128,7 +128,7 @@ static void record_nested(uintptr_t addr, size_t len, bool from_alloc)
     atomic_fetch_add_explicit(&mh_stat_coalesced, 1, memory_order_relaxed);
 }
 
-static void dispatch_nested(void)
+static void dispatch_nested(uintptr_t outer_caller)
 {
     while (tls_nested_count > 0) {
         uintptr_t addr[MH_NESTED_MAX];
@@ -139,7 +139,8 @@ static void dispatch_nested(void)
         tls_nested_count = 0;
         for (unsigned i = 0; i < n; i++) {
             atomic_fetch_add_explicit(&mh_stat_nested, 1, memory_order_relaxed);
-            run_callbacks(release_slots, (void *)addr[i], len[i], (from_alloc >> i) & 1, tls_caller);
+            run_callbacks(release_slots, (void *)addr[i], len[i], (from_alloc >> i) & 1,
+                          outer_caller);
         }
     }
 }
@@ -172,7 +173,7 @@ void mh_release(void *addr, size_t len, uintptr_t caller)
     }
     if (work & MH_WORK_RELEASE) {
         run_callbacks(release_slots, addr, len, from_alloc, caller);
-        dispatch_nested();
+        dispatch_nested(caller);
     }
 }
 
@@ -400,8 +401,38 @@ static int run_selftest(void)
     return level;
 }
 
+/*
+ * fork(): the API lock is taken around it so the child never inherits it held, and the child's
+ * in-flight counters drop the dispatches of threads that do not exist there (otherwise an
+ * unregister in the child would wait for them forever). The hooks themselves hold no lock.
+ */
+static void before_fork(void)
+{
+    pthread_mutex_lock(&api_lock);
+}
+
+static void after_fork_in_parent(void)
+{
+    pthread_mutex_unlock(&api_lock);
+}
+
+static void after_fork_in_child(void)
+{
+    atomic_store(&inflight[0], tls_inflight[0]);
+    atomic_store(&inflight[1], tls_inflight[1]);
+    pthread_mutex_unlock(&api_lock);
+}
+
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+static void install_fork_handlers(void)
+{
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
+
 int opal_mem_hooks_init(void)
 {
+    pthread_once(&fork_handlers_once, install_fork_handlers);
     pthread_mutex_lock(&api_lock);
     int rc = OPAL_SUCCESS;
     if (!initialized) {
