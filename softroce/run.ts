@@ -50,10 +50,24 @@ function guestEnvironment(extra: Record<string, string>): Record<string, string>
   for (const [name, value] of Object.entries(Deno.env.toObject())) {
     if (name === "NO_COLOR" || name.startsWith("DENO_RDMA_")) env[name] = value;
   }
-  // The guest sets these from its own devices; the host's values would be wrong there.
-  for (const own of ["DENO_RDMA_GUEST", "DENO_RDMA_SOFTROCE_KERNEL"]) delete env[own];
+  // The guest sets these from its own devices; a host's values (say, for a real NIC) would be
+  // wrong there. options.env can still set them on purpose.
+  for (const own of GUEST_OWNED) delete env[own];
   return { ...env, ...extra };
 }
+
+/** Variables guest_setup.sh exports (and the runner's own knob). */
+const GUEST_OWNED = [
+  "DENO_RDMA_GUEST",
+  "DENO_RDMA_HOST_A",
+  "DENO_RDMA_HOST_B",
+  "DENO_RDMA_DEVICE_A",
+  "DENO_RDMA_DEVICE_B",
+  "DENO_RDMA_GID_INDEX_A",
+  "DENO_RDMA_GID_INDEX_B",
+  "DENO_RDMA_GID_INDEX_LO",
+  "DENO_RDMA_SOFTROCE_KERNEL",
+];
 
 /** The job script: environment, working directory, then the command itself. */
 function jobScript(command: string[], env: Record<string, string>, cwd: string): string {
