@@ -92,8 +92,9 @@ function validate(command: string[], options: GuestRunOptions): number {
     if (word.includes("\0")) throw new TypeError("runInGuest: command words cannot contain NUL");
   }
   const timeout = options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
-  if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0) {
-    throw new RangeError(`runInGuest: timeoutSeconds must be a positive number, got ${timeout}`);
+  // setTimeout cannot wait longer than 2^31-1 ms (about 24 days).
+  if (typeof timeout !== "number" || !(timeout > 0 && timeout <= 2_000_000)) {
+    throw new RangeError(`runInGuest: timeoutSeconds must be in (0, 2000000], got ${timeout}`);
   }
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (!ENV_NAME.test(name)) throw new TypeError(`runInGuest: bad environment name ${name}`);
