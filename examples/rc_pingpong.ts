@@ -106,13 +106,12 @@ function describe(label: string, d: Destination): string {
     `GID ${gidToIpv6(d.gid)}`;
 }
 
-/** RESET -> INIT -> RTR -> RTS with exactly the attributes `ibv_rc_pingpong` uses. */
+/** INIT -> RTR -> RTS with exactly the attributes `ibv_rc_pingpong` uses. */
 function connectQp(
   qp: QueuePair,
   remote: Destination,
   o: { port: number; mtu: number; sl: number; gidIndex: number },
 ): void {
-  qp.toInit({ port: o.port, access: 0, pkeyIndex: 0 });
   // A GRH only when the peer has a GID (its interface id is not zero), as the C tool decides.
   const global = remote.gid.subarray(8).some((b) => b !== 0);
   qp.toRtr(
@@ -172,6 +171,8 @@ async function main(): Promise<number> {
   const buf = new Uint8Array(size).fill(FILL);
   using mr = pd.registerMemory(buf);
 
+  // INIT before posting receives (rxe refuses receives in RESET), with no remote access.
+  qp.toInit({ port: ibPort, access: 0, pkeyIndex: 0 });
   const postRecvs = (n: number): number => {
     for (let i = 0; i < n; i++) qp.postRecv({ wrId: RECV_WRID, sge: { mr } });
     return n;

@@ -1,0 +1,78 @@
+/**
+ * The perftest flags write_bw.ts and write_lat.ts share, and turning them into session options.
+ *
+ * @module
+ */
+import { type FlagSpec, integerOption, parseOptions } from "./options.ts";
+import type { SessionOptions } from "./perftest_session.ts";
+
+/** Flags of both tests (perftest's names and defaults). */
+export const PERFTEST_FLAGS: Record<string, FlagSpec> = {
+  "ib-dev": {
+    short: "d",
+    type: "string",
+    help: "<dev>  use IB device <dev> (default first device found)",
+  },
+  "ib-port": {
+    short: "i",
+    type: "string",
+    help: "<port>  use port <port> of IB device (default 1)",
+  },
+  size: { short: "s", type: "string", help: "<size>  size of message to exchange" },
+  iters: { short: "n", type: "string", help: "<iters>  number of exchanges" },
+  port: {
+    short: "p",
+    type: "string",
+    help: "<port>  listen on/connect to port <port> (default 18515)",
+  },
+  gid_index: {
+    short: "x",
+    type: "string",
+    help: "<index>  GID index (default: the IPv4-mapped RoCE v2 GID)",
+  },
+  CPU_freq: {
+    short: "F",
+    type: "boolean",
+    help: "accepted for perftest compatibility (no effect)",
+  },
+  report_gbits: { type: "boolean", help: "report bandwidth in Gb/sec instead of MB/sec" },
+};
+
+/** Parsed flags: session options plus the report choice and any extra flags' values. */
+export interface PerftestArgs {
+  session: SessionOptions;
+  reportGbits: boolean;
+  values: Record<string, string | boolean | undefined>;
+}
+
+/** Parses perftest-style arguments; `extra` adds test-specific flags. */
+export function parsePerftestArgs(
+  args: string[],
+  usage: string,
+  test: string,
+  defaults: { size: number; iters: number; txDepth: number },
+  extra: Record<string, FlagSpec> = {},
+): PerftestArgs {
+  const flags = { ...PERFTEST_FLAGS, ...extra };
+  const parsed = parseOptions(args, usage, flags, 1);
+  const int = (name: string, fallback: number, min: number, max: number) =>
+    integerOption(parsed, name, fallback, min, max, usage, flags);
+  const size = int("size", defaults.size, 1, 1 << 30);
+  const gidIndex = int("gid_index", -1, -1, 255);
+  return {
+    session: {
+      test,
+      device: parsed.values["ib-dev"] as string | undefined,
+      ibPort: int("ib-port", 1, 1, 255),
+      gidIndex: gidIndex < 0 ? undefined : gidIndex,
+      size,
+      iters: int("iters", defaults.iters, 2, 1 << 30),
+      bufferBytes: size,
+      txDepth: defaults.txDepth,
+      tcpPort: int("port", 18515, 1, 65535),
+      host: parsed.positionals[0],
+    },
+    reportGbits: parsed.values.report_gbits === true,
+    values: parsed.values,
+  };
+}

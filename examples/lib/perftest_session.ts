@@ -1,0 +1,202 @@
+/**
+ * The connection set-up shared by write_bw.ts and write_lat.ts: one RC queue pair on a device, one
+ * remotely writable buffer, and a TCP exchange (one JSON line each way) of what the peer needs to
+ * connect and to write into that buffer. Both sides must be started with the same test, message
+ * size and iteration count; a mismatch stops both with a clear message.
+ *
+ * This is not perftest's wire protocol: these examples run against each other.
+ *
+ * @module
+ */
+import {
+  Access,
+  type CompletionQueue,
+  type Context,
+  type MemoryRegion,
+  openDevice,
+  type ProtectionDomain,
+  type QueuePair,
+} from "../../mod.ts";
+import { gidToIpv6, gidToWire, wireToGid } from "./gid_text.ts";
+import { acceptOne, connectWithRetry, readLine, writeLine } from "./socket.ts";
+
+/** What `openSession` needs. */
+export interface SessionOptions {
+  /** "RDMA_Write BW" or "RDMA_Write Latency"; both ends must run the same test. */
+  test: string;
+  device?: string;
+  ibPort: number;
+  /** Local GID index; default: the library's choice (IPv4-mapped RoCE v2 on RoCE). */
+  gidIndex?: number;
+  /** Message size in bytes. */
+  size: number;
+  iters: number;
+  /** Bytes of the registered buffer (at least `size`). */
+  bufferBytes: number;
+  /** Send queue depth (outstanding writes). */
+  txDepth: number;
+  tcpPort: number;
+  /** The server's address; absent on the server. */
+  host?: string;
+}
+
+/** One end of a connected test. Dispose it to close everything. */
+export interface Session extends Disposable {
+  ctx: Context;
+  pd: ProtectionDomain;
+  cq: CompletionQueue;
+  qp: QueuePair;
+  /** The registered buffer: the peer may write into it. */
+  buffer: Uint8Array;
+  mr: MemoryRegion;
+  /** Where to write in the peer's buffer. */
+  remoteAddress: bigint;
+  remoteKey: number;
+  /** Out-of-band channel to the peer (lines of text). */
+  conn: Deno.TcpConn;
+  isClient: boolean;
+  /** Connection details for the report, one line per end. */
+  addressLines: string[];
+  /** The GID index in use, and the path MTU in bytes, for the report. */
+  gidIndex: number;
+  mtuBytes: number;
+}
+
+interface Announcement {
+  test: string;
+  size: number;
+  iters: number;
+  lid: number;
+  qpn: number;
+  psn: number;
+  gid: string;
+  mtu: number;
+  rkey: number;
+  address: string;
+}
+
+function hex(value: number | bigint, digits: number): string {
+  return value.toString(16).padStart(digits, "0");
+}
+
+/** perftest's "local address" / "remote address" lines. */
+function addressLine(label: string, a: Announcement): string {
+  return ` ${label} address: LID ${hex(a.lid, 4)} QPN 0x${hex(a.qpn, 4)} PSN 0x${hex(a.psn, 6)}` +
+    ` RKey 0x${hex(a.rkey, 6)} VAddr 0x${hex(BigInt(a.address), 12)}\n` +
+    ` GID: ${gidToIpv6(wireToGid(a.gid))}`;
+}
+
+/** Sends a line to the peer and reads its line; both ends call it at the same point. */
+export async function exchangeLines(conn: Deno.Conn, line: string): Promise<string> {
+  const [, reply] = await Promise.all([writeLine(conn, line), readLine(conn)]);
+  return reply;
+}
+
+/**
+ * Opens the device, creates the queue pair and buffer, exchanges connection details with the peer
+ * (the client connects to `host`, the server accepts), connects the queue pair, and waits until
+ * both ends are ready to run.
+ */
+export async function openSession(o: SessionOptions): Promise<Session> {
+  const ctx = openDevice(o.device);
+  const closers: Disposable[] = [ctx];
+  const close = () => {
+    for (const c of closers.reverse()) c[Symbol.dispose]();
+    closers.length = 0;
+  };
+  try {
+    const pd = ctx.allocProtectionDomain();
+    closers.push(pd);
+    const cq = ctx.createCompletionQueue({ entries: Math.max(o.txDepth, 16) });
+    closers.push(cq);
+    const qp = pd.createQueuePair({
+      type: "RC",
+      sendCq: cq,
+      maxSendWr: o.txDepth,
+      maxRecvWr: 1,
+      signalAll: false,
+    });
+    closers.push(qp);
+    const buffer = new Uint8Array(o.bufferBytes);
+    const mr = pd.registerMemory(buffer, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
+    closers.push(mr);
+
+    const info = qp.localInfo(
+      o.gidIndex === undefined ? { port: o.ibPort } : {
+        port: o.ibPort,
+        gidIndex: o.gidIndex,
+      },
+    );
+    const mine: Announcement = {
+      test: o.test,
+      size: o.size,
+      iters: o.iters,
+      lid: info.lid,
+      qpn: info.qpn,
+      psn: info.psn,
+      gid: gidToWire(info.gid as Uint8Array),
+      mtu: info.mtu,
+      rkey: mr.rkey,
+      address: mr.address.toString(),
+    };
+    const conn = o.host === undefined
+      ? await acceptOne(o.tcpPort)
+      : await connectWithRetry(o.host, o.tcpPort);
+    closers.push({ [Symbol.dispose]: () => conn.close() });
+    const theirs = JSON.parse(await exchangeLines(conn, JSON.stringify(mine))) as Announcement;
+    for (const key of ["test", "size", "iters"] as const) {
+      if (theirs[key] !== mine[key]) {
+        throw new Error(
+          `the peer runs with ${key} ${theirs[key]} and this end with ${mine[key]}; ` +
+            "start both ends with the same test and flags",
+        );
+      }
+    }
+    qp.connect(
+      {
+        qpn: theirs.qpn,
+        psn: theirs.psn,
+        lid: theirs.lid,
+        gid: wireToGid(theirs.gid),
+        mtu: theirs.mtu,
+      },
+      {
+        port: o.ibPort,
+        gidIndex: info.gidIndex,
+        access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
+      },
+    );
+    // Both queue pairs are ready to receive before either end starts writing.
+    if (await exchangeLines(conn, "ready") !== "ready") throw new Error("the peer is not ready");
+    return {
+      ctx,
+      pd,
+      cq,
+      qp,
+      buffer,
+      mr,
+      remoteAddress: BigInt(theirs.address),
+      remoteKey: theirs.rkey,
+      conn,
+      isClient: o.host !== undefined,
+      addressLines: [addressLine("local", mine), addressLine("remote", theirs)],
+      gidIndex: info.gidIndex,
+      mtuBytes: 128 << Math.min(info.mtu, theirs.mtu),
+      [Symbol.dispose]: close,
+    };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/** A deterministic byte pattern (differs between seeds and at every position mod 251). */
+export function fillPattern(bytes: Uint8Array, seed: number): void {
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + seed * 13) % 251;
+}
+
+/** The index of the first byte of `bytes` that differs from fillPattern(seed), or -1. */
+export function patternMismatch(bytes: Uint8Array, seed: number): number {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== (i * 7 + seed * 13) % 251) return i;
+  return -1;
+}

@@ -1,0 +1,135 @@
+/**
+ * RDMA WRITE bandwidth, with perftest's main flags and result table (compare with `ib_write_bw`).
+ *
+ *     deno run -A examples/write_bw.ts [options]          # server: the side written to
+ *     deno run -A examples/write_bw.ts [options] <host>   # client: the side that writes
+ *
+ * The client keeps up to 128 writes outstanding (perftest's tx depth), asks for a completion
+ * every 100th (its CQ moderation), and measures from the first post to the last completion. The
+ * client's buffer holds a byte pattern; at the end the server checks every byte it received and
+ * both ends exit 1 on a mismatch. Runs against itself (not against ib_write_bw: the out-of-band
+ * exchange is this project's).
+ *
+ * @module
+ */
+import { type SendRequest, WcStatus, wcStatusName, WorkCompletions, WrOpcode } from "../mod.ts";
+import { parsePerftestArgs } from "./lib/perftest_flags.ts";
+import { type BandwidthResult, bandwidthTable, banner, RULE } from "./lib/perftest_report.ts";
+import { fillPattern, openSession, patternMismatch, type Session } from "./lib/perftest_session.ts";
+import { runMain } from "./lib/run_main.ts";
+import { readLine, writeLine } from "./lib/socket.ts";
+
+const USAGE = "write_bw.ts [options] [host]   (start the server without <host>)";
+const TX_DEPTH = 128;
+const CQ_MODERATION = 100;
+const CLIENT_SEED = 1;
+
+/** Posts `iters` RDMA WRITEs with a window of TX_DEPTH and returns the measured bandwidth. */
+function runWrites(s: Session, size: number, iters: number, progress: boolean): BandwidthResult {
+  const cqMod = Math.min(CQ_MODERATION, TX_DEPTH);
+  const wcs = new WorkCompletions(16);
+  // One request object, updated in place: posting allocates nothing per write.
+  const request: SendRequest = {
+    wrId: 0,
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: s.mr, offset: 0, length: size },
+    remoteAddress: s.remoteAddress,
+    rkey: s.remoteKey,
+    signaled: false,
+  };
+  let posted = 0;
+  let completed = 0;
+  let peak = 0;
+  let nextProgress = 0.1;
+  const start = performance.now();
+  let lastCompletion = start;
+  let lastCount = 0;
+  while (completed < iters) {
+    while (posted < iters && posted - completed < TX_DEPTH) {
+      request.wrId = posted;
+      request.signaled = (posted + 1) % cqMod === 0 || posted + 1 === iters;
+      s.qp.postSend(request);
+      posted++;
+    }
+    const n = s.cq.poll(wcs);
+    for (let i = 0; i < n; i++) {
+      if (wcs.status(i) !== WcStatus.SUCCESS) {
+        throw new Error(`RDMA WRITE ${wcs.wrId(i)} completed with ${wcStatusName(wcs.status(i))}`);
+      }
+      completed = wcs.wrId(i) + 1;
+    }
+    if (n > 0) {
+      const now = performance.now();
+      const rate = (completed - lastCount) * size / ((now - lastCompletion) / 1000);
+      if (completed - lastCount >= cqMod && rate > peak) peak = rate;
+      lastCompletion = now;
+      lastCount = completed;
+      if (progress && completed / iters >= nextProgress) {
+        console.error(`  ${Math.floor((completed / iters) * 100)}% of ${iters} writes`);
+        nextProgress = Math.floor((completed / iters) * 10 + 1) / 10;
+      }
+    }
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const average = size * iters / seconds;
+  return {
+    bytes: size,
+    iters,
+    peakBytesPerSecond: Math.max(peak, average),
+    averageBytesPerSecond: average,
+    messagesPerSecond: iters / seconds,
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parsePerftestArgs(
+    Deno.args,
+    USAGE,
+    "RDMA_Write BW Test",
+    { size: 65536, iters: 5000, txDepth: TX_DEPTH },
+    { progress: { type: "boolean", help: "print progress to stderr (client)" } },
+  );
+  const { size, iters } = args.session;
+  using s = await openSession(args.session);
+  console.log(banner("RDMA_Write BW Test", [
+    ["Device", s.ctx.deviceName],
+    ["Number of qps", 1],
+    ["Connection type", "RC"],
+    ["TX depth", TX_DEPTH],
+    ["CQ Moderation", CQ_MODERATION],
+    ["Mtu", `${s.mtuBytes}[B]`],
+    ["GID index", s.gidIndex],
+    ["Data ex. method", "Ethernet"],
+  ]));
+  console.log(s.addressLines.join("\n"));
+  console.log(RULE);
+
+  let result: BandwidthResult;
+  if (s.isClient) {
+    fillPattern(s.buffer.subarray(0, size), CLIENT_SEED);
+    result = runWrites(s, size, iters, args.values.progress === true);
+    // The server checks what landed and answers "ok" or what differs.
+    await writeLine(s.conn, JSON.stringify(result));
+    const verdict = await readLine(s.conn);
+    if (verdict !== "ok") {
+      console.log(bandwidthTable(result, args.reportGbits));
+      console.error(`data check failed on the server: ${verdict}`);
+      return 1;
+    }
+  } else {
+    result = JSON.parse(await readLine(s.conn)) as BandwidthResult;
+    // Every write carried the same pattern to the same place: the bytes must be exactly it.
+    const bad = patternMismatch(s.buffer.subarray(0, size), CLIENT_SEED);
+    const verdict = bad < 0 ? "ok" : `byte ${bad} is 0x${s.buffer[bad].toString(16)}`;
+    await writeLine(s.conn, verdict);
+    if (bad >= 0) {
+      console.log(bandwidthTable(result, args.reportGbits));
+      console.error(`data check failed: ${verdict}`);
+      return 1;
+    }
+  }
+  console.log(bandwidthTable(result, args.reportGbits));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await runMain(main));

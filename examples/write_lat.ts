@@ -1,0 +1,124 @@
+/**
+ * RDMA WRITE latency, with perftest's main flags and result table (compare with `ib_write_lat`).
+ *
+ *     deno run -A examples/write_lat.ts [options]          # server
+ *     deno run -A examples/write_lat.ts [options] <host>   # client
+ *
+ * A ping-pong of RDMA WRITEs: each end writes its message into the other's buffer, whose last byte
+ * carries the iteration number, and busy-polls the last byte of its own buffer for the peer's
+ * write. Latency is half the time between consecutive posts (RTT/2), as perftest reports it. At the
+ * end each end checks every byte of the peer's last message and exits 1 on a mismatch.
+ *
+ * @module
+ */
+import { type SendRequest, WcStatus, wcStatusName, WorkCompletions, WrOpcode } from "../mod.ts";
+import { parsePerftestArgs } from "./lib/perftest_flags.ts";
+import { banner, latencyStatistics, latencyTable, RULE } from "./lib/perftest_report.ts";
+import { fillPattern, openSession, patternMismatch, type Session } from "./lib/perftest_session.ts";
+import { runMain } from "./lib/run_main.ts";
+
+const USAGE = "write_lat.ts [options] [host]   (start the server without <host>)";
+const TX_DEPTH = 1;
+/** How long to spin for the peer's write before giving up. */
+const SPIN_TIMEOUT_MS = 10_000;
+const CLIENT_SEED = 1;
+const SERVER_SEED = 2;
+
+/** The iteration mark carried in a message's last byte: 1..255, never the initial 0. */
+function mark(iteration: number): number {
+  return (iteration % 255) + 1;
+}
+
+/**
+ * Runs the ping-pong; returns each iteration's post time in milliseconds. The buffer is two
+ * halves: this end sends from [0, size) and the peer writes into [size, 2 * size).
+ */
+function pingPong(s: Session, size: number, iters: number): Float64Array {
+  const sendHalf = s.buffer.subarray(0, size);
+  const receiveHalf = s.buffer.subarray(size, 2 * size);
+  const wcs = new WorkCompletions(1);
+  const request: SendRequest = {
+    wrId: 0,
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: s.mr, offset: 0, length: size },
+    remoteAddress: s.remoteAddress + BigInt(size),
+    rkey: s.remoteKey,
+    signaled: true,
+  };
+  const posted = new Float64Array(iters);
+  const waitForPeer = (iteration: number) => {
+    const expected = mark(iteration);
+    // Atomics.load so the compiler re-reads memory the device writes on every spin.
+    for (let spins = 1; Atomics.load(receiveHalf, size - 1) !== expected; spins++) {
+      if (
+        (spins & 0xffff) === 0 &&
+        performance.now() - posted[Math.max(0, iteration - 1)] > SPIN_TIMEOUT_MS
+      ) {
+        throw new Error(`no write from the peer for iteration ${iteration} within 10 s`);
+      }
+    }
+  };
+  const send = (iteration: number) => {
+    sendHalf[size - 1] = mark(iteration);
+    request.wrId = iteration;
+    posted[iteration] = performance.now();
+    s.qp.postSend(request);
+    let n: number;
+    do n = s.cq.poll(wcs); while (n === 0);
+    if (wcs.status(0) !== WcStatus.SUCCESS) {
+      throw new Error(`RDMA WRITE ${iteration} completed with ${wcStatusName(wcs.status(0))}`);
+    }
+  };
+  posted[0] = performance.now();
+  for (let i = 0; i < iters; i++) {
+    if (s.isClient) {
+      send(i);
+      waitForPeer(i);
+    } else {
+      waitForPeer(i);
+      send(i);
+    }
+  }
+  return posted;
+}
+
+async function main(): Promise<number> {
+  const args = parsePerftestArgs(Deno.args, USAGE, "RDMA_Write Latency Test", {
+    size: 2,
+    iters: 1000,
+    txDepth: TX_DEPTH,
+  });
+  const { size, iters } = args.session;
+  using s = await openSession({ ...args.session, bufferBytes: 2 * size });
+  console.log(banner("RDMA_Write Latency Test", [
+    ["Device", s.ctx.deviceName],
+    ["Number of qps", 1],
+    ["Connection type", "RC"],
+    ["TX depth", TX_DEPTH],
+    ["Mtu", `${s.mtuBytes}[B]`],
+    ["GID index", s.gidIndex],
+    ["Data ex. method", "Ethernet"],
+  ]));
+  console.log(s.addressLines.join("\n"));
+  console.log(RULE);
+
+  const ownSeed = s.isClient ? CLIENT_SEED : SERVER_SEED;
+  const peerSeed = s.isClient ? SERVER_SEED : CLIENT_SEED;
+  fillPattern(s.buffer.subarray(0, size - 1), ownSeed);
+  const posted = pingPong(s, size, iters);
+  const samples: number[] = [];
+  for (let i = 1; i < iters; i++) samples.push((posted[i] - posted[i - 1]) * 1000 / 2);
+  console.log(latencyTable(latencyStatistics(size, iters, samples)));
+
+  // The peer's last message: its pattern, then the last iteration's mark.
+  const received = s.buffer.subarray(size, 2 * size);
+  const bad = patternMismatch(received.subarray(0, size - 1), peerSeed);
+  if (bad >= 0 || received[size - 1] !== mark(iters - 1)) {
+    const at = bad >= 0 ? bad : size - 1;
+    console.error(`data check failed: received byte ${at} is 0x${received[at].toString(16)}`);
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await runMain(main));
