@@ -334,12 +334,14 @@ export function parseArguments(args: string[]): { command: string[]; timeoutSeco
 }
 
 if (import.meta.main) {
-  let parsed;
+  let status;
   try {
-    parsed = parseArguments(Deno.args);
+    const parsed = parseArguments(Deno.args);
+    status = await runInGuest(parsed.command, { timeoutSeconds: parsed.timeoutSeconds });
   } catch (e) {
-    console.error((e as Error).message);
-    Deno.exit(2);
+    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
+    console.error(e.message);
+    status = 2;
   }
-  Deno.exit(await runInGuest(parsed.command, { timeoutSeconds: parsed.timeoutSeconds }));
+  Deno.exit(status);
 }
