@@ -71,9 +71,9 @@ Deno.test("fork: the child unmaps with the hooks installed, its handler runs, no
     assert.equal(probe.probe_fork_child_unmaps(), 0);
     // Again while 4 threads are inside the hooks and the handler: nothing they held or counted
     // may reach the child.
-    assert.equal(probe.probe_loop_start(4, 50_000n), 0);
-    for (let i = 0; i < 20; i++) assert.equal(probe.probe_fork_child_unmaps(), 0);
-    assert.equal(probe.probe_loop_join(), 200_000n);
+    assert.equal(probe.probe_loop_start(4, 25_000n), 0);
+    for (let i = 0; i < 10; i++) assert.equal(probe.probe_fork_child_unmaps(), 0);
+    assert.equal(probe.probe_loop_join(), 100_000n);
   } finally {
     probe.probe_unregister();
   }
