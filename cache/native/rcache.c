@@ -405,18 +405,16 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
   return RCACHE_MISS;
 }
 
-/* A double is a valid range bound when it is an integer in [0, 2^53]. */
-static bool exact_integer(double value) {
-  return value >= 0 && value <= 9007199254740992.0 && value == (double)(uint64_t)value;
-}
-
-int rcache_get(int slot, double address, double length_value, uint32_t access) {
-  if (!exact_integer(address) || !exact_integer(length_value)) return RCACHE_ERR_RANGE;
-  uint64_t addr = (uint64_t)address, length = (uint64_t)length_value;
-  if (length == 0 || addr == 0 || addr + length > 9007199254740992ull) return RCACHE_ERR_RANGE;
+int rcache_get(int slot, double address, double length, uint32_t access) {
+  /* TypeScript passes integers (pointers, or checked safe integers); the comparisons also reject
+   * NaN. The limit keeps every bound exact in a double. */
+  if (!(address >= 1 && length >= 1 && address + length <= 9007199254740992.0)) {
+    return RCACHE_ERR_RANGE;
+  }
+  uint64_t addr = (uint64_t)address;
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
-  uintptr_t start = (uintptr_t)addr, end = (uintptr_t)(addr + length);
+  uintptr_t start = (uintptr_t)addr, end = (uintptr_t)(addr + (uint64_t)length);
   c->result.address = (double)start;
   c->stats[RCACHE_STAT_GETS]++;
   int status;
