@@ -169,6 +169,8 @@ export class QueuePair extends NativeHandle {
   readonly #sendView = new DataView(this.#send.buffer);
   readonly #recv = new Uint8Array(RECV.size);
   readonly #recvView = new DataView(this.#recv.buffer);
+  /** Bytes described by the last #writeSges call (kept here so posting allocates nothing). */
+  #sgeBytes = 0;
 
   private constructor(
     pointer: Deno.PointerObject,
@@ -365,8 +367,9 @@ export class QueuePair extends NativeHandle {
     sge: ScatterGather | readonly ScatterGather[] | undefined,
     max: number,
     verb: string,
-  ): { count: number; total: number } {
-    if (sge === undefined) return { count: 0, total: 0 };
+  ): number {
+    this.#sgeBytes = 0;
+    if (sge === undefined) return 0;
     const one = !Array.isArray(sge);
     const count = one ? 1 : (sge as readonly ScatterGather[]).length;
     if (count > max) throw new RangeError(`${count} scatter/gather elements; this QP takes ${max}`);
@@ -411,7 +414,8 @@ export class QueuePair extends NativeHandle {
       view.setUint32(o + SGE.lkey, lkey, true);
       total += length;
     }
-    return { count, total };
+    this.#sgeBytes = total;
+    return count;
   }
 
   /** ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when full). */
@@ -422,7 +426,7 @@ export class QueuePair extends NativeHandle {
     const opcode = wr.opcode ?? WrOpcode.SEND;
     if (typeof opcode !== "number") throw new TypeError("opcode must be a WrOpcode value");
     if (!VALID_OPCODES.has(opcode)) throw new RangeError(`unknown opcode ${opcode}`);
-    const { count, total } = this.#writeSges(
+    const count = this.#writeSges(
       v,
       SEND.sg_list,
       wr.sge,
@@ -459,7 +463,7 @@ export class QueuePair extends NativeHandle {
       v.setUint32(SEND.rkey, 0, true);
     }
     if (atomic) {
-      if (count !== 1 || total !== 8) {
+      if (count !== 1 || this.#sgeBytes !== 8) {
         throw new RangeError("atomic operations take exactly one 8-byte sge");
       }
       if (v.getUint32(SEND.remote_addr, true) % 8 !== 0) {
@@ -494,7 +498,7 @@ export class QueuePair extends NativeHandle {
     const qp = this.pointerFor("ibv_post_recv");
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
     const v = this.#recvView;
-    const { count } = this.#writeSges(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
+    const count = this.#writeSges(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
     writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
     v.setUint32(RECV.num_sge, count, true);
     const result = verbsShim().drv_post_recv(qp, this.#recv);
