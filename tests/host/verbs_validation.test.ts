@@ -2,7 +2,16 @@
 // values RangeError. The protection domain is a named double that fails the test if a verb
 // would be reached.
 import assert from "node:assert/strict";
-import { Access, gidText, MemoryRegion, NativeHandle, WorkCompletions } from "../../verbs/mod.ts";
+import {
+  Access,
+  AddressHandle,
+  CompletionQueue,
+  gidText,
+  MemoryRegion,
+  NativeHandle,
+  QueuePair,
+  WorkCompletions,
+} from "../../verbs/mod.ts";
 import { gidBytes } from "../../verbs/validate.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
@@ -102,4 +111,22 @@ Deno.test("work completions: capacity and index bounds", () => {
   assert.equal(wcs.wrId(0), 2 ** 32 + 7);
   assert.equal(wcs.wrIdBig(0), (1n << 32n) + 7n);
   assert.throws(() => wcs.status(1), RangeError);
+});
+
+Deno.test("queue pairs, completion queues and address handles check options first", () => {
+  const parent = new UnreachablePd();
+  const cq = {} as CompletionQueue;
+  // @ts-expect-error: wrong type on purpose
+  assert.throws(() => QueuePair.create(parent, null, { type: "XRC", sendCq: cq }), TypeError);
+  // @ts-expect-error: wrong type on purpose
+  assert.throws(() => QueuePair.create(parent, null, { type: 9, sendCq: cq }), RangeError);
+  // @ts-expect-error: wrong type on purpose
+  assert.throws(() => QueuePair.create(parent, null, { type: "RC" }), TypeError);
+  assert.throws(() => CompletionQueue.create(parent, { entries: 0 }), RangeError);
+  // @ts-expect-error: wrong type on purpose
+  assert.throws(() => CompletionQueue.create(parent, { channel: "yes" }), TypeError);
+  assert.throws(() => AddressHandle.create(parent, {}), TypeError);
+  assert.throws(() => AddressHandle.create(parent, { gid: "::1", hopLimit: 256 }), RangeError);
+  assert.throws(() => AddressHandle.create(parent, { lid: -1 }), RangeError);
+  parent.close();
 });
