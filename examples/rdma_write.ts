@@ -6,14 +6,7 @@
  *
  * @module
  */
-import {
-  Access,
-  openDevice,
-  WcStatus,
-  wcStatusName,
-  WorkCompletions,
-  WrOpcode,
-} from "../verbs/mod.ts";
+import { Access, openDevice, WcStatus, wcStatusName, WorkCompletions, WrOpcode } from "../mod.ts";
 
 const device = Deno.args[0];
 const size = 1 << 20;
