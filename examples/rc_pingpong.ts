@@ -24,7 +24,7 @@ import {
 import { gidToIpv6, gidToWire, wireToGid } from "./lib/gid_text.ts";
 import { type FlagSpec, integerOption, parseOptions, usageError } from "./lib/options.ts";
 import { runMain } from "./lib/run_main.ts";
-import { acceptOne, connectWithRetry, readExactly, writeAll } from "./lib/socket.ts";
+import { connectWithRetry, listenOnce, readExactly, writeAll } from "./lib/socket.ts";
 
 const USAGE = "rc_pingpong.ts [options] [host]   (start the server without <host>)";
 const FLAGS: Record<string, FlagSpec> = {
@@ -189,6 +189,8 @@ async function main(): Promise<number> {
     psn: qp.psn,
     gid: gidIndex >= 0 ? ctx.queryGid(ibPort, gidIndex).gid : new Uint8Array(16),
   };
+  // The server listens before it reports, so a peer started on that line finds the port open.
+  const listener = server === undefined ? listenOnce(tcpPort) : null;
   console.log(describe("local address: ", local));
 
   const linkOptions = { port: ibPort, mtu, sl, gidIndex };
@@ -204,7 +206,7 @@ async function main(): Promise<number> {
     }
     connectQp(qp, remote, linkOptions);
   } else {
-    const conn = await acceptOne(tcpPort);
+    const conn = await listener!.accept();
     try {
       remote = decodeDestination(await readExactly(conn, MESSAGE_BYTES));
       connectQp(qp, remote, linkOptions);

@@ -24,14 +24,28 @@ export async function connectWithRetry(
   }
 }
 
-/** Listens on `port` (all IPv4 addresses), accepts one connection and stops listening. */
-export async function acceptOne(port: number): Promise<Deno.TcpConn> {
+/** A listener that accepts one connection and then stops listening. */
+export interface OneShotListener {
+  accept(): Promise<Deno.TcpConn>;
+}
+
+/** Listens on `port` (all IPv4 addresses) now; `accept()` takes one connection and closes it. */
+export function listenOnce(port: number): OneShotListener {
   const listener = Deno.listen({ hostname: "0.0.0.0", port });
-  try {
-    return await listener.accept();
-  } finally {
-    listener.close();
-  }
+  return {
+    async accept() {
+      try {
+        return await listener.accept();
+      } finally {
+        listener.close();
+      }
+    },
+  };
+}
+
+/** Listens on `port` (all IPv4 addresses), accepts one connection and stops listening. */
+export function acceptOne(port: number): Promise<Deno.TcpConn> {
+  return listenOnce(port).accept();
 }
 
 /** Reads exactly `n` bytes; Error if the peer closes first. */
