@@ -17,6 +17,8 @@ import {
   rcacheNative,
   RcacheStatus,
   type RcacheSymbols,
+  RELEASE_QUEUE_SIZE,
+  RELEASE_QUEUE_SLOTS,
   RESULT_RECORD_SIZE,
   ResultField,
   STAT_NAMES,
@@ -191,6 +193,9 @@ export class RegistrationCache implements Disposable {
   readonly #f64: Float64Array;
   readonly #u32: Uint32Array;
   readonly #i32: Int32Array;
+  /** struct rcache_release_queue: [head, tail, retired] and the queued handles. */
+  readonly #releaseControl: Int32Array;
+  readonly #releaseHandles: Float64Array;
   /** Keeps the protection domain (or double) alive while regions are registered with it. */
   readonly #registrar: ProtectionDomain | RegistrarDouble;
   #closed = false;
@@ -239,6 +244,12 @@ export class RegistrationCache implements Disposable {
     this.#f64 = new Float64Array(record, 0, 4);
     this.#u32 = new Uint32Array(record);
     this.#i32 = new Int32Array(record);
+    const queue = Deno.UnsafePointerView.getArrayBuffer(
+      native.rcache_release_queue(slot)!,
+      RELEASE_QUEUE_SIZE,
+    );
+    this.#releaseControl = new Int32Array(queue, 0, 3);
+    this.#releaseHandles = new Float64Array(queue, 16, RELEASE_QUEUE_SLOTS);
     leakedCaches.register(this, slot, this);
   }
 
@@ -362,14 +373,30 @@ export class RegistrationCache implements Disposable {
     this.close();
   }
 
-  /** @internal Registration.release. */
+  /**
+   * @internal Registration.release. Queues the release for native code without a call (see
+   * struct rcache_release_queue): the next operation, or a release hook on any thread, applies it
+   * before anything else, so the region is idle before its memory can go.
+   */
   [PUT](handle: number): void {
     if (this.#closed) throw closedError("Registration.release");
     memHooks.flushIfPending();
-    const status = this.#native.rcache_put(this.#slot, handle);
-    if (status < 0) {
-      throw new RdmaError("Registration.release", Errno.EINVAL, `cache reports status ${status}`);
+    const control = this.#releaseControl;
+    const tail = control[1];
+    if (
+      ((tail - Atomics.load(control, 0)) >>> 0) >= RELEASE_QUEUE_SLOTS ||
+      Atomics.load(control, 2) !== 0
+    ) {
+      // The queue is full, or retired regions exist (this may be one: deregister it now): release
+      // with a call, after the queued ones.
+      const status = this.#native.rcache_put(this.#slot, handle);
+      if (status < 0) {
+        throw new RdmaError("Registration.release", Errno.EINVAL, `cache reports status ${status}`);
+      }
+      return;
     }
+    this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
+    Atomics.store(control, 1, (tail + 1) | 0);
   }
 
   #getError(status: number, address: number, length: number): Error {

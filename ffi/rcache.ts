@@ -19,6 +19,7 @@ const SYMBOLS = {
   },
   rcache_destroy: { parameters: ["i32"], result: "i32" },
   rcache_result: { parameters: ["i32"], result: "pointer" },
+  rcache_release_queue: { parameters: ["i32"], result: "pointer" },
   rcache_get: { parameters: ["i32", "f64", "f64", "u32"], result: "i32" },
   rcache_get_buffer: { parameters: ["i32", "buffer", "f64", "u32"], result: "i32" },
   rcache_put: { parameters: ["i32", "f64"], result: "i32" },
@@ -102,7 +103,13 @@ export const STAT_NAMES = [
   "limitRetries",
   "pendingOverflows",
   "deregistrationFailures",
+  "badReleases",
 ] as const;
+
+/** Entries in struct rcache_release_queue (a power of two). */
+export const RELEASE_QUEUE_SLOTS = 256;
+/** Size in bytes of struct rcache_release_queue: head, tail, retired, a reserved word, handles. */
+export const RELEASE_QUEUE_SIZE = 16 + 8 * RELEASE_QUEUE_SLOTS;
 
 /** Order of the values rcache_double_counters writes. */
 export const DOUBLE_COUNTER_NAMES = [

@@ -39,6 +39,7 @@ struct rc_cache {
   struct rc_region *graveyard; /* deregistered, to be freed outside any hook */
   uint64_t stats[RCACHE_STAT_COUNT];
   struct rcache_result result;
+  struct rcache_release_queue releases;
   struct rc_pending_ring pending;
 };
 
@@ -108,6 +109,7 @@ static void retire(struct rc_cache *c, struct rc_region *r, enum rcache_stat pat
     rc_index_remove(&c->root, r);
     c->stats[RCACHE_STAT_INDEXED]--;
     rc_list_append(&c->retired, r);
+    atomic_fetch_add_explicit(&c->releases.retired, 1, memory_order_relaxed);
   }
 }
 
@@ -193,6 +195,42 @@ static void hold(struct rc_cache *c, struct rc_region *r) {
   }
 }
 
+/* One holder gives `r` back. Deregistering here is allowed: callers are cache operations and the
+ * direct path of the release hook. */
+static int put_region(struct rc_cache *c, struct rc_region *r) {
+  if (!r || r->holders == 0) return RCACHE_ERR_STATE;
+  if (--r->holders == 0) {
+    c->stats[RCACHE_STAT_IN_USE]--;
+    if (r->flags & RC_REGION_INDEXED) {
+      rc_list_append(&c->idle, r);
+      r->flags |= RC_REGION_IDLE;
+      evict_to_limits(c);
+    } else {
+      /* Retired while held (its memory was released, or a newer region replaced it). */
+      rc_list_remove(&c->retired, r);
+      atomic_fetch_sub_explicit(&c->releases.retired, 1, memory_order_relaxed);
+      deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
+      bury(c, r);
+    }
+  }
+  return 0;
+}
+
+/* Applies the releases TypeScript queued (see struct rcache_release_queue). */
+static void apply_releases(struct rc_cache *c) {
+  struct rcache_release_queue *q = &c->releases;
+  uint32_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+  uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+  if (head == tail) return;
+  for (; head != tail; head++) {
+    double handle = q->handles[head & (RCACHE_RELEASE_SLOTS - 1)];
+    if (put_region(c, (struct rc_region *)(uintptr_t)(uint64_t)handle) != 0) {
+      c->stats[RCACHE_STAT_BAD_RELEASES]++;
+    }
+  }
+  atomic_store_explicit(&q->head, head, memory_order_release);
+}
+
 /* ---- The release hook ------------------------------------------------------------------------ */
 
 static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc) {
@@ -216,6 +254,7 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
     }
     lock_cache(c);
     if (atomic_load_explicit(&c->live, memory_order_relaxed)) {
+      apply_releases(c); /* released before this memory went: idle, so deregistered now */
       drain_pending(c, true);
       invalidate_range(c, start, end, RCACHE_STAT_DEREGISTRATIONS_IN_RELEASE);
     }
@@ -272,6 +311,9 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     c->graveyard = NULL;
     for (int s = 0; s < RCACHE_STAT_COUNT; s++) c->stats[s] = 0;
     c->result = (struct rcache_result){0};
+    atomic_store(&c->releases.head, 0);
+    atomic_store(&c->releases.tail, 0);
+    atomic_store(&c->releases.retired, 0);
     atomic_store_explicit(&c->live, 1, memory_order_release);
     unlock_cache(c);
     status = slot;
@@ -290,6 +332,7 @@ static struct rc_cache *enter(int slot) {
     unlock_cache(c);
     return NULL;
   }
+  apply_releases(c);
   drain_pending(c, false);
   return c;
 }
@@ -439,25 +482,14 @@ int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t a
 int rcache_put(int slot, double handle) {
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
-  struct rc_region *r = (struct rc_region *)(uintptr_t)(uint64_t)handle;
-  int status = 0;
-  if (!r || r->holders == 0) {
-    status = RCACHE_ERR_STATE;
-  } else if (--r->holders == 0) {
-    c->stats[RCACHE_STAT_IN_USE]--;
-    if (r->flags & RC_REGION_INDEXED) {
-      rc_list_append(&c->idle, r);
-      r->flags |= RC_REGION_IDLE;
-      evict_to_limits(c);
-    } else {
-      /* Retired while held (its memory was released, or a newer region replaced it). */
-      rc_list_remove(&c->retired, r);
-      deregister(c, r, RCACHE_STAT_DEREGISTRATIONS, false);
-      bury(c, r);
-    }
-  }
+  int status = put_region(c, (struct rc_region *)(uintptr_t)(uint64_t)handle);
   leave(c);
   return status;
+}
+
+struct rcache_release_queue *rcache_release_queue(int slot) {
+  if (slot < 0 || slot >= RCACHE_MAX_CACHES) return NULL;
+  return &caches[slot].releases;
 }
 
 int rcache_flush(int slot) {

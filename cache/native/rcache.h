@@ -6,6 +6,7 @@
 #ifndef RCACHE_H
 #define RCACHE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,23 @@ struct rcache_result {
   uint32_t access;
 };
 
+/*
+ * Releases queued by TypeScript without a native call: it writes a region handle at `tail` and then
+ * advances `tail` (an atomic store); whoever next holds the cache lock (the next operation, or a
+ * release hook) applies the queued releases, in order, before anything else. A release hook
+ * therefore sees a region released before the memory went as idle, and deregisters it at once.
+ */
+#define RCACHE_RELEASE_SLOTS 256u /* power of two */
+struct rcache_release_queue {
+  _Atomic uint32_t head; /* next entry to apply: moved by the lock holder */
+  _Atomic uint32_t tail; /* next entry to fill: moved by the TypeScript thread only */
+  /* Held regions retired from the index. While there are any, TypeScript releases with a call
+   * (rcache_put), so a retired region is deregistered by its release itself, not later. */
+  _Atomic uint32_t retired;
+  uint32_t reserved;
+  double handles[RCACHE_RELEASE_SLOTS];
+};
+
 /* Order of the values rcache_stats writes. */
 enum rcache_stat {
   RCACHE_STAT_GETS,
@@ -54,6 +72,7 @@ enum rcache_stat {
   RCACHE_STAT_LIMIT_RETRIES,
   RCACHE_STAT_PENDING_OVERFLOWS,
   RCACHE_STAT_DEREGISTRATION_FAILURES,
+  RCACHE_STAT_BAD_RELEASES, /* queued releases of regions that were not held (a bug) */
   RCACHE_STAT_COUNT
 };
 
@@ -66,11 +85,13 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
                   double max_bytes, int merge);
 int rcache_destroy(int slot);
 struct rcache_result *rcache_result(int slot);
+struct rcache_release_queue *rcache_release_queue(int slot);
 /* Addresses and lengths are doubles (exact below 2^53, which covers user space) so the FFI call
  * needs no BigInt. */
 int rcache_get(int slot, double addr, double length, uint32_t access);
 /* The first `length` bytes of `buffer` (a typed array's data). */
 int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access);
+/* Releases `region` now (after the queued releases); TypeScript uses it when the queue is full. */
 int rcache_put(int slot, double region);
 int rcache_flush(int slot);
 int rcache_stats(int slot, double *out, int count);
