@@ -38,10 +38,11 @@ export function bandwidthTable(r: BandwidthResult, gbits: boolean): string {
   const unit = gbits ? "Gb/sec" : "MB/sec";
   const header =
     ` #bytes     #iterations    BW peak[${unit}]    BW average[${unit}]   MsgRate[Mpps]`;
-  const row = ` ${String(r.bytes).padEnd(10)} ${String(r.iters).padEnd(10)}       ` +
-    `${bandwidthUnits(r.peakBytesPerSecond, gbits).toFixed(2).padEnd(15)}` +
-    `    ${bandwidthUnits(r.averageBytesPerSecond, gbits).toFixed(2).padEnd(15)}` +
-    `\t   ${(r.messagesPerSecond / 1e6).toFixed(6)}`;
+  // perftest: " %-7lu    %-10lu       %-7.2lf            %-7.2lf\t\t   %-7.6lf"
+  const row = ` ${String(r.bytes).padEnd(7)}    ${String(r.iters).padEnd(10)}       ` +
+    `${bandwidthUnits(r.peakBytesPerSecond, gbits).toFixed(2).padEnd(7)}            ` +
+    `${bandwidthUnits(r.averageBytesPerSecond, gbits).toFixed(2).padEnd(7)}\t\t   ` +
+    `${(r.messagesPerSecond / 1e6).toFixed(6).padEnd(7)}`;
   return [header, row, RULE].join("\n");
 }
 
@@ -85,9 +86,11 @@ export function latencyTable(r: LatencyResult): string {
   const header = " #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]    " +
     "t_avg[usec]    t_stdev[usec]   99% percentile[usec]   99.9% percentile[usec] ";
   const f = (v: number) => v.toFixed(2);
-  const row = ` ${String(r.bytes).padEnd(7)} ${String(r.iters).padEnd(7)}         ` +
-    `${f(r.min).padEnd(7)}        ${f(r.max).padEnd(7)}      ${f(r.typical).padEnd(7)}     ` +
-    `     ${f(r.average).padEnd(7)}        ${f(r.stdev).padEnd(7)}        ${f(r.p99).padEnd(7)}` +
-    `        \t${f(r.p999).padEnd(7)}   `;
+  // perftest: " %-7lu %-7lu      %-7.2f        %-7.2f      %-7.2f  \t       %-7.2f     \t%-7.2f
+  // \t\t%-7.2f \t\t%-7.2f"
+  const row = ` ${String(r.bytes).padEnd(7)} ${String(r.iters).padEnd(7)}      ` +
+    `${f(r.min).padEnd(7)}        ${f(r.max).padEnd(7)}      ${f(r.typical).padEnd(7)}  \t       ` +
+    `${f(r.average).padEnd(7)}     \t${f(r.stdev).padEnd(7)} \t\t${f(r.p99).padEnd(7)} \t\t` +
+    `${f(r.p999).padEnd(7)}`;
   return [header, row, RULE].join("\n");
 }

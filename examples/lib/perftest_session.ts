@@ -17,7 +17,7 @@ import {
   type ProtectionDomain,
   type QueuePair,
 } from "../../mod.ts";
-import { gidToIpv6, gidToWire, wireToGid } from "./gid_text.ts";
+import { gidToWire, wireToGid } from "./gid_text.ts";
 import { acceptOne, connectWithRetry, readLine, writeLine } from "./socket.ts";
 
 /** What `openSession` needs. */
@@ -79,11 +79,11 @@ function hex(value: number | bigint, digits: number): string {
   return value.toString(16).padStart(digits, "0");
 }
 
-/** perftest's "local address" / "remote address" lines. */
+/** perftest's "local address" / "remote address" lines (its printf formats). */
 function addressLine(label: string, a: Announcement): string {
-  return ` ${label} address: LID ${hex(a.lid, 4)} QPN 0x${hex(a.qpn, 4)} PSN 0x${hex(a.psn, 6)}` +
-    ` RKey 0x${hex(a.rkey, 6)} VAddr 0x${hex(BigInt(a.address), 12)}\n` +
-    ` GID: ${gidToIpv6(wireToGid(a.gid))}`;
+  const gid = Array.from(wireToGid(a.gid), (b) => String(b).padStart(2, "0")).join(":");
+  return ` ${label} address: LID ${hex(a.lid, 4)} QPN 0x${hex(a.qpn, 4)} PSN 0x${hex(a.psn, 4)}` +
+    ` RKey 0x${hex(a.rkey, 6)} VAddr 0x${hex(BigInt(a.address), 14)}\n GID: ${gid}`;
 }
 
 /** Sends a line to the peer and reads its line; both ends call it at the same point. */
