@@ -306,3 +306,19 @@ Deno.test("bad input is a TypeError or RangeError; misuse is RdmaError EBADF", a
     assert.throws(() => cache.flush(), isClosed);
   });
 });
+
+Deno.test("releases queued past the queue's capacity are all applied, in order", () => {
+  using cache = new RegistrationCache(createRegistrarDouble(), { maxRegions: 100, merge: false });
+  const base = area(700);
+  const held = Array.from({ length: 300 }, (_, i) => cache.get(at(base, 2 * i)));
+  assert.equal(cache.stats().inUse, 300);
+  for (const r of held) r.release(); // 256 queue slots: the rest release with a call
+  const s = cache.stats();
+  assert.equal(s.inUse, 0);
+  assert.equal(s.badReleases, 0);
+  assert.equal(s.regions, 100); // the 200 released first were evicted, oldest first
+  assert.equal(s.evictions, 200);
+  assert.equal(touch(cache, at(base, 2 * 299)), true);
+  assert.equal(touch(cache, at(base, 2 * 200)), true);
+  assert.equal(touch(cache, at(base, 2 * 199)), false);
+});
