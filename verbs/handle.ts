@@ -5,7 +5,10 @@
  * still has memory regions, or a context that still has protection domains, throws RdmaError
  * EBUSY naming what is still open; close children first (`using` declarations do this naturally,
  * since they are disposed in reverse order). `close()` is idempotent; any other use of a closed
- * handle throws RdmaError EBADF.
+ * handle throws RdmaError EBADF. `[Symbol.dispose]` is the one lenient path: disposing a parent
+ * whose children are still open (an exception skipped their cleanup, or they belong to someone
+ * else, such as a registration cache) closes it for its user at once and destroys it when its last
+ * child closes, so that disposal never masks the exception that is unwinding.
  *
  * Safety net: a handle that becomes unreachable without being closed is closed by a
  * FinalizationRegistry. Its native state (not the handle) is what the registry holds, and it
@@ -171,7 +174,18 @@ export abstract class NativeHandle implements Disposable {
     leaked.unregister(resource);
   }
 
+  /**
+   * What `using` calls. Like `close()`, except that a parent with open children does not throw:
+   * it is closed for its user at once and destroyed when its last child closes. An exception
+   * unwinding through `using` declarations (which may skip children's cleanup) is therefore never
+   * masked by an EBUSY from a parent's disposal.
+   */
   [Symbol.dispose](): void {
+    const resource = this.#resource;
+    if (resource.pointer !== null && !resource.releaseWhenIdle && resource.liveChildren > 0) {
+      resource.releaseWhenIdle = true;
+      return;
+    }
     this.close();
   }
 }

@@ -69,6 +69,28 @@ Deno.test("using declarations dispose children before parents", () => {
   assert.deepEqual(log, ["ProtectionDomain", "Context"]);
 });
 
+Deno.test("disposing a parent with open children defers its destruction to the last child", () => {
+  const log: string[] = [];
+  const parent = new RecordingHandle("ProtectionDomain", log);
+  const child = new RecordingHandle("MemoryRegion", log, [parent]);
+  parent[Symbol.dispose]();
+  assert.equal(parent.closed, true);
+  assert.deepEqual(log, []);
+  assert.throws(() => parent.pointer, RdmaError);
+  assert.equal(child.closed, false);
+  child.close();
+  assert.deepEqual(log, ["MemoryRegion", "ProtectionDomain"]);
+});
+
+Deno.test("an exception unwinding through using is not masked by a parent's disposal", () => {
+  const log: string[] = [];
+  assert.throws(() => {
+    using parent = new RecordingHandle("Context", log);
+    new RecordingHandle("ProtectionDomain", log, [parent]); // never closed
+    throw new Error("the real failure");
+  }, /the real failure/);
+});
+
 Deno.test("a failed destroy leaves the handle open and reports the verb's errno", () => {
   const log: string[] = [];
   let result = -16; // EBUSY from the verb itself
