@@ -72,7 +72,13 @@ export const TARGETS: NativeTarget[] = [
     dir: "tests/native",
     includes: ["hooks/native"],
     // nodelete: its C callbacks stay registered with the hooks after Deno closes the library.
-    ldflags: ["-pthread", "-L" + "build", "-lopal_memhooks", "-Wl,-rpath,$ORIGIN", "-Wl,-z,nodelete"],
+    ldflags: [
+      "-pthread",
+      "-L" + "build",
+      "-lopal_memhooks",
+      "-Wl,-rpath,$ORIGIN",
+      "-Wl,-z,nodelete",
+    ],
   },
 ];
 
