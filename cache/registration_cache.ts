@@ -272,16 +272,15 @@ export class RegistrationCache implements Disposable {
     let status: number;
     let length: number;
     if (ArrayBuffer.isView(target)) {
-      checkBuffer(target.buffer);
       length = target.byteLength;
-      if (length === 0) throw new RangeError("cannot register an empty view");
+      if (length === 0) throw emptyBufferError(target.buffer);
       status = native.rcache_get_buffer(this.#slot, target, length, access);
+      if (status >= 0 && isGrowable(target.buffer)) throw this.#refuseGrowable();
     } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
-      checkBuffer(target);
       length = target.byteLength;
-      if (length === 0) throw new RangeError("cannot register an empty buffer");
-      const view = new Uint8Array(target);
-      status = native.rcache_get_buffer(this.#slot, view, length, access);
+      if (length === 0) throw emptyBufferError(target);
+      status = native.rcache_get_buffer(this.#slot, target, length, access);
+      if (status >= 0 && isGrowable(target)) throw this.#refuseGrowable();
     } else if (target !== null && typeof target === "object" && "address" in target) {
       const a = target.address;
       length = target.length;
@@ -380,7 +379,6 @@ export class RegistrationCache implements Disposable {
    */
   [PUT](handle: number): void {
     if (this.#closed) throw closedError("Registration.release");
-    memHooks.flushIfPending();
     const control = this.#releaseControl;
     const tail = control[1];
     if (
@@ -388,7 +386,9 @@ export class RegistrationCache implements Disposable {
       Atomics.load(control, 2) !== 0
     ) {
       // The queue is full, or retired regions exist (this may be one: deregister it now): release
-      // with a call, after the queued ones.
+      // with a call, after the queued ones. A queued release calls nothing, so TypeScript hook
+      // listeners get their events at the next get/stats/flush instead.
+      memHooks.flushIfPending();
       const status = this.#native.rcache_put(this.#slot, handle);
       if (status < 0) {
         throw new RdmaError("Registration.release", Errno.EINVAL, `cache reports status ${status}`);
@@ -397,6 +397,12 @@ export class RegistrationCache implements Disposable {
     }
     this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
     Atomics.store(control, 1, (tail + 1) | 0);
+  }
+
+  /** Undoes the registration just returned (see isGrowable) and says why. */
+  #refuseGrowable(): TypeError {
+    this.#native.rcache_discard(this.#slot, this.#f64[ResultField.REGION]);
+    return new TypeError("cannot register a resizable ArrayBuffer or growable SharedArrayBuffer");
   }
 
   #getError(status: number, address: number, length: number): Error {
@@ -428,13 +434,18 @@ export class RegistrationCache implements Disposable {
   }
 }
 
-function checkBuffer(buffer: ArrayBufferLike): void {
-  if (buffer instanceof ArrayBuffer) {
-    if (buffer.detached) throw new TypeError("cannot register a detached ArrayBuffer");
-    if (buffer.resizable) throw new TypeError("cannot register a resizable ArrayBuffer");
-  } else if (buffer instanceof SharedArrayBuffer && buffer.growable) {
-    throw new TypeError("cannot register a growable SharedArrayBuffer");
+/** The error for a buffer (or a view's buffer) with no bytes. */
+function emptyBufferError(buffer: ArrayBufferLike): Error {
+  if (buffer instanceof ArrayBuffer && buffer.detached) {
+    return new TypeError("cannot register a detached ArrayBuffer");
   }
+  return new RangeError("cannot register an empty buffer or view");
+}
+
+/** Resizable and growable buffers can change length under a registration: refused. */
+function isGrowable(buffer: ArrayBufferLike): boolean {
+  return (buffer as ArrayBuffer).resizable === true ||
+    (buffer as SharedArrayBuffer).growable === true;
 }
 
 function createError(native: RcacheSymbols, status: number): Error {

@@ -23,6 +23,7 @@ const SYMBOLS = {
   rcache_get: { parameters: ["i32", "f64", "f64", "u32"], result: "i32" },
   rcache_get_buffer: { parameters: ["i32", "buffer", "f64", "u32"], result: "i32" },
   rcache_put: { parameters: ["i32", "f64"], result: "i32" },
+  rcache_discard: { parameters: ["i32", "f64"], result: "i32" },
   rcache_flush: { parameters: ["i32"], result: "i32" },
   rcache_stats: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   rcache_memlock_limit: { parameters: [], result: "f64" },

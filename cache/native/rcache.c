@@ -487,6 +487,16 @@ int rcache_put(int slot, double handle) {
   return status;
 }
 
+int rcache_discard(int slot, double handle) {
+  struct rc_cache *c = enter(slot);
+  if (!c) return RCACHE_ERR_CLOSED;
+  struct rc_region *r = (struct rc_region *)(uintptr_t)(uint64_t)handle;
+  int status = put_region(c, r);
+  if (status == 0 && (r->flags & RC_REGION_IDLE)) discard_idle(c, r, RCACHE_STAT_EVICTIONS, false);
+  leave(c);
+  return status;
+}
+
 struct rcache_release_queue *rcache_release_queue(int slot) {
   if (slot < 0 || slot >= RCACHE_MAX_CACHES) return NULL;
   return &caches[slot].releases;

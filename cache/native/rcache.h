@@ -93,6 +93,8 @@ int rcache_get(int slot, double addr, double length, uint32_t access);
 int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access);
 /* Releases `region` now (after the queued releases); TypeScript uses it when the queue is full. */
 int rcache_put(int slot, double region);
+/* Releases `region` and, if that left it idle, deregisters it (a registration the caller refuses). */
+int rcache_discard(int slot, double region);
 int rcache_flush(int slot);
 int rcache_stats(int slot, double *out, int count);
 

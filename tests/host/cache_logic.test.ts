@@ -291,6 +291,9 @@ Deno.test("bad input is a TypeError or RangeError; misuse is RdmaError EBADF", a
     structuredClone(detached, { transfer: [detached] });
     assert.throws(() => cache.get(detached), TypeError);
     assert.throws(() => cache.get(new ArrayBuffer(64, { maxByteLength: 128 })), TypeError);
+    const growable = new SharedArrayBuffer(64, { maxByteLength: 128 });
+    assert.throws(() => cache.get(new Uint8Array(growable)), TypeError);
+    assert.equal(cache.stats().regions, 0, "a refused buffer leaves nothing registered");
   });
   await t.step("double release and use after close", () => {
     const r = cache.get(new Uint8Array(64));
