@@ -4,13 +4,16 @@
  * one device, in loopback between two queue pairs: once registering and deregistering around every
  * send, once through a RegistrationCache. It prints, per run: time, registrations, cache hits,
  * deregistrations done inside the memory release (free -> munmap, through the memory hooks)
- * versus deferred to the next cache call, and VmPin once every buffer is freed.
+ * versus deferred to the next cache call, and VmPin right after the last free and after the next
+ * cache call.
  *
  *     deno run -A examples/cache_demo.ts [-d device] [--rounds N] [--json]
  *
- * Buffers come from glibc's malloc with a fixed 64 KiB mmap threshold, so every buffer here has
- * its own mapping and free() unmaps it: a new buffer often gets the address of one just freed,
- * which the cache must not mistake for the old one. Every write is checked byte for byte; the
+ * Buffers come from glibc's malloc (64 KiB to 1 MiB, with a fixed 64 KiB mmap threshold, so each
+ * has its own mapping and free() unmaps it) or straight from mmap (1 and 2 MiB, released with
+ * munmap). A new buffer often gets the address of one just freed, which the cache must not mistake
+ * for the old one. Releases by munmap are deregistered inside munmap; releases by free() are
+ * deferred to the next cache call, because free() may hold the allocator's lock. Every write is checked byte for byte; the
  * program exits 1 on a mismatch.
  *
  * @module
@@ -32,6 +35,7 @@ import {
 import {
   allocate,
   freeBlock,
+  mapAnonymous,
   type NativeBlock,
   setMmapThreshold,
   vmPinKiB,
@@ -52,10 +56,18 @@ const FLAGS: Record<string, FlagSpec> = {
 };
 
 const KiB = 1024;
-const SIZES = [64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, 1024 * KiB];
-const LARGEST = SIZES[SIZES.length - 1];
+/** Sizes of malloc'ed buffers. */
+const MALLOC_SIZES = [64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, 1024 * KiB];
+/** Sizes of mapped buffers. */
+const MAP_SIZES = [1024 * KiB, 2048 * KiB];
+const LARGEST = 2048 * KiB;
 /** Long-lived buffers the application keeps and refills. */
-const POOL_SIZES = [1024 * KiB, 256 * KiB, 64 * KiB, 512 * KiB];
+const POOL: { source: NativeBlock["source"]; size: number }[] = [
+  { source: "malloc", size: 1024 * KiB },
+  { source: "malloc", size: 256 * KiB },
+  { source: "mmap", size: 2048 * KiB },
+  { source: "mmap", size: 512 * KiB },
+];
 
 /** One run's figures. */
 export interface RunReport {
@@ -71,7 +83,9 @@ export interface RunReport {
   explicitDeregistrations: number;
   deregistrationsInRelease: number;
   deregistrationsDeferred: number;
-  /** VmPin (KiB) after every buffer was freed, before the cache is closed. */
+  /** VmPin (KiB) right after the last buffer was freed. */
+  vmPinKiBAfterFrees: number;
+  /** VmPin (KiB) after that and one more cache call (stats), before the cache is closed. */
   vmPinKiBAtEnd: number;
   /** VmPin (KiB) before the run started. */
   vmPinKiBBefore: number;
@@ -171,34 +185,37 @@ async function runPattern(
     const bad = firstDifference(destination.subarray(0, length), block.bytes);
     if (bad >= 0) throw new DataMismatch(`${mode} run, write ${round}: byte ${bad} differs`);
   };
-  const timedAllocate = (size: number) => {
+  const timedAllocate = (source: NativeBlock["source"], size: number) => {
     const t0 = performance.now();
-    const block = allocate(size);
+    const block = source === "malloc" ? allocate(size) : mapAnonymous(size);
     timed += performance.now() - t0;
     buffers++;
     return block;
   };
   const timedFree = (block: NativeBlock) => {
     const t0 = performance.now();
-    freeBlock(block); // with the cache, its registration is deregistered in here
+    freeBlock(block); // with the cache: munmap deregisters in here, free() defers
     timed += performance.now() - t0;
   };
 
-  const pool = POOL_SIZES.map(timedAllocate);
+  const pool = POOL.map((p) => timedAllocate(p.source, p.size));
   for (let round = 0; round < rounds; round++) {
     const pick = random();
     if (pick < 0.5) {
       await send(pool[Math.floor(random() * pool.length)], round);
     } else {
-      const block = timedAllocate(SIZES[Math.floor(random() * SIZES.length)]);
+      const block = random() < 0.6
+        ? timedAllocate("malloc", MALLOC_SIZES[Math.floor(random() * MALLOC_SIZES.length)])
+        : timedAllocate("mmap", MAP_SIZES[Math.floor(random() * MAP_SIZES.length)]);
       await send(block, round);
       if (pick < 0.65 && round + 1 < rounds) await send(block, ++round); // sent twice
       timedFree(block);
     }
   }
   for (const block of pool) timedFree(block);
+  const vmPinKiBAfterFrees = vmPinKiB();
+  const stats = cache?.stats(); // a cache call: deferred deregistrations happen here
   const vmPinKiBAtEnd = vmPinKiB();
-  const stats = cache?.stats();
   cache?.close();
   destinationMr.deregister();
   return {
@@ -211,6 +228,7 @@ async function runPattern(
     explicitDeregistrations: stats ? stats.regions : explicitDeregistrations,
     deregistrationsInRelease: stats ? stats.deregistrationsInRelease : 0,
     deregistrationsDeferred: stats ? stats.deregistrationsDeferred : 0,
+    vmPinKiBAfterFrees,
     vmPinKiBAtEnd,
     vmPinKiBBefore,
   };
@@ -243,7 +261,8 @@ export function reportTable(reports: RunReport[]): string {
     "hits",
     "dereg in release",
     "dereg deferred",
-    "dereg explicit",
+    "dereg explicit/close",
+    "VmPin after frees [kB]",
     "VmPin at end [kB]",
   ];
   const rows = reports.map((r) => [
@@ -254,6 +273,7 @@ export function reportTable(reports: RunReport[]): string {
     String(r.deregistrationsInRelease),
     String(r.deregistrationsDeferred),
     String(r.explicitDeregistrations),
+    String(r.vmPinKiBAfterFrees - r.vmPinKiBBefore),
     String(r.vmPinKiBAtEnd - r.vmPinKiBBefore),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -280,8 +300,8 @@ async function main(): Promise<number> {
 
   if (!json) {
     console.log(
-      `${ctx.deviceName}: ${rounds} RDMA WRITEs from malloc'ed buffers of 64 KiB to 1 MiB ` +
-        `(${POOL_SIZES.length} kept and refilled, the others freed after one or two sends)`,
+      `${ctx.deviceName}: ${rounds} RDMA WRITEs from buffers of 64 KiB to 2 MiB (malloc and ` +
+        `mmap; ${POOL.length} kept and refilled, the others freed after one or two sends)`,
     );
   }
   const reports: RunReport[] = [];

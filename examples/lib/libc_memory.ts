@@ -1,7 +1,8 @@
 /**
- * Native memory from glibc's malloc and free, as an application's C allocator would hand it out,
- * for examples that show what the registration cache does when memory is freed. Blocks at or above
- * the mmap threshold are mapped on their own and unmapped by free().
+ * Native memory as an application's C code would get it: from glibc's malloc and free, or mapped
+ * and unmapped directly with mmap and munmap. For examples that show what the registration cache
+ * does when memory goes back to the system. Blocks at or above the mmap threshold are mapped on
+ * their own and unmapped by free().
  *
  * @module
  */
@@ -10,12 +11,19 @@ const libc = Deno.dlopen("libc.so.6", {
   malloc: { parameters: ["usize"], result: "pointer" },
   free: { parameters: ["pointer"], result: "void" },
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
 });
 
 const M_MMAP_THRESHOLD = -3;
+const PROT_READ_WRITE = 0x3;
+const MAP_PRIVATE_ANONYMOUS = 0x22;
+const MAP_FAILED = 2n ** 64n - 1n;
 
-/** A malloc'ed block: its address, length and bytes. Free it once with freeBlock. */
+/** A malloc'ed or mapped block: its address, length and bytes. Free it once with freeBlock. */
 export interface NativeBlock {
+  /** "malloc" (free() releases it) or "mmap" (munmap() does). */
+  readonly source: "malloc" | "mmap";
   readonly pointer: Deno.PointerObject;
   readonly address: bigint;
   readonly length: number;
@@ -41,6 +49,7 @@ export function allocate(length: number): NativeBlock {
   const pointer = libc.symbols.malloc(BigInt(length));
   if (pointer === null) throw new Error(`malloc(${length}) failed`);
   return {
+    source: "malloc",
     pointer,
     address: BigInt(Deno.UnsafePointer.value(pointer)),
     length,
@@ -48,9 +57,38 @@ export function allocate(length: number): NativeBlock {
   };
 }
 
-/** free(); the block's bytes must not be used afterwards. */
+/** An anonymous private mapping of `length` bytes (rounded up to pages by the kernel). */
+export function mapAnonymous(length: number): NativeBlock {
+  if (!Number.isSafeInteger(length) || length < 1) {
+    throw new RangeError(`length must be a positive integer, got ${length}`);
+  }
+  const pointer = libc.symbols.mmap(
+    null,
+    BigInt(length),
+    PROT_READ_WRITE,
+    MAP_PRIVATE_ANONYMOUS,
+    -1,
+    0n,
+  );
+  if (pointer === null || BigInt(Deno.UnsafePointer.value(pointer)) === MAP_FAILED) {
+    throw new Error(`mmap of ${length} bytes failed`);
+  }
+  return {
+    source: "mmap",
+    pointer,
+    address: BigInt(Deno.UnsafePointer.value(pointer)),
+    length,
+    bytes: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, length)),
+  };
+}
+
+/** free() or munmap(), as the block came; its bytes must not be used afterwards. */
 export function freeBlock(block: NativeBlock): void {
-  libc.symbols.free(block.pointer);
+  if (block.source === "malloc") {
+    libc.symbols.free(block.pointer);
+  } else if (libc.symbols.munmap(block.pointer, BigInt(block.length)) !== 0) {
+    throw new Error(`munmap of ${block.length} bytes at 0x${block.address.toString(16)} failed`);
+  }
 }
 
 /** VmPin from /proc/self/status, in KiB (pages pinned by RDMA registrations). */

@@ -43,6 +43,8 @@ export interface PerftestArgs {
   session: SessionOptions;
   reportGbits: boolean;
   values: Record<string, string | boolean | undefined>;
+  /** The integer value of a (test-specific) flag, with a usage error when out of range. */
+  integer(name: string, fallback: number, min: number, max: number): number;
 }
 
 /** Parses perftest-style arguments; `extra` adds test-specific flags. */
@@ -74,5 +76,6 @@ export function parsePerftestArgs(
     },
     reportGbits: parsed.values.report_gbits === true,
     values: parsed.values,
+    integer: int,
   };
 }
