@@ -275,12 +275,13 @@ export class RegistrationCache implements Disposable {
       length = target.byteLength;
       if (length === 0) throw emptyBufferError(target.buffer);
       status = native.rcache_get_buffer(this.#slot, target, length, access);
-      if (status >= 0 && isGrowable(target.buffer)) throw this.#refuseGrowable();
+      // Only a miss can be a growable buffer's memory: one refused at its miss leaves nothing.
+      if (status === RcacheStatus.MISS && isGrowable(target.buffer)) throw this.#refuseGrowable();
     } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
       length = target.byteLength;
       if (length === 0) throw emptyBufferError(target);
       status = native.rcache_get_buffer(this.#slot, target, length, access);
-      if (status >= 0 && isGrowable(target)) throw this.#refuseGrowable();
+      if (status === RcacheStatus.MISS && isGrowable(target)) throw this.#refuseGrowable();
     } else if (target !== null && typeof target === "object" && "address" in target) {
       const a = target.address;
       length = target.length;
