@@ -68,6 +68,7 @@ export interface CachedSge {
 const DEFAULT_MAX_REGIONS = 16384;
 const DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
 const PUT = Symbol("put");
+const BOUNDS = Symbol("bounds");
 /** Addresses cross to native code as doubles: exact below 2^53, far above any user address. */
 const ADDRESS_LIMIT = 1n << 53n;
 const NEEDS_LOCAL_WRITE = Access.REMOTE_WRITE | Access.REMOTE_ATOMIC;
@@ -114,8 +115,6 @@ export class Registration implements Disposable {
   /** True when the cache already had a covering region. */
   readonly hit: boolean;
   readonly #address: number;
-  readonly #regionStart: number;
-  readonly #regionEnd: number;
   readonly #handle: number;
   #cache: RegistrationCache | null;
   /** Keeps a registered buffer alive (and its memory mapped) while held. */
@@ -136,8 +135,6 @@ export class Registration implements Disposable {
     this.length = length;
     this.hit = hit;
     this.#handle = f64[ResultField.REGION];
-    this.#regionStart = f64[ResultField.REGION_START];
-    this.#regionEnd = f64[ResultField.REGION_END];
     this.lkey = u32[ResultField.LKEY];
     this.rkey = u32[ResultField.RKEY];
     this.access = u32[ResultField.ACCESS];
@@ -150,12 +147,21 @@ export class Registration implements Disposable {
 
   /** First byte of the registered region (merging can make it larger than what was asked). */
   get regionAddress(): bigint {
-    return BigInt(this.#regionStart);
+    return BigInt(this.#bounds()[0]);
   }
 
   /** Bytes in the registered region. */
   get regionLength(): number {
-    return this.#regionEnd - this.#regionStart;
+    const [start, end] = this.#bounds();
+    return end - start;
+  }
+
+  #bounds(): [number, number] {
+    const cache = this.#cache;
+    if (cache === null) {
+      throw new RdmaError("Registration.region", Errno.EBADF, "registration already released");
+    }
+    return cache[BOUNDS](this.#handle);
   }
 
   /** True after `release()`. */
@@ -373,6 +379,13 @@ export class RegistrationCache implements Disposable {
     this.close();
   }
 
+  /** @internal Registration.regionAddress/regionLength: [start, end) of a held region. */
+  [BOUNDS](handle: number): [number, number] {
+    if (this.#closed) throw closedError("Registration.region");
+    this.#native.rcache_region_bounds(this.#slot, handle);
+    return [this.#f64[ResultField.REGION_START], this.#f64[ResultField.REGION_END]];
+  }
+
   /**
    * @internal Registration.release. Queues the release for native code without a call (see
    * struct rcache_release_queue): the next operation, or a release hook on any thread, applies it
@@ -381,11 +394,10 @@ export class RegistrationCache implements Disposable {
   [PUT](handle: number): void {
     if (this.#closed) throw closedError("Registration.release");
     const control = this.#releaseControl;
+    // Plain reads: a stale head only hides free slots, a stale retired count only delays one
+    // deregistration to the next operation.
     const tail = control[1];
-    if (
-      ((tail - Atomics.load(control, 0)) >>> 0) >= RELEASE_QUEUE_SLOTS ||
-      Atomics.load(control, 2) !== 0
-    ) {
+    if (((tail - control[0]) >>> 0) >= RELEASE_QUEUE_SLOTS || control[2] !== 0) {
       // The queue is full, or retired regions exist (this may be one: deregister it now): release
       // with a call, after the queued ones. A queued release calls nothing, so TypeScript hook
       // listeners get their events at the next get/stats/flush instead.
@@ -396,8 +408,11 @@ export class RegistrationCache implements Disposable {
       }
       return;
     }
+    // Handle first, then tail, as two plain stores: V8 keeps stores to typed arrays in program
+    // order and x86-64 does not reorder stores, so a reader that loads tail with acquire
+    // semantics (cache/native/rcache.c) sees the handle. (The memory hooks are x86-64 only.)
     this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
-    Atomics.store(control, 1, (tail + 1) | 0);
+    control[1] = (tail + 1) | 0;
   }
 
   /** Undoes the registration just returned (see isGrowable) and says why. */

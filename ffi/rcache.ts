@@ -20,6 +20,7 @@ const SYMBOLS = {
   rcache_destroy: { parameters: ["i32"], result: "i32" },
   rcache_result: { parameters: ["i32"], result: "pointer" },
   rcache_release_queue: { parameters: ["i32"], result: "pointer" },
+  rcache_region_bounds: { parameters: ["i32", "f64"], result: "i32" },
   rcache_get: { parameters: ["i32", "f64", "f64", "u32"], result: "i32" },
   rcache_get_buffer: { parameters: ["i32", "buffer", "f64", "u32"], result: "i32" },
   rcache_put: { parameters: ["i32", "f64"], result: "i32" },

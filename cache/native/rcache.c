@@ -497,6 +497,15 @@ int rcache_discard(int slot, double handle) {
   return status;
 }
 
+int rcache_region_bounds(int slot, double handle) {
+  if (slot < 0 || slot >= RCACHE_MAX_CACHES) return RCACHE_ERR_CLOSED;
+  /* The caller holds the region, so it is alive, and its bounds never change: no lock needed. */
+  const struct rc_region *r = (const struct rc_region *)(uintptr_t)(uint64_t)handle;
+  caches[slot].result.region_start = (double)r->start;
+  caches[slot].result.region_end = (double)r->end;
+  return 0;
+}
+
 struct rcache_release_queue *rcache_release_queue(int slot) {
   if (slot < 0 || slot >= RCACHE_MAX_CACHES) return NULL;
   return &caches[slot].releases;

@@ -29,7 +29,7 @@
 struct rcache_result {
   double region;       /* opaque handle for rcache_put (a pointer, exact in a double) */
   double region_start; /* the registered region, which may be larger than what was asked */
-  double region_end;
+  double region_end;   /* (both also written by rcache_region_bounds) */
   double address; /* the first byte asked for (set by every get, even a failed one) */
   uint32_t lkey, rkey;
   int32_t error; /* errno of the failed registration, for RCACHE_ERR_LIMIT / _REGISTER */
@@ -86,6 +86,8 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
 int rcache_destroy(int slot);
 struct rcache_result *rcache_result(int slot);
 struct rcache_release_queue *rcache_release_queue(int slot);
+/* Writes the bounds of a held region into the result record (region_start, region_end). */
+int rcache_region_bounds(int slot, double region);
 /* Addresses and lengths are doubles (exact below 2^53, which covers user space) so the FFI call
  * needs no BigInt. */
 int rcache_get(int slot, double addr, double length, uint32_t access);
