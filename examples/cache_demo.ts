@@ -3,17 +3,18 @@
  * sends by RDMA WRITE and frees, reusing some of them. The same pattern (same seed) runs twice on
  * one device, in loopback between two queue pairs: once registering and deregistering around every
  * send, once through a RegistrationCache. It prints, per run: time, registrations, cache hits,
- * deregistrations done inside the memory release (free -> munmap, through the memory hooks)
- * versus deferred to the next cache call, and VmPin right after the last free and after the next
- * cache call.
+ * deregistrations done inside the memory release (munmap, through the memory hooks) versus
+ * deferred to the next cache call, and VmPin right after the last release and at the end (after
+ * trimming the heap and one more cache call).
  *
  *     deno run -A examples/cache_demo.ts [-d device] [--rounds N] [--json]
  *
- * Buffers come from glibc's malloc (64 KiB to 1 MiB, with a fixed 64 KiB mmap threshold, so each
- * has its own mapping and free() unmaps it) or straight from mmap (1 and 2 MiB, released with
- * munmap). A new buffer often gets the address of one just freed, which the cache must not mistake
- * for the old one. Releases by munmap are deregistered inside munmap; releases by free() are
- * deferred to the next cache call, because free() may hold the allocator's lock. Every write is checked byte for byte; the
+ * Buffers come from glibc's malloc (64 KiB to 1 MiB, with a fixed 64 KiB mmap threshold, so those
+ * the heap cannot serve get their own mapping, which free() unmaps) or straight from mmap (1 and
+ * 2 MiB, released with munmap). A new buffer often gets the address of one just released, which
+ * the cache must not mistake for the old one. Releases by munmap are deregistered inside munmap;
+ * those made inside free() are deferred to the next cache call, because free() may hold the
+ * allocator's lock. Every write is checked byte for byte; the
  * program exits 1 on a mismatch.
  *
  * @module
@@ -38,6 +39,7 @@ import {
   mapAnonymous,
   type NativeBlock,
   setMmapThreshold,
+  trimHeap,
   vmPinKiB,
 } from "./lib/libc_memory.ts";
 import { type FlagSpec, integerOption, parseOptions } from "./lib/options.ts";
@@ -214,6 +216,9 @@ async function runPattern(
   }
   for (const block of pool) timedFree(block);
   const vmPinKiBAfterFrees = vmPinKiB();
+  // Small blocks may have come from the heap rather than their own mapping: free() kept them
+  // there (still mapped, so rightly still registered). Trimming gives them back to the system.
+  trimHeap();
   const stats = cache?.stats(); // a cache call: deferred deregistrations happen here
   const vmPinKiBAtEnd = vmPinKiB();
   cache?.close();

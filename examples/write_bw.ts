@@ -25,6 +25,7 @@ import { readLine, writeLine } from "./lib/socket.ts";
 const USAGE = "write_bw.ts [options] [host]   (start the server without <host>)";
 const TX_DEPTH = 128;
 const DEFAULT_CQ_MODERATION = 1;
+const PEAK_SPAN = TX_DEPTH;
 const CLIENT_SEED = 1;
 
 /** Posts `iters` RDMA WRITEs with a window of TX_DEPTH and returns the measured bandwidth. */
@@ -67,11 +68,15 @@ function runWrites(
       completed = wcs.wrId(i) + 1;
     }
     if (n > 0) {
-      const now = performance.now();
-      const rate = (completed - lastCount) * size / ((now - lastCompletion) / 1000);
-      if (completed - lastCount >= cqMod && rate > peak) peak = rate;
-      lastCompletion = now;
-      lastCount = completed;
+      // Peak: the best rate over spans of at least a full window of writes (shorter spans measure
+      // how completions bunch up, not bandwidth).
+      if (completed - lastCount >= PEAK_SPAN || completed === iters) {
+        const now = performance.now();
+        const rate = (completed - lastCount) * size / ((now - lastCompletion) / 1000);
+        if (completed - lastCount >= PEAK_SPAN && rate > peak) peak = rate;
+        lastCompletion = now;
+        lastCount = completed;
+      }
       if (progress && completed / iters >= nextProgress) {
         console.error(`  ${Math.floor((completed / iters) * 100)}% of ${iters} writes`);
         nextProgress = Math.floor((completed / iters) * 10 + 1) / 10;

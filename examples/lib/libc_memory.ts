@@ -11,6 +11,7 @@ const libc = Deno.dlopen("libc.so.6", {
   malloc: { parameters: ["usize"], result: "pointer" },
   free: { parameters: ["pointer"], result: "void" },
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
 });
@@ -96,4 +97,13 @@ export function vmPinKiB(): number {
   const m = /^VmPin:\s+(\d+) kB/m.exec(Deno.readTextFileSync("/proc/self/status"));
   if (!m) throw new Error("no VmPin line in /proc/self/status");
   return Number(m[1]);
+}
+
+/**
+ * malloc_trim(0): glibc gives the free memory of its heaps back to the system (shrinking the heap
+ * top and dropping the free pages inside with madvise). Blocks served from the heap rather than
+ * mapped on their own are released to the system only by this, or by a later shrink.
+ */
+export function trimHeap(): void {
+  libc.symbols.malloc_trim(0n);
 }
