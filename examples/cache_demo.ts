@@ -79,6 +79,9 @@ export interface RunReport {
   buffers: number;
   /** Milliseconds spent allocating, registering, writing, releasing and freeing. */
   timeMs: number;
+  /** Of which in registering, releasing or deregistering, and freeing (where the cache's hooks
+   * may deregister). The rest is the writes themselves, and allocation. */
+  registrationMs: number;
   registrations: number;
   hits: number;
   /** Deregistrations the application made itself (uncached) or at cache close. */
@@ -159,6 +162,7 @@ async function runPattern(
 
   const wcs = new WorkCompletions(1);
   let timed = 0;
+  let registering = 0;
   let buffers = 0;
   const send = async (block: NativeBlock, round: number) => {
     const length = block.length;
@@ -168,6 +172,7 @@ async function runPattern(
     block.bytes[length - 1] = (value + 1) % 251;
     const t0 = performance.now();
     const sge = registrar.acquire(block, length);
+    const t1 = performance.now();
     lo.writer.postSend({
       wrId: round,
       opcode: WrOpcode.RDMA_WRITE,
@@ -179,8 +184,11 @@ async function runPattern(
     if (await lo.cq.pollOrWait(wcs, { timeoutMs: 10_000 }) !== 1) {
       throw new Error(`no completion for write ${round} within 10 s`);
     }
+    const t2 = performance.now();
     registrar.releaseLast();
-    timed += performance.now() - t0;
+    const t3 = performance.now();
+    timed += t3 - t0;
+    registering += (t1 - t0) + (t3 - t2);
     if (wcs.status(0) !== WcStatus.SUCCESS) {
       throw new Error(`write ${round} completed with ${wcStatusName(wcs.status(0))}`);
     }
@@ -197,7 +205,9 @@ async function runPattern(
   const timedFree = (block: NativeBlock) => {
     const t0 = performance.now();
     freeBlock(block); // with the cache: munmap deregisters in here, free() defers
-    timed += performance.now() - t0;
+    const took = performance.now() - t0;
+    timed += took;
+    registering += took;
   };
 
   const pool = POOL.map((p) => timedAllocate(p.source, p.size));
@@ -228,6 +238,7 @@ async function runPattern(
     sends: rounds,
     buffers,
     timeMs: timed,
+    registrationMs: registering,
     registrations: stats ? stats.registrations : registrations,
     hits: stats ? stats.hits : 0,
     explicitDeregistrations: stats ? stats.regions : explicitDeregistrations,
@@ -262,6 +273,7 @@ export function reportTable(reports: RunReport[]): string {
   const head = [
     "run",
     "time [ms]",
+    "of which registration [ms]",
     "registrations",
     "hits",
     "dereg in release",
@@ -273,6 +285,7 @@ export function reportTable(reports: RunReport[]): string {
   const rows = reports.map((r) => [
     r.mode,
     r.timeMs.toFixed(1),
+    r.registrationMs.toFixed(1),
     String(r.registrations),
     String(r.hits),
     String(r.deregistrationsInRelease),
