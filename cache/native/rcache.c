@@ -33,6 +33,8 @@ struct rc_cache {
   uint64_t max_regions, max_bytes; /* 0: unbounded */
   bool merge;
   struct rc_region *root;
+  struct rc_region *last; /* the region the last lookup returned, while indexed: reuse of one
+                           * buffer skips the tree walk */
   struct rc_list idle; /* oldest first: the eviction order */
   struct rc_list retired; /* held regions no longer in the index (their memory was released, or
                            * a newer region replaced them): deregistered at their last release */
@@ -92,6 +94,7 @@ static void discard_idle(struct rc_cache *c, struct rc_region *r, enum rcache_st
                          bool count_path) {
   rc_list_remove(&c->idle, r);
   r->flags &= (uint8_t)~RC_REGION_IDLE;
+  if (c->last == r) c->last = NULL;
   rc_index_remove(&c->root, r); /* idle regions are always indexed */
   c->stats[RCACHE_STAT_INDEXED]--;
   deregister(c, r, path, count_path);
@@ -106,6 +109,7 @@ static void retire(struct rc_cache *c, struct rc_region *r, enum rcache_stat pat
   if (r->flags & RC_REGION_IDLE) {
     discard_idle(c, r, path, count_path);
   } else {
+    if (c->last == r) c->last = NULL;
     rc_index_remove(&c->root, r);
     c->stats[RCACHE_STAT_INDEXED]--;
     rc_list_append(&c->retired, r);
@@ -306,6 +310,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     c->max_bytes = (uint64_t)max_bytes;
     c->merge = merge != 0;
     c->root = NULL;
+    c->last = NULL;
     c->idle = (struct rc_list){0};
     c->retired = (struct rc_list){0};
     c->graveyard = NULL;
@@ -347,6 +352,7 @@ int rcache_destroy(int slot) {
   if (!c) return RCACHE_ERR_CLOSED;
   atomic_store_explicit(&c->live, 0, memory_order_release);
   evict_all_idle(c, false);
+  c->last = NULL;
   while (c->root) { /* held and indexed */
     struct rc_region *r = c->root;
     rc_index_remove(&c->root, r);
@@ -443,6 +449,7 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
   c->stats[RCACHE_STAT_REGIONS]++;
   c->stats[RCACHE_STAT_BYTES] += union_end - union_start;
   hold(c, region);
+  c->last = region;
   evict_to_limits(c);
   *out = region;
   return RCACHE_MISS;
@@ -461,10 +468,12 @@ int rcache_get(int slot, double address, double length, uint32_t access) {
   c->result.address = (double)start;
   c->stats[RCACHE_STAT_GETS]++;
   int status;
-  struct rc_region *r = rc_index_floor(c->root, start);
+  struct rc_region *r = c->last;
+  if (!r || r->start > start || r->end < end) r = rc_index_floor(c->root, start);
   if (r && r->end >= end && (r->access & access) == access) {
     c->stats[RCACHE_STAT_HITS]++;
     hold(c, r);
+    c->last = r;
     status = RCACHE_HIT;
   } else {
     c->stats[RCACHE_STAT_MISSES]++;
