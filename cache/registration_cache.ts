@@ -372,7 +372,6 @@ export class RegistrationCache implements Disposable {
     this.#closed = true;
     leakedCaches.unregister(this);
     this.#native.rcache_destroy(this.#slot);
-    void this.#registrar;
   }
 
   [Symbol.dispose](): void {

@@ -70,7 +70,7 @@ static void unlock_cache(struct rc_cache *c) {
 
 /* ---- Region life cycle (lock held) ---------------------------------------------------------- */
 
-/* Deregisters `r`; `path` (may be NULL) is the stat that says why it happened now. */
+/* Deregisters `r`; when count_path, `path` is the stat that says why it happened now. */
 static void deregister(struct rc_cache *c, struct rc_region *r, enum rcache_stat path,
                        bool count_path) {
   size_t length = r->end - r->start;
@@ -305,6 +305,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     while (rc_pending_pop(&c->pending, &start, &end)) {
     }
     rc_pending_take_overflow(&c->pending);
+    atomic_store(&c->pending.overflows, 0);
     c->registrar = use_double ? rc_registrar_double((uint64_t)double_pin_limit) : rc_verbs_registrar(pd);
     c->max_regions = (uint64_t)max_regions;
     c->max_bytes = (uint64_t)max_bytes;

@@ -30,7 +30,7 @@ struct rcache_result {
   double region;       /* opaque handle for rcache_put (a pointer, exact in a double) */
   double region_start; /* the registered region, which may be larger than what was asked */
   double region_end;   /* (both also written by rcache_region_bounds) */
-  double address; /* the first byte asked for (set by every get, even a failed one) */
+  double address; /* the first byte asked for (set by every get that reaches the cache) */
   uint32_t lkey, rkey;
   int32_t error; /* errno of the failed registration, for RCACHE_ERR_LIMIT / _REGISTER */
   uint32_t access;
