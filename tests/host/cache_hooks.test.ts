@@ -147,8 +147,10 @@ Deno.test("free of a large malloc block invalidates; malloc at the same address 
   r.release();
   const s = cache.stats();
   assert.equal(s.invalidations, 1);
-  // The allocator released it, so the deregistration waited for the next cache call.
-  assert.equal(s.deregistrationsInRelease + s.deregistrationsDeferred, 1);
+  // The allocator released it (glibc may hold an arena lock, and deregistering calls free), so
+  // the deregistration was deferred to the next cache call.
+  assert.equal(s.deregistrationsDeferred, 1);
+  assert.equal(s.deregistrationsInRelease, 0);
   assert.ok(before >= MiB);
   free(second);
   cache.close();
