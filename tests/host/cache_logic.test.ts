@@ -230,7 +230,7 @@ Deno.test("stats count gets, deregistrations and in-use regions; flush drops idl
   assert.throws(() => held.release(), (e: unknown) => e instanceof RdmaError && e.code === "EBADF");
 });
 
-Deno.test("sge gives addr, length and lkey of a cached registration", () => {
+Deno.test("sge gives address, length and lkey of a cached registration", () => {
   using cache = new RegistrationCache(createRegistrarDouble());
   const buffer = new Uint8Array(8192);
   const sge = cache.sge(buffer, 100, 1000);
