@@ -8,7 +8,7 @@
  * every `-Q`th (CQ moderation; default 1, which is what Debian's ib_write_bw reports using on
  * rxe, and what is fastest there: rxe does its protocol work inside each post, and a long run of
  * unsignaled writes makes those posts slower), and measures from the first post to the last
- * completion, after 512 unmeasured warm-up writes (V8 compiles the data path meanwhile). The
+ * completion, after 2 s of unmeasured warm-up writes (V8 compiles the data path meanwhile). The
  * client's buffer holds a byte pattern; at the end the server checks every byte it received and
  * both ends exit 1 on a mismatch. Runs against itself (not against ib_write_bw: the out-of-band
  * exchange is this project's).
@@ -27,17 +27,22 @@ const TX_DEPTH = 128;
 const DEFAULT_CQ_MODERATION = 1;
 const PEAK_SPAN = TX_DEPTH;
 /**
- * Writes before the measured ones, yielding now and then, so V8 has compiled the data path (its
- * compiler threads need CPU time the busy-polling loop would otherwise hold).
+ * Writes before the measured ones, for at least WARMUP_MS and WARMUP_WRITES, yielding now and then,
+ * so V8 has compiled the data path (its compiler threads need CPU time the busy-polling loop would
+ * otherwise hold). Under emulation that takes seconds: the first thousands of posts run several
+ * times slower than later ones.
  */
 const WARMUP_WRITES = 512;
+const WARMUP_MS = 2000;
 const WARMUP_YIELD_EVERY = 64;
 const CLIENT_SEED = 1;
 
-/** Posts WARMUP_WRITES unmeasured writes, pausing every WARMUP_YIELD_EVERY. */
+/** Posts unmeasured writes (see WARMUP_MS), pausing every WARMUP_YIELD_EVERY. */
 async function warmUp(s: Session, size: number): Promise<void> {
-  for (let done = 0; done < WARMUP_WRITES; done += WARMUP_YIELD_EVERY) {
+  const until = performance.now() + WARMUP_MS;
+  for (let done = 0; done < WARMUP_WRITES || performance.now() < until;) {
     runWrites(s, size, WARMUP_YIELD_EVERY, 1, false);
+    done += WARMUP_YIELD_EVERY;
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
@@ -132,7 +137,7 @@ async function main(): Promise<number> {
     ["Connection type", "RC"],
     ["TX depth", TX_DEPTH],
     ["CQ Moderation", cqMod],
-    ["Warm-up", `${WARMUP_WRITES} writes (not measured)`],
+    ["Warm-up", `${WARMUP_MS / 1000} s (not measured)`],
     ["Mtu", `${s.mtuBytes}[B]`],
     ["GID index", s.gidIndex],
     ["Data ex. method", "Ethernet"],

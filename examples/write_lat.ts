@@ -7,7 +7,7 @@
  * A ping-pong of RDMA WRITEs: each end writes its message into the other's buffer, whose last byte
  * carries the iteration number, and busy-polls the last byte of its own buffer for the peer's
  * write. Latency is half the time between consecutive posts (RTT/2), as perftest reports it, over
- * the iterations after 200 unmeasured warm-up round trips (V8 compiles the data path meanwhile).
+ * the iterations after 1000 unmeasured warm-up round trips (V8 compiles the data path meanwhile).
  * At the end each end checks every byte of the peer's last message and exits 1 on a mismatch.
  *
  * @module
@@ -32,8 +32,8 @@ const SEND_QUEUE = 2 * SIGNAL_EVERY;
  * Round trips before the measured ones, with short pauses, so V8 has compiled the data path (its
  * compiler threads need a CPU that the two spinning ends would otherwise hold).
  */
-const WARMUP = 200;
-const WARMUP_PAUSE_EVERY = 50;
+const WARMUP = 1000;
+const WARMUP_PAUSE_EVERY = 100;
 /** How long to spin for the peer's write before giving up. */
 const SPIN_TIMEOUT_MS = 10_000;
 const CLIENT_SEED = 1;

@@ -49,10 +49,13 @@ function numberArgument(name: string, fallback: number): number {
   return value;
 }
 
+/** How long one benchmark process may run before it is killed (`timeout` exits 124). */
+const PROCESS_LIMIT_SECONDS = "300";
+
 /** Runs `command` in `netns`; returns its status and combined output. */
 async function run(netns: string, command: string[]): Promise<{ code: number; output: string }> {
   const out = await new Deno.Command("ip", {
-    args: ["netns", "exec", netns, ...command],
+    args: ["netns", "exec", netns, "timeout", PROCESS_LIMIT_SECONDS, ...command],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
@@ -69,8 +72,19 @@ let nextPort = 18700;
 async function pair(server: string[], client: string[], label: string): Promise<string> {
   const port = String(nextPort++);
   const s = run(HOST_B.netns, [...server, "-p", port]);
-  await new Promise((resolve) => setTimeout(resolve, 1500)); // perftest's client does not retry
-  const c = await run(HOST_A.netns, [...client, "-p", port, HOST_B.address]);
+  // perftest's client does not retry a refused connection: give the server time, and retry.
+  let c = { code: 1, output: "" };
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    c = await run(HOST_A.netns, [...client, "-p", port, HOST_B.address]);
+    if (c.code === 0 || !/Couldn't connect/.test(c.output)) break;
+  }
+  if (c.code !== 0) {
+    // The server may still wait for a client: connect once more with a bad peer so it exits.
+    await Deno.connect({ hostname: HOST_B.address, port: Number(port) }).then((conn) =>
+      conn.close()
+    ).catch(() => {});
+  }
   const sr = await s;
   if (c.code !== 0 || sr.code !== 0) {
     throw new Error(
