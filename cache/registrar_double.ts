@@ -15,6 +15,11 @@ export interface RegistrarDoubleOptions {
    * fails with ENOMEM, like ibv_reg_mr over RLIMIT_MEMLOCK. Default: no limit.
    */
   pinLimit?: number;
+  /**
+   * Microseconds every deregistration takes (busy-waiting), like a real ibv_dereg_mr; for tests
+   * that need the cache lock held inside a release hook. Process-wide. Default 0.
+   */
+  deregisterMicros?: number;
 }
 
 /** The double's counters. They are process-wide: compare before and after. */
@@ -34,6 +39,11 @@ export class RegistrarDouble {
       throw new RangeError(`pinLimit must be a non-negative integer, got ${String(limit)}`);
     }
     this.pinLimit = limit;
+    const micros = options.deregisterMicros ?? 0;
+    if (typeof micros !== "number" || !Number.isFinite(micros) || micros < 0) {
+      throw new RangeError(`deregisterMicros must be a non-negative number, got ${String(micros)}`);
+    }
+    rcacheNative().rcache_double_set_dereg_delay(micros * 1000);
   }
 
   /** Calls made so far and bytes currently "pinned", process-wide. */

@@ -31,6 +31,7 @@ const SYMBOLS = {
   rcache_hooks_support_level: { parameters: [], result: "i32" },
   rcache_hooks_status: { parameters: [], result: "i32" },
   rcache_double_counters: { parameters: ["buffer", "i32"], result: "i32" },
+  rcache_double_set_dereg_delay: { parameters: ["f64"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's functions. */

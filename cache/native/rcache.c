@@ -51,11 +51,37 @@ static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int hooks_status = OPAL_SUCCESS;
 static _Atomic int hooks_level;
 
+/*
+ * fork() in a process where another thread holds a cache lock would leave the child with a lock
+ * nobody can release, and the child's first munmap would block in the release hook forever. So
+ * the forking thread takes every lock first (create lock, then the slots in order: the order every
+ * other path uses), and both sides release them after. glibc runs these handlers before it locks
+ * the allocator, so a lock holder that is inside free() can finish.
+ */
+static void before_fork(void) {
+  pthread_mutex_lock(&create_lock);
+  for (int i = 0; i < RCACHE_MAX_CACHES; i++) pthread_mutex_lock(&caches[i].lock);
+}
+
+static void after_fork_parent(void) {
+  for (int i = RCACHE_MAX_CACHES - 1; i >= 0; i--) pthread_mutex_unlock(&caches[i].lock);
+  pthread_mutex_unlock(&create_lock);
+}
+
+static void after_fork_child(void) {
+  for (int i = RCACHE_MAX_CACHES - 1; i >= 0; i--) {
+    atomic_store_explicit(&caches[i].owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&caches[i].lock);
+  }
+  pthread_mutex_unlock(&create_lock);
+}
+
 static void init_slots(void) {
   for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
     pthread_mutex_init(&caches[i].lock, NULL);
     rc_pending_init(&caches[i].pending);
   }
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 static void lock_cache(struct rc_cache *c) {
@@ -547,6 +573,8 @@ double rcache_memlock_limit(void) {
 int rcache_hooks_support_level(void) { return atomic_load(&hooks_level); }
 
 int rcache_hooks_status(void) { return atomic_load(&hooks_status); }
+
+void rcache_double_set_dereg_delay(double ns) { rc_registrar_double_set_dereg_delay((uint64_t)ns); }
 
 int rcache_double_counters(double *out, int count) {
   struct rc_registrar_double_counters counters;

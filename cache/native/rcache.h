@@ -108,5 +108,7 @@ int rcache_hooks_status(void); /* the last opal_mem_hooks_* return code seen by 
 /* The registrar double's process-wide counters: registrations, deregistrations, failures,
  * pinned bytes, pin limit. */
 int rcache_double_counters(double *out, int count);
+/* The registrar double's deregistrations take `ns` nanoseconds each (process-wide). */
+void rcache_double_set_dereg_delay(double ns);
 
 #endif /* RCACHE_H */

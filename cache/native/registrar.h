@@ -38,5 +38,7 @@ struct rc_registrar_double_counters {
 };
 void rc_registrar_double_read(struct rc_registrar_double_counters *out);
 void rc_registrar_double_set_limit(uint64_t pin_limit);
+/* Makes every deregistration by the double take this long (process-wide; 0: none). */
+void rc_registrar_double_set_dereg_delay(uint64_t ns);
 
 #endif /* RCACHE_REGISTRAR_H */

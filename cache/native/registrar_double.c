@@ -4,11 +4,19 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "registrar.h"
 
 static _Atomic uint64_t registrations, deregistrations, failures, pinned_bytes, pin_limit;
 static _Atomic uint32_t next_key = 1;
+static _Atomic uint64_t dereg_delay_ns;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int double_reg(void *context, uintptr_t addr, size_t length, uint32_t access,
                       struct rc_registration *out) {
@@ -34,6 +42,14 @@ static int double_reg(void *context, uintptr_t addr, size_t length, uint32_t acc
 static int double_dereg(void *context, void *mr, size_t length) {
   (void)context;
   (void)mr;
+  /* A real ibv_dereg_mr takes microseconds to milliseconds; tests that need the cache lock held
+   * that long (inside a release hook) ask for it. Busy-waits: no sleeping call in a hook. */
+  uint64_t delay = atomic_load(&dereg_delay_ns);
+  if (delay) {
+    uint64_t until = now_ns() + delay;
+    while (now_ns() < until) {
+    }
+  }
   atomic_fetch_sub(&pinned_bytes, length);
   atomic_fetch_add(&deregistrations, 1);
   return 0;
@@ -53,3 +69,5 @@ void rc_registrar_double_read(struct rc_registrar_double_counters *out) {
 }
 
 void rc_registrar_double_set_limit(uint64_t limit) { atomic_store(&pin_limit, limit); }
+
+void rc_registrar_double_set_dereg_delay(uint64_t ns) { atomic_store(&dereg_delay_ns, ns); }

@@ -1,0 +1,58 @@
+/**
+ * fork() while another thread is inside the cache's release hook, holding a cache lock (it is
+ * deregistering, which takes a while on a real device): the child must still be able to unmap
+ * memory, which runs the hook and takes that lock.
+ */
+import assert from "node:assert/strict";
+import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { mapAnonymous, type NativeBlock } from "../../cache/testing/native_memory.ts";
+import { probe } from "./hooks_probe.ts";
+
+const OPAL_SUCCESS = 0;
+const BLOCKS = 400;
+
+Deno.test("fork while another thread deregisters inside a release hook: no deadlock in the child", async () => {
+  // Each deregistration holds the cache lock for 2 ms, inside the releasing thread's hook.
+  using cache = new RegistrationCache(createRegistrarDouble({ deregisterMicros: 2000 }), {
+    merge: false,
+  });
+  const blocks: NativeBlock[] = [];
+  for (let i = 0; i < BLOCKS; i++) {
+    const b = mapAnonymous(4096);
+    cache.get({ address: b.address, length: b.length }).release();
+    blocks.push(b);
+  }
+  const code = `
+    const libc = Deno.dlopen("libc.so.6", {
+      munmap: { parameters: ["pointer", "usize"], result: "i32" },
+    });
+    self.onmessage = (e) => {
+      self.postMessage("started");
+      for (const address of e.data) libc.symbols.munmap(Deno.UnsafePointer.create(address), 4096n);
+      self.postMessage("done");
+    };`;
+  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  let started: () => void = () => {};
+  let done: () => void = () => {};
+  const isStarted = new Promise<void>((resolve) => started = resolve);
+  const isDone = new Promise<void>((resolve) => done = resolve);
+  worker.onmessage = (e) => e.data === "started" ? started() : done();
+  assert.equal(probe.probe_register(), OPAL_SUCCESS);
+  try {
+    worker.postMessage(blocks.map((b) => b.address));
+    await isStarted;
+    // The worker spends about 0.8 s unmapping, almost all of it holding the cache lock. A child
+    // that inherited the lock held exits 142 (its alarm) instead of 0.
+    const statuses = Array.from({ length: 8 }, () => probe.probe_fork_child_unmaps());
+    await isDone;
+    assert.deepEqual(statuses, Array(8).fill(0));
+  } finally {
+    probe.probe_unregister();
+    worker.terminate();
+    URL.revokeObjectURL(url);
+    createRegistrarDouble(); // deregistrations instant again
+  }
+  const s = cache.stats();
+  assert.equal(s.deregistrationsInRelease, BLOCKS, JSON.stringify(s));
+});
