@@ -60,8 +60,10 @@ function runWrites(
   const request: SendRequest = {
     wrId: 0,
     opcode: WrOpcode.RDMA_WRITE,
-    sge: { mr: s.mr, offset: 0, length: size },
-    remoteAddress: s.remoteAddress,
+    // Addresses as numbers (exact below 2^53) and a raw scatter/gather element: the cheapest
+    // request to encode.
+    sge: { address: Number(s.mr.address), length: size, lkey: s.mr.lkey },
+    remoteAddress: Number(s.remoteAddress),
     rkey: s.remoteKey,
     signaled: false,
   };
