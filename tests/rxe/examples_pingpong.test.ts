@@ -109,3 +109,27 @@ Deno.test("rc_pingpong against itself, sleeping on completion events (-e)", asyn
   assertPaired(s, c);
   assert.match(c.output, /^327680 bytes in /m); // 8192 bytes * 20 iters * 2
 });
+
+Deno.test("our rc_pingpong server with -c exits 1 when the data is not what -c writes", async () => {
+  // ibv_rc_pingpong's client without -c leaves 0x7b at every page start, where -c expects 0.
+  const common = ["-n", "5", "-p", "18614"];
+  const server = new Child(
+    HOST_B.netns,
+    example("rc_pingpong.ts", "-d", HOST_B.device, "-g", HOST_B.gidIndex, ...common, "-c"),
+  );
+  await server.waitFor(/local address/);
+  const client = new Child(HOST_A.netns, [
+    "ibv_rc_pingpong",
+    "-d",
+    HOST_A.device,
+    "-g",
+    HOST_A.gidIndex,
+    ...common,
+    HOST_B.address,
+  ]);
+  const [c, s] = await Promise.all([client.finish(), server.finish()]);
+  assert.equal(c.code, 0, c.output);
+  assert.equal(s.code, 1, s.output);
+  assert.match(s.output, /invalid data in page 0/);
+  assert.match(s.output, REPORT, "the report is printed before the check");
+});
