@@ -2,8 +2,21 @@
  * deno-rdma: RDMA verbs for Deno, with a lazy-unpin registration cache kept correct by native
  * memory-release hooks.
  *
+ * - Verbs: {@link listDevices}, {@link openDevice}, {@link Context}, {@link ProtectionDomain},
+ *   {@link MemoryRegion}, {@link CompletionQueue}, {@link QueuePair}, {@link RdmaError}, ...
+ * - Registration cache: {@link RegistrationCache}, {@link Registration}.
+ * - Memory hooks (Open MPI's opal mem_hooks API): {@link memHooks} and the `OPAL_*` constants.
+ *
  * @module
  */
 
 export * from "./verbs/mod.ts";
-export * from "./cache/mod.ts";
+export {
+  type CachedSge,
+  type CacheTarget,
+  Registration,
+  RegistrationCache,
+  type RegistrationCacheOptions,
+  type RegistrationCacheStats,
+} from "./cache/mod.ts";
+export * from "./hooks/mod.ts";
