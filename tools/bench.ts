@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { numberArgument } from "./args.ts";
 import { ensureBuilt, ROOT } from "./build.ts";
 import { runInGuest } from "../softroce/run.ts";
 
@@ -37,17 +38,6 @@ const HOST_B: Host = {
   device: env("DENO_RDMA_DEVICE_B", "rxeB"),
   gidIndex: env("DENO_RDMA_GID_INDEX_B", "1"),
 };
-
-function numberArgument(name: string, fallback: number): number {
-  const at = Deno.args.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(Deno.args[at + 1]);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    console.error(`${name} needs a positive integer`);
-    Deno.exit(2);
-  }
-  return value;
-}
 
 /** How long one benchmark process may run before it is killed (`timeout` exits 124). */
 const PROCESS_LIMIT_SECONDS = "300";

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { numberArgument } from "./args.ts";
 import { ensureBuilt, ROOT } from "./build.ts";
 import { ensureDebianPackages } from "./deps.ts";
 import { EXIT_GUEST_FAILED, runInGuest } from "../softroce/run.ts";
@@ -21,17 +22,6 @@ interface Layout {
   clientDevice: string;
   serverAddress: string;
   where: string;
-}
-
-function numberArgument(name: string, fallback: number): number {
-  const at = Deno.args.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(Deno.args[at + 1]);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    console.error(`${name} needs a positive integer`);
-    Deno.exit(2);
-  }
-  return value;
 }
 
 /** Names of this machine's RDMA devices; empty when it has none (or no RDMA in its kernel). */

@@ -3,16 +3,11 @@
  * cache refuses to be created, with an error that says why.
  */
 import assert from "node:assert/strict";
+import { runChildJson } from "./child_json.ts";
 
 Deno.test("a cache is refused when the hooks cannot report free and mmap releases", async () => {
   const child = new URL("./cache_refuse_child.ts", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", child],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "");
+  const result = await runChildJson(child);
   assert.equal(result.patched, 0, "the test could not play the other interceptor");
   assert.equal(result.error?.name, "RdmaError");
   assert.equal(result.error.code, "ENOSYS");

@@ -4,19 +4,14 @@
  * every release can be seen.
  */
 import assert from "node:assert/strict";
+import { runChildJson } from "./child_json.ts";
 import { OPAL_MEMORY_FREE_SUPPORT, OPAL_MEMORY_MMAP_SUPPORT } from "../../hooks/mod.ts";
 
 const PATCH_OK = 0, PATCH_FOREIGN = 4;
 const child = new URL("./hooks_foreign_child.ts", import.meta.url).pathname;
 
 Deno.test("a function patched by another library is refused, not overwritten", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", child],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "");
+  const result = await runChildJson(child);
   assert.equal(result.patched, 0, "the test could not play the other interceptor");
   assert.equal(result.status.shmdt, PATCH_FOREIGN);
   for (const name of ["munmap", "mremap", "madvise", "mmap", "brk", "sbrk", "shmat"]) {

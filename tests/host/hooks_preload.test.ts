@@ -4,6 +4,7 @@
  * events flagged as from the allocator (exactly, not by caller address).
  */
 import assert from "node:assert/strict";
+import { runChildJson } from "./child_json.ts";
 import {
   OPAL_MEMORY_CHUNK_SUPPORT,
   OPAL_MEMORY_FREE_SUPPORT,
@@ -16,15 +17,7 @@ const library = new URL("../../build/libopal_memhooks.so", import.meta.url).path
 const child = new URL("./hooks_preload_child.ts", import.meta.url).pathname;
 
 Deno.test("LD_PRELOAD mode: all four support bits, malloc and free events", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", child],
-    env: { LD_PRELOAD: library },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, stderr);
-  const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "");
+  const result = await runChildJson(child, { LD_PRELOAD: library });
   assert.equal(result.initCode, OPAL_SUCCESS);
   assert.equal(
     result.level,
@@ -39,13 +32,7 @@ Deno.test("LD_PRELOAD mode: all four support bits, malloc and free events", asyn
 });
 
 Deno.test("without LD_PRELOAD the allocator wrappers are inert: no MALLOC bit", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", child],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "");
+  const result = await runChildJson(child);
   assert.equal(result.level & OPAL_MEMORY_MALLOC_SUPPORT, 0);
   // Here the 1 MiB block is freed by glibc's munmap: from the allocator, found by caller address.
   assert.deepEqual(result.free, { intact: 1, fromAlloc: true });
