@@ -9,6 +9,9 @@
 /** Most scatter/gather elements in one work request descriptor (DRV_MAX_SGE). */
 export const MAX_SGE = 16;
 
+/** Most copies of one send descriptor posted as one chain (DRV_MAX_CHAIN). */
+export const MAX_CHAIN = 64;
+
 export const DEVICE = { size: 80, name: 0, guid: 64, node_type: 72, transport_type: 76 } as const;
 
 export const DEVICE_ATTR = {

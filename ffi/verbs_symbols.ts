@@ -63,6 +63,10 @@ const SYMBOLS = {
   drv_destroy_ah: { parameters: ["pointer"], result: "i32" },
 
   drv_post_send: { parameters: ["pointer", "buffer"], result: "i32" },
+  drv_post_send_chain: {
+    parameters: ["pointer", "buffer", "u32", "i32", "buffer"],
+    result: "i32",
+  },
   drv_post_recv: { parameters: ["pointer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

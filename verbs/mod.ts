@@ -39,6 +39,7 @@ export {
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
 export { gidText } from "./validate.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
+export { PreparedSend } from "./prepared_send.ts";
 export {
   type ConnectionInfo,
   type ConnectOptions,

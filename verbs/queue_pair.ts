@@ -26,6 +26,7 @@ import type { Context } from "./context.ts";
 import { errorFromResult, lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
+import { PreparedSend } from "./prepared_send.ts";
 import { gidBytes, integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** Options of `ProtectionDomain.createQueuePair`. */
@@ -418,11 +419,12 @@ export class QueuePair extends NativeHandle {
     return count;
   }
 
-  /** ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when full). */
-  postSend(wr: SendRequest): void {
-    const qp = this.pointerFor("ibv_post_send");
+  /**
+   * Validates `wr` and encodes it into a send descriptor (`SEND` layout); throws TypeError or
+   * RangeError, leaving `v` partly written, when the request is invalid.
+   */
+  #encodeSend(wr: SendRequest, v: DataView): void {
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
-    const v = this.#sendView;
     const opcode = wr.opcode ?? WrOpcode.SEND;
     if (typeof opcode !== "number") throw new TypeError("opcode must be a WrOpcode value");
     if (!VALID_OPCODES.has(opcode)) throw new RangeError(`unknown opcode ${opcode}`);
@@ -489,8 +491,30 @@ export class QueuePair extends NativeHandle {
         true,
       );
     }
+  }
+
+  /** ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when full). */
+  postSend(wr: SendRequest): void {
+    const qp = this.pointerFor("ibv_post_send");
+    this.#encodeSend(wr, this.#sendView);
     const result = verbsShim().drv_post_send(qp, this.#send);
     if (result !== 0) throw errorFromResult("ibv_post_send", result);
+  }
+
+  /**
+   * Validates and encodes `wr` once, for posting many times with `PreparedSend.post()` (one FFI
+   * call, no allocation, no re-validation). Regions named in `wr` must stay registered while the
+   * prepared request is in use (posting checks that they are not closed).
+   */
+  prepareSend(wr: SendRequest): PreparedSend {
+    this.pointerFor("ibv_post_send");
+    const bytes = new Uint8Array(SEND.size);
+    this.#encodeSend(wr, new DataView(bytes.buffer));
+    const keepOpen: NativeHandle[] = [this];
+    const sges = wr.sge === undefined ? [] : Array.isArray(wr.sge) ? wr.sge : [wr.sge];
+    for (const e of sges as readonly ScatterGather[]) if ("mr" in e) keepOpen.push(e.mr);
+    if (this.type === QpType.UD && wr.ah) keepOpen.push(wr.ah);
+    return new PreparedSend(bytes, keepOpen);
   }
 
   /** ibv_post_recv of one work request. */

@@ -547,12 +547,11 @@ static int copy_sges(struct ibv_sge *sge, const struct drv_sge_desc *src, uint32
 	return 0;
 }
 
-EXPORT int drv_post_send(struct ibv_qp *qp, const struct drv_send_desc *d)
+/* Fills one ibv_send_wr from a descriptor whose scatter/gather list is already in `sge`. */
+static void fill_send_wr(struct ibv_send_wr *wr, const struct ibv_qp *qp, const struct drv_send_desc *d,
+			 struct ibv_sge *sge)
 {
-	struct ibv_sge sge[DRV_MAX_SGE];
-	if (copy_sges(sge, d->sg_list, d->num_sge))
-		return -EINVAL;
-	struct ibv_send_wr wr = {
+	*wr = (struct ibv_send_wr){
 		.wr_id = d->wr_id,
 		.sg_list = sge,
 		.num_sge = (int)d->num_sge,
@@ -564,26 +563,68 @@ EXPORT int drv_post_send(struct ibv_qp *qp, const struct drv_send_desc *d)
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
 	case IBV_WR_RDMA_READ:
-		wr.wr.rdma.remote_addr = d->remote_addr;
-		wr.wr.rdma.rkey = d->rkey;
+		wr->wr.rdma.remote_addr = d->remote_addr;
+		wr->wr.rdma.rkey = d->rkey;
 		break;
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		wr.wr.atomic.remote_addr = d->remote_addr;
-		wr.wr.atomic.rkey = d->rkey;
-		wr.wr.atomic.compare_add = d->compare_add;
-		wr.wr.atomic.swap = d->swap;
+		wr->wr.atomic.remote_addr = d->remote_addr;
+		wr->wr.atomic.rkey = d->rkey;
+		wr->wr.atomic.compare_add = d->compare_add;
+		wr->wr.atomic.swap = d->swap;
 		break;
 	default:
 		if (qp->qp_type == IBV_QPT_UD) {
-			wr.wr.ud.ah = (struct ibv_ah *)(uintptr_t)d->ah;
-			wr.wr.ud.remote_qpn = d->remote_qpn;
-			wr.wr.ud.remote_qkey = d->remote_qkey;
+			wr->wr.ud.ah = (struct ibv_ah *)(uintptr_t)d->ah;
+			wr->wr.ud.remote_qpn = d->remote_qpn;
+			wr->wr.ud.remote_qkey = d->remote_qkey;
 		}
 		break;
 	}
+}
+
+EXPORT int drv_post_send(struct ibv_qp *qp, const struct drv_send_desc *d)
+{
+	struct ibv_sge sge[DRV_MAX_SGE];
+	if (copy_sges(sge, d->sg_list, d->num_sge))
+		return -EINVAL;
+	struct ibv_send_wr wr;
+	fill_send_wr(&wr, qp, d, sge);
 	struct ibv_send_wr *bad = NULL;
 	int err = ibv_post_send(qp, &wr, &bad);
+	return err ? fail(err) : 0;
+}
+
+/*
+ * Posts `count` copies of one descriptor as a single linked list (one ibv_post_send, as perftest
+ * does with --post_list): copy i gets wr_id + i. With signal_last, only the last copy keeps
+ * IBV_SEND_SIGNALED, so a chain costs one completion (CQ moderation). The copies share one
+ * scatter/gather array: the provider reads it during the call only. The chain lives on the stack,
+ * hence the bound. Returns 0, or -errno with the number of copies the provider accepted in
+ * *posted (the copies before the one it refused).
+ */
+EXPORT int drv_post_send_chain(struct ibv_qp *qp, const struct drv_send_desc *d, uint32_t count,
+			       int32_t signal_last, uint32_t *posted)
+{
+	if (count == 0 || count > DRV_MAX_CHAIN)
+		return fail(EINVAL);
+	struct ibv_sge sge[DRV_MAX_SGE];
+	if (copy_sges(sge, d->sg_list, d->num_sge))
+		return -EINVAL;
+	struct ibv_send_wr wr[DRV_MAX_CHAIN];
+	fill_send_wr(&wr[0], qp, d, sge);
+	if (signal_last && count > 1)
+		wr[0].send_flags &= ~(unsigned)IBV_SEND_SIGNALED;
+	for (uint32_t i = 1; i < count; i++) {
+		wr[i] = wr[0];
+		wr[i].wr_id = d->wr_id + i;
+		wr[i - 1].next = &wr[i];
+	}
+	wr[count - 1].send_flags = d->send_flags;
+	struct ibv_send_wr *bad = NULL;
+	int err = ibv_post_send(qp, wr, &bad);
+	if (posted)
+		*posted = err ? (uint32_t)(bad ? bad - wr : 0) : count;
 	return err ? fail(err) : 0;
 }
 

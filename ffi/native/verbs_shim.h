@@ -108,6 +108,9 @@ struct drv_sge_desc {
 
 #define DRV_MAX_SGE 16
 
+/* Most copies of one send descriptor that drv_post_send_chain() links into one post. */
+#define DRV_MAX_CHAIN 64
+
 /* One send work request (no chaining: one descriptor, one ibv_post_send). */
 struct drv_send_desc {
 	uint64_t wr_id;        /*  0 */
