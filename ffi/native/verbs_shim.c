@@ -616,10 +616,11 @@ EXPORT int drv_post_send_chain(struct ibv_qp *qp, const struct drv_send_desc *d,
 	if (signal_last && count > 1)
 		wr[0].send_flags &= ~(unsigned)IBV_SEND_SIGNALED;
 	for (uint32_t i = 1; i < count; i++) {
-		wr[i] = wr[0];
+		wr[i] = wr[0]; /* wr[0].next is still NULL: each copy starts unlinked */
 		wr[i].wr_id = d->wr_id + i;
-		wr[i - 1].next = &wr[i];
 	}
+	for (uint32_t i = 1; i < count; i++)
+		wr[i - 1].next = &wr[i];
 	wr[count - 1].send_flags = d->send_flags;
 	struct ibv_send_wr *bad = NULL;
 	int err = ibv_post_send(qp, wr, &bad);
