@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { type SendRequest, WcStatus, wcStatusName, WorkCompletions, WrOpcode } from "../mod.ts";
+import { WcStatus, wcStatusName, WorkCompletions, WrOpcode } from "../mod.ts";
 import { parsePerftestArgs } from "./lib/perftest_flags.ts";
 import { type BandwidthResult, bandwidthTable, banner, RULE } from "./lib/perftest_report.ts";
 import { fillPattern, openSession, patternMismatch, type Session } from "./lib/perftest_session.ts";
@@ -25,6 +25,8 @@ import { readLine, writeLine } from "./lib/socket.ts";
 const USAGE = "write_bw.ts [options] [host]   (start the server without <host>)";
 const TX_DEPTH = 128;
 const DEFAULT_CQ_MODERATION = 1;
+/** Longest chain of writes one post may carry (PreparedSend.post's bound). */
+const MAX_POST_LIST = 64;
 const PEAK_SPAN = TX_DEPTH;
 /**
  * Writes before the measured ones, for at least WARMUP_MS and WARMUP_WRITES, yielding now and then,
@@ -41,7 +43,7 @@ const CLIENT_SEED = 1;
 async function warmUp(s: Session, size: number): Promise<void> {
   const until = performance.now() + WARMUP_MS;
   for (let done = 0; done < WARMUP_WRITES || performance.now() < until;) {
-    runWrites(s, size, WARMUP_YIELD_EVERY, 1, false);
+    runWrites(s, size, WARMUP_YIELD_EVERY, 1, 1, false);
     done += WARMUP_YIELD_EVERY;
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
@@ -53,20 +55,18 @@ function runWrites(
   size: number,
   iters: number,
   cqMod: number,
+  postList: number,
   progress: boolean,
 ): BandwidthResult {
   const wcs = new WorkCompletions(16);
-  // One request object, updated in place: posting allocates nothing per write.
-  const request: SendRequest = {
-    wrId: 0,
+  // Validated and encoded once, like perftest's one reused ibv_send_wr: each post is one FFI call.
+  const write = s.qp.prepareSend({
     opcode: WrOpcode.RDMA_WRITE,
-    // Addresses as numbers (exact below 2^53) and a raw scatter/gather element: the cheapest
-    // request to encode.
-    sge: { address: Number(s.mr.address), length: size, lkey: s.mr.lkey },
-    remoteAddress: Number(s.remoteAddress),
+    sge: { mr: s.mr, length: size },
+    remoteAddress: s.remoteAddress,
     rkey: s.remoteKey,
-    signaled: false,
-  };
+    inline: size <= s.maxInlineData,
+  });
   let posted = 0;
   let completed = 0;
   let peak = 0;
@@ -75,11 +75,14 @@ function runWrites(
   let lastCompletion = start;
   let lastCount = 0;
   while (completed < iters) {
-    while (posted < iters && posted - completed < TX_DEPTH) {
-      request.wrId = posted;
-      request.signaled = (posted + 1) % cqMod === 0 || posted + 1 === iters;
-      s.qp.postSend(request);
-      posted++;
+    while (posted < iters && posted + postList - completed <= TX_DEPTH) {
+      const count = Math.min(postList, iters - posted);
+      write.wrId = posted;
+      // A chain asks for one completion, for its last write (perftest: cq_mod = post_list).
+      const last = posted + count;
+      write.signaled = count > 1 || last % cqMod === 0 || last === iters;
+      write.post(count);
+      posted = last;
     }
     const n = s.cq.poll(wcs);
     for (let i = 0; i < n; i++) {
@@ -127,10 +130,16 @@ async function main(): Promise<number> {
         type: "string",
         help: "<n>  generate a completion every <n> writes (default 1, at most 128)",
       },
+      post_list: {
+        short: "l",
+        type: "string",
+        help: "<n>  post chains of <n> writes in one call, one completion each (default 1)",
+      },
       progress: { type: "boolean", help: "print progress to stderr (client)" },
     },
   );
   const cqMod = args.integer("cq-mod", DEFAULT_CQ_MODERATION, 1, TX_DEPTH);
+  const postList = args.integer("post_list", 1, 1, MAX_POST_LIST);
   const { size, iters } = args.session;
   using s = await openSession(args.session);
   console.log(banner("RDMA_Write BW Test", [
@@ -138,7 +147,9 @@ async function main(): Promise<number> {
     ["Number of qps", 1],
     ["Connection type", "RC"],
     ["TX depth", TX_DEPTH],
-    ["CQ Moderation", cqMod],
+    ["CQ Moderation", postList > 1 ? postList : cqMod],
+    ["Post List", postList],
+    ["Max inline data", `${s.maxInlineData}[B]`],
     ["Warm-up", `${WARMUP_MS / 1000} s (not measured)`],
     ["Mtu", `${s.mtuBytes}[B]`],
     ["GID index", s.gidIndex],
@@ -151,7 +162,7 @@ async function main(): Promise<number> {
   if (s.isClient) {
     fillPattern(s.buffer.subarray(0, size), CLIENT_SEED);
     await warmUp(s, size);
-    result = runWrites(s, size, iters, cqMod, args.values.progress === true);
+    result = runWrites(s, size, iters, cqMod, postList, args.values.progress === true);
     // The server checks what landed and answers "ok" or what differs.
     await writeLine(s.conn, JSON.stringify(result));
     const verdict = await readLine(s.conn);

@@ -6,6 +6,9 @@
 import { type FlagSpec, integerOption, parseOptions } from "./options.ts";
 import type { SessionOptions } from "./perftest_session.ts";
 
+/** Largest inline size perftest accepts (its MAX_INLINE). */
+const MAX_INLINE = 1024;
+
 /** Flags of both tests (perftest's names and defaults). */
 export const PERFTEST_FLAGS: Record<string, FlagSpec> = {
   "ib-dev": {
@@ -29,6 +32,11 @@ export const PERFTEST_FLAGS: Record<string, FlagSpec> = {
     short: "x",
     type: "string",
     help: "<index>  GID index (default: the IPv4-mapped RoCE v2 GID)",
+  },
+  inline_size: {
+    short: "I",
+    type: "string",
+    help: "<size>  max size of message to be sent inline (default 0, as perftest on rxe)",
   },
   CPU_freq: {
     short: "F",
@@ -71,6 +79,7 @@ export function parsePerftestArgs(
       iters: int("iters", defaults.iters, 2, 1 << 30),
       bufferBytes: size,
       txDepth: defaults.txDepth,
+      maxInlineData: int("inline_size", 0, 0, MAX_INLINE),
       tcpPort: int("port", 18515, 1, 65535),
       host: parsed.positionals[0],
     },

@@ -35,6 +35,8 @@ export interface SessionOptions {
   bufferBytes: number;
   /** Send queue depth (outstanding writes). */
   txDepth: number;
+  /** Largest message sent inline (IBV_SEND_INLINE); 0 for none. Default 0. */
+  maxInlineData?: number;
   tcpPort: number;
   /** The server's address; absent on the server. */
   host?: string;
@@ -60,6 +62,8 @@ export interface Session extends Disposable {
   /** The GID index in use, and the path MTU in bytes, for the report. */
   gidIndex: number;
   mtuBytes: number;
+  /** Messages up to this many bytes go inline (`SessionOptions.maxInlineData`). */
+  maxInlineData: number;
 }
 
 interface Announcement {
@@ -114,6 +118,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       sendCq: cq,
       maxSendWr: o.txDepth,
       maxRecvWr: 1,
+      maxInlineData: o.maxInlineData ?? 0,
       signalAll: false,
     });
     closers.push(qp);
@@ -182,6 +187,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       addressLines: [addressLine("local", mine), addressLine("remote", theirs)],
       gidIndex: info.gidIndex,
       mtuBytes: 128 << Math.min(info.mtu, theirs.mtu),
+      maxInlineData: o.maxInlineData ?? 0,
       [Symbol.dispose]: close,
     };
   } catch (e) {
