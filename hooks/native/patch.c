@@ -1,13 +1,22 @@
 /*
  * Patching the code of libc's memory functions (x86_64, glibc 2.36).
  *
- * Each function's first instructions, which all lie before its first syscall or call, are
- * replaced by one `jmp rel32` to a stub near libc (`movabs r11, hook; jmp r11`). The 5 bytes are
- * written with one cmpxchg16b over their aligned 16-byte block, so a thread running the function
+ * Each function's entry is redirected to a stub near libc (`movabs r11, hook; jmp r11`). The bytes
+ * are written with one cmpxchg16b over their aligned 16-byte block, so a thread running the function
  * sees either the old code or the new, and no thread can be returning into the overwritten bytes
- * (they precede every syscall and call). Only prologues made of instructions the decoder knows are
- * patched; a prologue that already starts with a jump belongs to another interceptor and is
- * refused rather than overwritten.
+ * (they precede every syscall and call).
+ *
+ * When the first instruction is at least 5 bytes long (`mov eax, NR` in the syscall wrappers) it is
+ * replaced by one `jmp rel32` to the stub. When it is shorter (mmap's `mov r10d, ecx`, sbrk's
+ * `push r12`), a 5-byte jump over the first few instructions would have an instruction boundary
+ * inside it: a thread that had just run the first instruction would resume in the middle of the
+ * jump. Then only the first instruction's first 2 bytes are replaced, by a `jmp rel8` into the
+ * alignment padding in front of the function, where a `jmp rel32` to the stub was written first
+ * (no thread ever executes padding). A thread is either before the entry (it takes the jump) or
+ * past the first instruction (it runs the original code to its end).
+ *
+ * Only prologues made of instructions the decoder knows are patched; a prologue that already starts
+ * with a jump belongs to another interceptor and is refused rather than overwritten.
  */
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
@@ -21,26 +30,29 @@
 #include "memhooks_internal.h"
 
 #define JMP_LEN 5
+#define SHORT_JMP_LEN 2
 #define STUB_SIZE 16
 
 struct target {
     const char *name;
     void *hook;
-    uint8_t *code;           /* libc's entry point */
+    uint8_t *code; /* libc's entry point */
     uint8_t original[JMP_LEN];
     uint8_t jump[JMP_LEN];
+    size_t length;    /* bytes of the entry replaced: JMP_LEN, or SHORT_JMP_LEN via the padding */
+    uint8_t *padding; /* where the padding's jmp rel32 was written (it stays: see remove) */
     int status;
 };
 
 static struct target targets[] = {
-    {"munmap", (void *)mh_hook_munmap, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"mremap", (void *)mh_hook_mremap, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"madvise", (void *)mh_hook_madvise, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"mmap", (void *)mh_hook_mmap, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"brk", (void *)mh_hook_brk, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"sbrk", (void *)mh_hook_sbrk, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"shmat", (void *)mh_hook_shmat, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"shmdt", (void *)mh_hook_shmdt, 0, {0}, {0}, MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "munmap", .hook = (void *)mh_hook_munmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "mremap", .hook = (void *)mh_hook_mremap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "madvise", .hook = (void *)mh_hook_madvise, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "mmap", .hook = (void *)mh_hook_mmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "brk", .hook = (void *)mh_hook_brk, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "sbrk", .hook = (void *)mh_hook_sbrk, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "shmat", .hook = (void *)mh_hook_shmat, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "shmdt", .hook = (void *)mh_hook_shmdt, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
 };
 #define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
 
@@ -184,14 +196,14 @@ static void write_stub(uint8_t *stub, void *hook)
     memset(stub + 13, 0xcc, STUB_SIZE - 13);
 }
 
-/* Replaces `expect` by `bytes` at `code` in one atomic 16-byte store. */
-static bool write_code(uint8_t *code, const uint8_t *expect, const uint8_t *bytes)
+/* Replaces `length` bytes `expect` by `bytes` at `code` in one atomic 16-byte store. */
+static bool write_code(uint8_t *code, const uint8_t *expect, const uint8_t *bytes, size_t length)
 {
     typedef unsigned __int128 block_t;
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t block_addr = (uintptr_t)code & ~(uintptr_t)15;
     size_t offset = (uintptr_t)code - block_addr;
-    if (offset + JMP_LEN > 16)
+    if (offset + length > 16)
         return false;
     uintptr_t page_addr = block_addr & ~(uintptr_t)(page - 1);
     if (raw_syscall(SYS_mprotect, page_addr, page, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
@@ -203,9 +215,9 @@ static bool write_code(uint8_t *code, const uint8_t *expect, const uint8_t *byte
     for (int tries = 0; tries < 100 && !ok; tries++) {
         uint8_t buf[16];
         memcpy(buf, &old, 16);
-        if (memcmp(buf + offset, expect, JMP_LEN) != 0)
+        if (memcmp(buf + offset, expect, length) != 0)
             break; /* changed under us: someone else patches too */
-        memcpy(buf + offset, bytes, JMP_LEN);
+        memcpy(buf + offset, bytes, length);
         memcpy(&update, buf, 16);
         block_t seen = __sync_val_compare_and_swap(block, old, update);
         ok = seen == old;
@@ -215,6 +227,89 @@ static bool write_code(uint8_t *code, const uint8_t *expect, const uint8_t *byte
     if (sync_core)
         raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
     return ok;
+}
+
+/*
+ * GNU as' alignment NOPs (x86-64), and the instruction endings after which code never falls
+ * through into the padding: what tells alignment padding from code that runs.
+ */
+static const uint8_t *const nops[] = {
+    (const uint8_t[]){0x90},
+    (const uint8_t[]){0x66, 0x90},
+    (const uint8_t[]){0x0f, 0x1f, 0x00},
+    (const uint8_t[]){0x0f, 0x1f, 0x40, 0x00},
+    (const uint8_t[]){0x0f, 0x1f, 0x44, 0x00, 0x00},
+    (const uint8_t[]){0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00},
+    (const uint8_t[]){0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00},
+    (const uint8_t[]){0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+    (const uint8_t[]){0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+    (const uint8_t[]){0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+};
+static const size_t nop_lengths[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+
+/* Length of the longest NOP (with any extra 0x66 prefixes) that ends right before `end`. */
+static size_t nop_ending_at(const uint8_t *end, size_t avail)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < sizeof nop_lengths / sizeof nop_lengths[0]; i++) {
+        size_t n = nop_lengths[i];
+        if (n > avail || memcmp(end - n, nops[i], n) != 0)
+            continue;
+        while (n < avail && n < 15 && end[-(ptrdiff_t)n - 1] == 0x66 && nops[i][0] == 0x66)
+            n++; /* data16 prefixes GNU as adds to the 10-byte form */
+        if (n > best)
+            best = n;
+    }
+    return best;
+}
+
+/* An instruction ending at `end` after which execution never reaches `end`. */
+static bool ends_without_fallthrough(const uint8_t *end)
+{
+    return end[-1] == 0xc3                                /* ret */
+           || end[-2] == 0xeb                             /* jmp rel8 */
+           || end[-5] == 0xe9                             /* jmp rel32 */
+           || end[-5] == 0xe8                             /* call of a noreturn function: C code
+                                                           * never falls into the next function */
+           || (end[-2] == 0x0f && end[-1] == 0x0b);       /* ud2 */
+}
+
+/* Start of JMP_LEN bytes of alignment padding right before `code` that no thread executes, or
+ * NULL. Reading up to 32 bytes back stays inside libc's text: no patched function is its first. */
+static uint8_t *padding_before(uint8_t *code)
+{
+    if ((uintptr_t)code - 32 < libc_text_lo)
+        return NULL;
+    size_t covered = 0, n;
+    while (covered < 16 && (n = nop_ending_at(code - covered, 32 - covered)) > 0)
+        covered += n;
+    if (covered < JMP_LEN || !ends_without_fallthrough(code - covered))
+        return NULL;
+    return code - JMP_LEN;
+}
+
+/* Writes padding bytes no thread executes (plain stores; the page may precede the code's). */
+static bool write_padding(uint8_t *at, const uint8_t *bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)at & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)at + JMP_LEN + page - 1) & ~(uintptr_t)(page - 1);
+    if (raw_syscall(SYS_mprotect, lo, hi - lo, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+        return false;
+    memcpy(at, bytes, JMP_LEN);
+    raw_syscall(SYS_mprotect, lo, hi - lo, PROT_READ | PROT_EXEC);
+    if (sync_core) /* every core sees the padding's jump before any can take the entry's */
+        raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+    return true;
+}
+
+static bool rel32_to(const uint8_t *from_end, const uint8_t *to, int32_t *rel32)
+{
+    int64_t rel = (int64_t)((intptr_t)to - (intptr_t)from_end);
+    if (rel < INT32_MIN || rel > INT32_MAX)
+        return false;
+    *rel32 = (int32_t)rel;
+    return true;
 }
 
 static void patch_one(struct target *t, uint8_t *stub)
@@ -231,17 +326,42 @@ static void patch_one(struct target *t, uint8_t *stub)
         t->status = status;
         return;
     }
-    int64_t rel = (int64_t)((intptr_t)stub - (intptr_t)(t->code + JMP_LEN));
-    if (rel < INT32_MIN || rel > INT32_MAX) {
-        t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
-        return;
+    size_t first = known_instruction(t->code, 16);
+    uint8_t *padding = NULL;
+    if (first >= SHORT_JMP_LEN && first < JMP_LEN)
+        padding = t->padding ? t->padding : padding_before(t->code);
+    if (!padding) {
+        /* One jmp rel32 over whole instructions (a boundary may fall inside it only when the
+         * first instruction is short and no padding is at hand: see hooks/README.md). */
+        int32_t rel32;
+        if (!rel32_to(t->code + JMP_LEN, stub, &rel32)) {
+            t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            return;
+        }
+        t->length = JMP_LEN;
+        t->jump[0] = 0xe9;
+        memcpy(t->jump + 1, &rel32, 4);
+    } else {
+        /* jmp rel8 at the entry, into the padding's jmp rel32 to the stub. */
+        uint8_t far[JMP_LEN] = {0xe9};
+        int32_t rel32;
+        if (!rel32_to(padding + JMP_LEN, stub, &rel32)) {
+            t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            return;
+        }
+        memcpy(far + 1, &rel32, 4);
+        if (!t->padding && !write_padding(padding, far)) {
+            t->status = MEMHOOKS_PATCH_WRITE_FAILED;
+            return;
+        }
+        t->padding = padding;
+        t->length = SHORT_JMP_LEN;
+        t->jump[0] = 0xeb;
+        t->jump[1] = (uint8_t)(int8_t)(padding - (t->code + SHORT_JMP_LEN));
     }
-    int32_t rel32 = (int32_t)rel;
-    memcpy(t->original, t->code, JMP_LEN);
-    t->jump[0] = 0xe9;
-    memcpy(t->jump + 1, &rel32, 4);
-    t->status = write_code(t->code, t->original, t->jump) ? MEMHOOKS_PATCH_OK
-                                                          : MEMHOOKS_PATCH_WRITE_FAILED;
+    memcpy(t->original, t->code, t->length);
+    t->status = write_code(t->code, t->original, t->jump, t->length) ? MEMHOOKS_PATCH_OK
+                                                                    : MEMHOOKS_PATCH_WRITE_FAILED;
 }
 
 int mh_patch_install(void)
@@ -291,12 +411,14 @@ int mh_patch_install(void)
 void mh_patch_remove(void)
 {
     /* Safe to undo: the jump is one instruction at the entry, so no thread is inside its bytes,
-     * and a thread already past it runs our hook, whose code and stub stay mapped. */
+     * and a thread already past it runs our hook, whose code and stub stay mapped. The padding's
+     * jump stays (a thread may be between the two jumps); a later install reuses it. */
     for (int i = 0; i < TARGET_COUNT; i++) {
         struct target *t = &targets[i];
         if (t->status != MEMHOOKS_PATCH_OK)
             continue;
-        t->status = write_code(t->code, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
-                                                               : MEMHOOKS_PATCH_WRITE_FAILED;
+        t->status = write_code(t->code, t->jump, t->original, t->length)
+                        ? MEMHOOKS_PATCH_NOT_INSTALLED
+                        : MEMHOOKS_PATCH_WRITE_FAILED;
     }
 }

@@ -1,0 +1,32 @@
+/**
+ * Child of hooks_patch.test.ts: reads the first bytes of each patched libc function (and the 8
+ * bytes in front of it) before init, after init and after finalize, in a process where the hooks
+ * were never installed, and prints them as JSON.
+ */
+import { memHooks } from "../../hooks/mod.ts";
+
+const names = ["munmap", "mremap", "madvise", "mmap", "brk", "sbrk", "shmat", "shmdt"];
+const libc = Deno.dlopen("libc.so.6", {
+  dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+});
+const RTLD_LAZY = 1, RTLD_NOLOAD = 4;
+const cString = (s: string) => new TextEncoder().encode(s + "\0");
+const handle = libc.symbols.dlopen(cString("libc.so.6"), RTLD_LAZY | RTLD_NOLOAD);
+
+/** 8 bytes before the entry, then 16 from it. */
+function around(name: string): number[] {
+  const entry = libc.symbols.dlsym(handle, cString(name));
+  if (entry === null) throw new Error(`libc has no ${name}`);
+  const view = new Deno.UnsafePointerView(Deno.UnsafePointer.offset(entry, -8)!);
+  return Array.from({ length: 24 }, (_, i) => view.getUint8(i));
+}
+
+const snapshot = () => Object.fromEntries(names.map((n) => [n, around(n)]));
+const before = snapshot();
+const initCode = memHooks.init();
+const status = Object.fromEntries(memHooks.patchStatus().map((p) => [p.name, p.status]));
+const installed = snapshot();
+const finalizeCode = memHooks.finalize();
+const removed = snapshot();
+console.log(JSON.stringify({ initCode, finalizeCode, status, before, installed, removed }));
