@@ -3,7 +3,8 @@
  * `linux-image-amd64` depends on and unpacked, never installed) and a busybox initramfs holding the
  * virtio, 9p, veth and rxe modules plus the two guest scripts.
  *
- * Everything is cached under `${XDG_CACHE_HOME:-$HOME/.cache}/deno-rdma/softroce/<kernel version>/`.
+ * Everything is cached under `${XDG_CACHE_HOME:-$HOME/.cache}/deno-rdma/softroce/<kernel version>/`
+ * (the repository's `.cache/` when neither variable is set).
  * The initramfs file name carries a hash of its inputs, so editing a guest script rebuilds it.
  * Concurrent first runs are safe: each builds in a private folder and renames it into place.
  *
@@ -52,8 +53,12 @@ export class GuestImageError extends Error {
 function cacheRoot(): string {
   const xdg = Deno.env.get("XDG_CACHE_HOME");
   const home = Deno.env.get("HOME");
-  const base = xdg && xdg.startsWith("/") ? xdg : home ? `${home}/.cache` : undefined;
-  if (!base) throw new GuestImageError("neither XDG_CACHE_HOME nor HOME is set");
+  // Without either (a bare CI environment), the repository's own git-ignored .cache/.
+  const base = xdg && xdg.startsWith("/")
+    ? xdg
+    : home
+    ? `${home}/.cache`
+    : new URL("../.cache", import.meta.url).pathname;
   return `${base}/deno-rdma/softroce`;
 }
 
