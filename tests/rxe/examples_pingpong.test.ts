@@ -36,31 +36,22 @@ function assertPaired(
   assert.match(c.local, new RegExp(`/::ffff:${HOST_A.address.replaceAll(".", "\\.")}$`));
 }
 
+/** Our rc_pingpong ("ours") or rdma-core's ("theirs") on `host`'s device and RoCE v2 GID index. */
+function pingpong(host: typeof HOST_A, which: "ours" | "theirs", ...args: string[]): Child {
+  const device = ["-d", host.device, "-g", host.gidIndex, ...args];
+  return new Child(
+    host.netns,
+    which === "ours" ? example("rc_pingpong.ts", ...device) : ["ibv_rc_pingpong", ...device],
+  );
+}
+
 Deno.test("our rc_pingpong client against ibv_rc_pingpong's server, -c on both", async () => {
   const port = "18611";
   const common = ["-n", ITERS, "-c", "-p", port];
-  const server = new Child(HOST_B.netns, [
-    "ibv_rc_pingpong",
-    "-d",
-    HOST_B.device,
-    "-g",
-    HOST_B.gidIndex,
-    ...common,
-  ]);
+  const server = pingpong(HOST_B, "theirs", ...common);
   // The C server's stdout is a pipe, so its output stays buffered until it exits: there is no
   // line to wait for. Our client retries while the port is still closed.
-  const client = new Child(
-    HOST_A.netns,
-    example(
-      "rc_pingpong.ts",
-      "-d",
-      HOST_A.device,
-      "-g",
-      HOST_A.gidIndex,
-      ...common,
-      HOST_B.address,
-    ),
-  );
+  const client = pingpong(HOST_A, "ours", ...common, HOST_B.address);
   const [c, s] = await Promise.all([client.finish(), server.finish()]);
   assertPaired(s, c);
 });
@@ -68,43 +59,18 @@ Deno.test("our rc_pingpong client against ibv_rc_pingpong's server, -c on both",
 Deno.test("ibv_rc_pingpong's client against our rc_pingpong server, -c on both", async () => {
   const port = "18612";
   const common = ["-n", ITERS, "-c", "-p", port];
-  const server = new Child(
-    HOST_B.netns,
-    example("rc_pingpong.ts", "-d", HOST_B.device, "-g", HOST_B.gidIndex, ...common),
-  );
+  const server = pingpong(HOST_B, "ours", ...common);
   await server.waitFor(/local address/); // printed once it listens
-  const client = new Child(HOST_A.netns, [
-    "ibv_rc_pingpong",
-    "-d",
-    HOST_A.device,
-    "-g",
-    HOST_A.gidIndex,
-    ...common,
-    HOST_B.address,
-  ]);
+  const client = pingpong(HOST_A, "theirs", ...common, HOST_B.address);
   const [c, s] = await Promise.all([client.finish(), server.finish()]);
   assertPaired(s, c);
 });
 
 Deno.test("rc_pingpong against itself, sleeping on completion events (-e)", async () => {
   const common = ["-n", ITERS, "-c", "-e", "-s", "8192", "-p", "18613"];
-  const server = new Child(
-    HOST_B.netns,
-    example("rc_pingpong.ts", "-d", HOST_B.device, "-g", HOST_B.gidIndex, ...common),
-  );
+  const server = pingpong(HOST_B, "ours", ...common);
   await server.waitFor(/local address/);
-  const client = new Child(
-    HOST_A.netns,
-    example(
-      "rc_pingpong.ts",
-      "-d",
-      HOST_A.device,
-      "-g",
-      HOST_A.gidIndex,
-      ...common,
-      HOST_B.address,
-    ),
-  );
+  const client = pingpong(HOST_A, "ours", ...common, HOST_B.address);
   const [c, s] = await Promise.all([client.finish(), server.finish()]);
   assertPaired(s, c);
   assert.match(c.output, /^327680 bytes in /m); // 8192 bytes * 20 iters * 2
@@ -113,20 +79,9 @@ Deno.test("rc_pingpong against itself, sleeping on completion events (-e)", asyn
 Deno.test("our rc_pingpong server with -c exits 1 when the data is not what -c writes", async () => {
   // ibv_rc_pingpong's client without -c leaves 0x7b at every page start, where -c expects 0.
   const common = ["-n", "5", "-p", "18614"];
-  const server = new Child(
-    HOST_B.netns,
-    example("rc_pingpong.ts", "-d", HOST_B.device, "-g", HOST_B.gidIndex, ...common, "-c"),
-  );
+  const server = pingpong(HOST_B, "ours", ...common, "-c");
   await server.waitFor(/local address/);
-  const client = new Child(HOST_A.netns, [
-    "ibv_rc_pingpong",
-    "-d",
-    HOST_A.device,
-    "-g",
-    HOST_A.gidIndex,
-    ...common,
-    HOST_B.address,
-  ]);
+  const client = pingpong(HOST_A, "theirs", ...common, HOST_B.address);
   const [c, s] = await Promise.all([client.finish(), server.finish()]);
   assert.equal(c.code, 0, c.output);
   assert.equal(s.code, 1, s.output);
