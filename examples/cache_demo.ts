@@ -42,16 +42,12 @@ import {
   trimHeap,
   vmPinKiB,
 } from "./lib/libc_memory.ts";
-import { type FlagSpec, integerOption, parseOptions } from "./lib/options.ts";
+import { DEVICE_FLAG, type FlagSpec, integerOption, parseOptions } from "./lib/options.ts";
 import { runMain } from "./lib/run_main.ts";
 
 const USAGE = "cache_demo.ts [options]";
 const FLAGS: Record<string, FlagSpec> = {
-  "ib-dev": {
-    short: "d",
-    type: "string",
-    help: "<dev>  use IB device <dev> (default first device found)",
-  },
+  ...DEVICE_FLAG,
   rounds: { short: "n", type: "string", help: "<n>  sends per run (default 300)" },
   seed: { type: "string", help: "<n>  seed of the allocation pattern (default 1)" },
   json: { type: "boolean", help: "print one JSON object per run instead of the table" },

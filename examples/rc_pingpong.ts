@@ -22,7 +22,13 @@ import {
   WrOpcode,
 } from "../mod.ts";
 import { gidToIpv6, gidToWire, wireToGid } from "./lib/gid_text.ts";
-import { type FlagSpec, integerOption, parseOptions, usageError } from "./lib/options.ts";
+import {
+  DEVICE_PORT_FLAGS,
+  type FlagSpec,
+  integerOption,
+  parseOptions,
+  usageError,
+} from "./lib/options.ts";
 import { runMain } from "./lib/run_main.ts";
 import { connectWithRetry, listenOnce, readExactly, writeAll } from "./lib/socket.ts";
 
@@ -33,16 +39,7 @@ const FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "<port>  listen on/connect to port <port> (default 18515)",
   },
-  "ib-dev": {
-    short: "d",
-    type: "string",
-    help: "<dev>  use IB device <dev> (default first device found)",
-  },
-  "ib-port": {
-    short: "i",
-    type: "string",
-    help: "<port>  use port <port> of IB device (default 1)",
-  },
+  ...DEVICE_PORT_FLAGS,
   size: { short: "s", type: "string", help: "<size>  size of message to exchange (default 4096)" },
   mtu: { short: "m", type: "string", help: "<size>  path MTU (default 1024)" },
   "rx-depth": {

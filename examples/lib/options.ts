@@ -13,6 +13,25 @@ export interface FlagSpec {
   help: string;
 }
 
+/** `-d`/`--ib-dev`, as rdma-core's and perftest's tools spell it. */
+export const DEVICE_FLAG: Record<string, FlagSpec> = {
+  "ib-dev": {
+    short: "d",
+    type: "string",
+    help: "<dev>  use IB device <dev> (default first device found)",
+  },
+};
+
+/** `-d`/`--ib-dev` and `-i`/`--ib-port`. */
+export const DEVICE_PORT_FLAGS: Record<string, FlagSpec> = {
+  ...DEVICE_FLAG,
+  "ib-port": {
+    short: "i",
+    type: "string",
+    help: "<port>  use port <port> of IB device (default 1)",
+  },
+};
+
 /** What `parseOptions` returns: flag values by long name, and the positional arguments. */
 export interface ParsedOptions {
   values: Record<string, string | boolean | undefined>;

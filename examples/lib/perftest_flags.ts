@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type FlagSpec, integerOption, parseOptions } from "./options.ts";
+import { DEVICE_PORT_FLAGS, type FlagSpec, integerOption, parseOptions } from "./options.ts";
 import type { SessionOptions } from "./perftest_session.ts";
 
 /** Largest inline size perftest accepts (its MAX_INLINE). */
@@ -11,16 +11,7 @@ const MAX_INLINE = 1024;
 
 /** Flags of both tests (perftest's names and defaults). */
 export const PERFTEST_FLAGS: Record<string, FlagSpec> = {
-  "ib-dev": {
-    short: "d",
-    type: "string",
-    help: "<dev>  use IB device <dev> (default first device found)",
-  },
-  "ib-port": {
-    short: "i",
-    type: "string",
-    help: "<port>  use port <port> of IB device (default 1)",
-  },
+  ...DEVICE_PORT_FLAGS,
   size: { short: "s", type: "string", help: "<size>  size of message to exchange" },
   iters: { short: "n", type: "string", help: "<iters>  number of exchanges" },
   port: {
