@@ -42,15 +42,19 @@ export function setMmapThreshold(bytes: number): void {
   if (libc.symbols.mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new Error("mallopt failed");
 }
 
-/** malloc(length); Error when it returns NULL. */
-export function allocate(length: number): NativeBlock {
+function checkLength(length: number): void {
   if (!Number.isSafeInteger(length) || length < 1) {
     throw new RangeError(`length must be a positive integer, got ${length}`);
   }
-  const pointer = libc.symbols.malloc(BigInt(length));
-  if (pointer === null) throw new Error(`malloc(${length}) failed`);
+}
+
+function nativeBlock(
+  source: NativeBlock["source"],
+  pointer: Deno.PointerObject,
+  length: number,
+): NativeBlock {
   return {
-    source: "malloc",
+    source,
     pointer,
     address: BigInt(Deno.UnsafePointer.value(pointer)),
     length,
@@ -58,11 +62,17 @@ export function allocate(length: number): NativeBlock {
   };
 }
 
+/** malloc(length); Error when it returns NULL. */
+export function allocate(length: number): NativeBlock {
+  checkLength(length);
+  const pointer = libc.symbols.malloc(BigInt(length));
+  if (pointer === null) throw new Error(`malloc(${length}) failed`);
+  return nativeBlock("malloc", pointer, length);
+}
+
 /** An anonymous private mapping of `length` bytes (rounded up to pages by the kernel). */
 export function mapAnonymous(length: number): NativeBlock {
-  if (!Number.isSafeInteger(length) || length < 1) {
-    throw new RangeError(`length must be a positive integer, got ${length}`);
-  }
+  checkLength(length);
   const pointer = libc.symbols.mmap(
     null,
     BigInt(length),
@@ -74,13 +84,7 @@ export function mapAnonymous(length: number): NativeBlock {
   if (pointer === null || BigInt(Deno.UnsafePointer.value(pointer)) === MAP_FAILED) {
     throw new Error(`mmap of ${length} bytes failed`);
   }
-  return {
-    source: "mmap",
-    pointer,
-    address: BigInt(Deno.UnsafePointer.value(pointer)),
-    length,
-    bytes: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, length)),
-  };
+  return nativeBlock("mmap", pointer, length);
 }
 
 /** free() or munmap(), as the block came; its bytes must not be used afterwards. */
