@@ -14,11 +14,14 @@
  * @module
  */
 import {
+  FRONT_CLOSED,
+  FRONT_SLOTS,
   rcacheNative,
   RcacheStatus,
   type RcacheSymbols,
   RELEASE_QUEUE_SIZE,
   RELEASE_QUEUE_SLOTS,
+  ReleaseQueueField,
   RESULT_RECORD_SIZE,
   ResultField,
   STAT_NAMES,
@@ -47,8 +50,11 @@ export interface RegistrationCacheOptions {
   merge?: boolean;
 }
 
-/** Counters and sizes from `RegistrationCache.stats()`. */
-export type RegistrationCacheStats = Record<(typeof STAT_NAMES)[number], number>;
+/**
+ * Counters and sizes from `RegistrationCache.stats()`. `hits` counts every hit; `fastHits` those
+ * served without a native call (the same target object, or the same address, as a recent get).
+ */
+export type RegistrationCacheStats = Record<(typeof STAT_NAMES)[number] | "fastHits", number>;
 
 /**
  * Where to post from: a scatter/gather element (the shape `QueuePair.postSend`/`postRecv` take)
@@ -70,8 +76,38 @@ const DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
 const PUT = Symbol("put");
 const BOUNDS = Symbol("bounds");
 /** Addresses cross to native code as doubles: exact below 2^53, far above any user address. */
-const ADDRESS_LIMIT = 1n << 53n;
+const ADDRESS_LIMIT = 2 ** 53;
 const NEEDS_LOCAL_WRITE = Access.REMOTE_WRITE | Access.REMOTE_ATOMIC;
+
+/**
+ * What a get remembers for the next get of the same target, or at the same address: the region it
+ * returned and the front word that stands for it (see cache/native/rcache.h).
+ */
+class FrontEntry {
+  constructor(
+    readonly word: number,
+    /** The word's binding when this was made: a rebound word makes the entry stale. */
+    readonly generation: number,
+    /** The address asked for, as a number. */
+    readonly address: number,
+    /** Bytes from `address` to the region's end. */
+    readonly limit: number,
+    readonly handle: number,
+    readonly lkey: number,
+    readonly rkey: number,
+    readonly access: number,
+    /** For an `{address, length}` target: the address it had (the object may change). */
+    readonly key: bigint | undefined,
+  ) {}
+}
+
+/** Size of the table of entries by address (direct-mapped: a collision replaces). */
+const HINT_SLOTS = 2 * FRONT_SLOTS;
+
+/** The hint table's slot for an address: bits 4-31 folded (ToUint32 keeps the low 32 bits). */
+function hintSlot(address: number): number {
+  return ((address >>> 4) ^ (address >>> 17)) & (HINT_SLOTS - 1);
+}
 
 function bound(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -124,20 +160,23 @@ export class Registration implements Disposable {
   constructor(
     cache: RegistrationCache,
     target: unknown,
+    address: number,
     length: number,
     hit: boolean,
-    f64: Float64Array,
-    u32: Uint32Array,
+    handle: number,
+    lkey: number,
+    rkey: number,
+    access: number,
   ) {
     this.#cache = cache;
     this.#target = target;
-    this.#address = f64[ResultField.ADDRESS];
+    this.#address = address;
     this.length = length;
     this.hit = hit;
-    this.#handle = f64[ResultField.REGION];
-    this.lkey = u32[ResultField.LKEY];
-    this.rkey = u32[ResultField.RKEY];
-    this.access = u32[ResultField.ACCESS];
+    this.#handle = handle;
+    this.lkey = lkey;
+    this.rkey = rkey;
+    this.access = access;
   }
 
   /** First byte asked for. */
@@ -199,9 +238,23 @@ export class RegistrationCache implements Disposable {
   readonly #f64: Float64Array;
   readonly #u32: Uint32Array;
   readonly #i32: Int32Array;
-  /** struct rcache_release_queue: [head, tail, retired] and the queued handles. */
+  /** struct rcache_release_queue: [head, tail, retired, deferred] and the queued handles. */
   readonly #releaseControl: Int32Array;
   readonly #releaseHandles: Float64Array;
+  /** The native front words (see cache/native/rcache.h) and how often each was bound. */
+  readonly #frontWords: Int32Array;
+  readonly #frontGenerations = new Uint32Array(FRONT_SLOTS);
+  /** The front word the next region without one gets (round robin). */
+  #nextFront = 0;
+  #frontHits = 0;
+  /** What the last get of a target object returned, so reusing the object converts nothing. */
+  readonly #byTarget = new WeakMap<object, FrontEntry>();
+  /** What the last get at an address returned, for new objects over the same bytes. */
+  readonly #hintAddresses = new Float64Array(HINT_SLOTS).fill(NaN);
+  readonly #hintEntries: (FrontEntry | undefined)[] = new Array(HINT_SLOTS).fill(undefined);
+  /** Address of each registered buffer's first byte: a non-resizable buffer's memory never moves
+   * while the buffer lives. */
+  readonly #bufferBases = new WeakMap<ArrayBufferLike, number>();
   /** Keeps the protection domain (or double) alive while regions are registered with it. */
   readonly #registrar: ProtectionDomain | RegistrarDouble;
   #closed = false;
@@ -254,7 +307,10 @@ export class RegistrationCache implements Disposable {
       native.rcache_release_queue(slot)!,
       RELEASE_QUEUE_SIZE,
     );
-    this.#releaseControl = new Int32Array(queue, 0, 3);
+    this.#releaseControl = new Int32Array(queue, 0, 4);
+    this.#frontWords = new Int32Array(
+      Deno.UnsafePointerView.getArrayBuffer(native.rcache_front(slot)!, FRONT_SLOTS * 4),
+    );
     this.#releaseHandles = new Float64Array(queue, 16, RELEASE_QUEUE_SLOTS);
     leakedCaches.register(this, slot, this);
   }
@@ -274,46 +330,165 @@ export class RegistrationCache implements Disposable {
     if (this.#closed) throw closedError("RegistrationCache.get");
     memHooks.flushIfPending();
     if (access !== Access.LOCAL_WRITE) checkAccess(access);
-    const native = this.#native;
-    let status: number;
+    // The hit path: the same object as before (any other value finds nothing).
+    const entry = this.#byTarget.get(target as object);
+    if (entry !== undefined) {
+      let length: unknown;
+      if (entry.key === undefined) {
+        length = (target as ArrayBufferLike | ArrayBufferView).byteLength; // 0 once detached
+      } else if ((target as { address: unknown }).address === entry.key) {
+        length = (target as { length: unknown }).length;
+      }
+      if (typeof length === "number" && length > 0 && Number.isSafeInteger(length)) {
+        const hit = this.#frontHit(entry, target, length, access);
+        if (hit !== null) return hit;
+      }
+    }
+    return this.#getSlow(target, access);
+  }
+
+  /** get() when the target object brought no usable entry: checks it, then looks the bytes up. */
+  #getSlow(target: CacheTarget, access: number): Registration {
+    let buffer: ArrayBufferLike | null = null;
+    let key: bigint | undefined;
+    let offset = 0;
+    let address: number;
     let length: number;
     if (ArrayBuffer.isView(target)) {
+      // Read first: it also moves a small typed array's bytes off the V8 heap, where they could move.
+      buffer = target.buffer;
       length = target.byteLength;
-      if (length === 0) throw emptyBufferError(target.buffer);
-      status = native.rcache_get_buffer(this.#slot, target, length, access);
-      // Only a miss can be a growable buffer's memory: one refused at its miss leaves nothing.
-      if (status === RcacheStatus.MISS && isGrowable(target.buffer)) throw this.#refuseGrowable();
+      if (length === 0) throw emptyBufferError(buffer);
+      offset = target.byteOffset;
+      address = (this.#bufferBases.get(buffer) ?? NaN) + offset;
     } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
+      buffer = target;
       length = target.byteLength;
       if (length === 0) throw emptyBufferError(target);
-      status = native.rcache_get_buffer(this.#slot, target, length, access);
-      if (status === RcacheStatus.MISS && isGrowable(target)) throw this.#refuseGrowable();
+      address = this.#bufferBases.get(target) ?? NaN;
     } else if (target !== null && typeof target === "object" && "address" in target) {
-      const a = target.address;
+      key = target.address;
       length = target.length;
-      if (typeof a !== "bigint") throw new TypeError("address must be a bigint");
+      if (typeof key !== "bigint") throw new TypeError("address must be a bigint");
       if (typeof length !== "number") throw new TypeError("length must be a number");
       if (!Number.isSafeInteger(length) || length < 1) {
         throw new RangeError(`length must be a positive integer, got ${length}`);
       }
-      // The native side checks that address + length stays below the limit too.
-      if (a <= 0n || a >= ADDRESS_LIMIT) {
-        throw new RangeError(`address ${a} is outside the user address space`);
+      // Number() rounds, but not across these bounds. The native side checks the end too.
+      address = Number(key);
+      if (address <= 0 || address >= ADDRESS_LIMIT) {
+        throw new RangeError(`address ${key} is outside the user address space`);
       }
-      status = native.rcache_get(this.#slot, Number(a), length, access);
     } else {
       throw new TypeError(
         "target must be an ArrayBuffer, a typed array, a DataView or {address: bigint, length}",
       );
     }
-    if (status < 0) throw this.#getError(status, this.#f64[ResultField.ADDRESS], length);
+    const addressKnown = !Number.isNaN(address); // NaN: a buffer whose memory is not known yet
+    if (addressKnown) {
+      const slot = hintSlot(address);
+      const hint = this.#hintAddresses[slot] === address ? this.#hintEntries[slot] : undefined;
+      if (hint !== undefined) {
+        const hit = this.#frontHit(hint, target, length, access);
+        if (hit !== null) {
+          this.#byTarget.set(target, hint.key === key ? hint : withKey(hint, key));
+          return hit;
+        }
+      }
+    }
+    const native = this.#native;
+    const offered = this.#nextFront;
+    let status: number;
+    if (buffer === null || addressKnown) {
+      status = native.rcache_get(this.#slot, address, length, access, offered);
+    } else {
+      status = native.rcache_get_buffer(
+        this.#slot,
+        target as BufferSource,
+        length,
+        access,
+        offered,
+      );
+    }
+    const f64 = this.#f64, u32 = this.#u32;
+    const word = status >= 0 ? this.#i32[ResultField.FRONT] : -1;
+    if (word === offered) {
+      // Bound to a region just now: entries made for the word's previous region are stale.
+      this.#frontGenerations[word]++;
+      this.#nextFront = (offered + 1) % FRONT_SLOTS;
+    }
+    // Only a miss can be a growable buffer's memory: one refused at its miss leaves nothing.
+    if (status === RcacheStatus.MISS && buffer !== null && isGrowable(buffer)) {
+      throw this.#refuseGrowable();
+    }
+    if (status < 0) throw this.#getError(status, f64[ResultField.ADDRESS], length);
+    address = f64[ResultField.ADDRESS];
+    if (buffer !== null && !addressKnown && !isGrowable(buffer)) {
+      this.#bufferBases.set(buffer, address - offset);
+    }
+    const handle = f64[ResultField.REGION];
+    const lkey = u32[ResultField.LKEY], rkey = u32[ResultField.RKEY];
+    const regionAccess = u32[ResultField.ACCESS];
+    if (word >= 0) {
+      const entry = new FrontEntry(
+        word,
+        this.#frontGenerations[word],
+        address,
+        f64[ResultField.REGION_END] - address,
+        handle,
+        lkey,
+        rkey,
+        regionAccess,
+        key,
+      );
+      this.#byTarget.set(target, entry);
+      const slot = hintSlot(address);
+      this.#hintAddresses[slot] = address;
+      this.#hintEntries[slot] = entry;
+    }
+    const hit = status === RcacheStatus.HIT;
+    return new Registration(this, target, address, length, hit, handle, lkey, rkey, regionAccess);
+  }
+
+  /**
+   * The hit that makes no native call, from what an earlier get remembered: if the region covers
+   * `length` bytes with the access and its front word is still open and bound to it, one atomic
+   * add on the word takes the hold (see cache/native/rcache.h for why that is safe against
+   * release hooks on other threads). Null when the native lookup must decide.
+   */
+  #frontHit(
+    entry: FrontEntry,
+    target: unknown,
+    length: number,
+    access: number,
+  ): Registration | null {
+    // A release whose invalidation a hook deferred is not in the front words yet. (A plain read:
+    // the atomic add of the previous hit keeps the compiler from reusing an older value.)
+    if (this.#releaseControl[ReleaseQueueField.DEFERRED] !== 0) return null;
+    const word = entry.word;
+    if (
+      length > entry.limit ||
+      (entry.access & access) !== access ||
+      this.#frontGenerations[word] !== entry.generation
+    ) {
+      return null;
+    }
+    const words = this.#frontWords;
+    if ((Atomics.add(words, word, 1) & FRONT_CLOSED) !== 0) {
+      Atomics.sub(words, word, 1); // the region left the index (its entries stay, and fail here)
+      return null;
+    }
+    this.#frontHits++;
     return new Registration(
       this,
       target,
+      entry.address,
       length,
-      status === RcacheStatus.HIT,
-      this.#f64,
-      this.#u32,
+      true,
+      entry.handle,
+      entry.lkey,
+      entry.rkey,
+      entry.access,
     );
   }
 
@@ -353,7 +528,11 @@ export class RegistrationCache implements Disposable {
     memHooks.flushIfPending();
     const values = new Float64Array(STAT_NAMES.length);
     this.#native.rcache_stats(this.#slot, values, values.length);
-    return Object.fromEntries(STAT_NAMES.map((n, i) => [n, values[i]])) as RegistrationCacheStats;
+    const stats = Object.fromEntries(STAT_NAMES.map((n, i) => [n, values[i]]));
+    stats.gets += this.#frontHits;
+    stats.hits += this.#frontHits;
+    stats.fastHits = this.#frontHits;
+    return stats as RegistrationCacheStats;
   }
 
   /** Deregisters every idle region now. */
@@ -395,8 +574,11 @@ export class RegistrationCache implements Disposable {
     const control = this.#releaseControl;
     // Plain reads: a stale head only hides free slots, a stale retired count only delays one
     // deregistration to the next operation.
-    const tail = control[1];
-    if (((tail - control[0]) >>> 0) >= RELEASE_QUEUE_SLOTS || control[2] !== 0) {
+    const tail = control[ReleaseQueueField.TAIL];
+    if (
+      ((tail - control[ReleaseQueueField.HEAD]) >>> 0) >= RELEASE_QUEUE_SLOTS ||
+      control[ReleaseQueueField.RETIRED] !== 0
+    ) {
       // The queue is full, or retired regions exist (this may be one: deregister it now): release
       // with a call, after the queued ones. A queued release calls nothing, so TypeScript hook
       // listeners get their events at the next get/stats/flush instead.
@@ -411,7 +593,7 @@ export class RegistrationCache implements Disposable {
     // order and x86-64 does not reorder stores, so a reader that loads tail with acquire
     // semantics (cache/native/rcache.c) sees the handle. (The memory hooks are x86-64 only.)
     this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
-    control[1] = (tail + 1) | 0;
+    control[ReleaseQueueField.TAIL] = (tail + 1) | 0;
   }
 
   /** Undoes the registration just returned (see isGrowable) and says why. */
@@ -455,6 +637,21 @@ function emptyBufferError(buffer: ArrayBufferLike): Error {
     return new TypeError("cannot register a detached ArrayBuffer");
   }
   return new RangeError("cannot register an empty buffer or view");
+}
+
+/** `entry` for a target of another kind (`key`: the address of an `{address, length}` target). */
+function withKey(entry: FrontEntry, key: bigint | undefined): FrontEntry {
+  return new FrontEntry(
+    entry.word,
+    entry.generation,
+    entry.address,
+    entry.limit,
+    entry.handle,
+    entry.lkey,
+    entry.rkey,
+    entry.access,
+    key,
+  );
 }
 
 /** Resizable and growable buffers can change length under a registration: refused. */

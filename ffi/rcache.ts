@@ -21,8 +21,9 @@ const SYMBOLS = {
   rcache_result: { parameters: ["i32"], result: "pointer" },
   rcache_release_queue: { parameters: ["i32"], result: "pointer" },
   rcache_region_bounds: { parameters: ["i32", "f64"], result: "i32" },
-  rcache_get: { parameters: ["i32", "f64", "f64", "u32"], result: "i32" },
-  rcache_get_buffer: { parameters: ["i32", "buffer", "f64", "u32"], result: "i32" },
+  rcache_get: { parameters: ["i32", "f64", "f64", "u32", "i32"], result: "i32" },
+  rcache_get_buffer: { parameters: ["i32", "buffer", "f64", "u32", "i32"], result: "i32" },
+  rcache_front: { parameters: ["i32"], result: "pointer" },
   rcache_put: { parameters: ["i32", "f64"], result: "i32" },
   rcache_discard: { parameters: ["i32", "f64"], result: "i32" },
   rcache_flush: { parameters: ["i32"], result: "i32" },
@@ -63,9 +64,9 @@ export const RcacheStatus = Object.freeze(
 );
 
 /** Size in bytes of struct rcache_result. */
-export const RESULT_RECORD_SIZE = 48;
+export const RESULT_RECORD_SIZE = 56;
 
-/** Field offsets of struct rcache_result: four doubles, then four 32-bit words. */
+/** Field offsets of struct rcache_result: four doubles, then six 32-bit words. */
 export const ResultField = Object.freeze(
   {
     /** Float64 index of the region handle. */
@@ -84,6 +85,8 @@ export const ResultField = Object.freeze(
     ERROR: 10,
     /** Uint32 index of the region's access bits. */
     ACCESS: 11,
+    /** Int32 index of the region's front word, -1 when none. */
+    FRONT: 12,
   } as const,
 );
 
@@ -111,8 +114,17 @@ export const STAT_NAMES = [
 
 /** Entries in struct rcache_release_queue (a power of two). */
 export const RELEASE_QUEUE_SLOTS = 256;
-/** Size in bytes of struct rcache_release_queue: head, tail, retired, a reserved word, handles. */
+/** Size in bytes of struct rcache_release_queue: head, tail, retired, deferred, handles. */
 export const RELEASE_QUEUE_SIZE = 16 + 8 * RELEASE_QUEUE_SLOTS;
+/** Int32 indexes of the release queue's control words. */
+export const ReleaseQueueField = Object.freeze(
+  { HEAD: 0, TAIL: 1, RETIRED: 2, DEFERRED: 3 } as const,
+);
+
+/** Front words per cache (RCACHE_FRONT_SLOTS; see cache/native/rcache.h). */
+export const FRONT_SLOTS = 4096;
+/** Front word bit: closed, no hold may be taken through it. */
+export const FRONT_CLOSED = 0x40000000;
 
 /** Order of the values rcache_double_counters writes. */
 export const DOUBLE_COUNTER_NAMES = [

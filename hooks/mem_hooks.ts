@@ -210,10 +210,14 @@ class MemHooks {
     return count;
   }
 
-  /** `flush()` if anything may be queued; without queued events it costs no native call. */
+  /**
+   * `flush()` if anything may be queued; without queued events it costs no native call and no
+   * atomic operation (it runs on every cache operation): a plain read of the count, which the
+   * calls and atomic operations around it keep the compiler from caching.
+   */
   flushIfPending(): number {
     const pending = this.#pending;
-    if (!pending || Atomics.load(pending, 0) === 0) return 0;
+    if (!pending || pending[0] === 0) return 0;
     return this.flush();
   }
 

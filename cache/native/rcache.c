@@ -39,6 +39,10 @@ struct rc_cache {
   struct rc_list retired; /* held regions no longer in the index (their memory was released, or
                            * a newer region replaced them): deregistered at their last release */
   struct rc_region *graveyard; /* deregistered, to be freed outside any hook */
+  /* Front words (see rcache.h) and the region each is bound to; static so that no hook allocates
+   * and TypeScript's view of the words never moves. */
+  _Atomic uint32_t front[RCACHE_FRONT_SLOTS];
+  struct rc_region *front_owner[RCACHE_FRONT_SLOTS];
   uint64_t stats[RCACHE_STAT_COUNT];
   struct rcache_result result;
   struct rcache_release_queue releases;
@@ -94,11 +98,81 @@ static void unlock_cache(struct rc_cache *c) {
   pthread_mutex_unlock(&c->lock);
 }
 
+/* ---- Front words (lock held) ----------------------------------------------------------------- */
+
+/* Holds taken through `r`'s front word and not yet released. */
+static uint32_t front_holds(struct rc_cache *c, const struct rc_region *r) {
+  if (r->front < 0) return 0;
+  return atomic_load_explicit(&c->front[r->front], memory_order_acquire) & RCACHE_FRONT_HOLDS;
+}
+
+static uint32_t all_holders(struct rc_cache *c, const struct rc_region *r) {
+  return r->holders + front_holds(c, r);
+}
+
+static void front_unbind(struct rc_cache *c, struct rc_region *r) {
+  c->front_owner[r->front] = NULL;
+  r->front = -1;
+}
+
+/*
+ * Closes `r`'s front word, whatever it counts: the holds it counted become ordinary holders. A
+ * region on the idle list that TypeScript had taken leaves the list (it is in use).
+ */
+static void front_close(struct rc_cache *c, struct rc_region *r) {
+  if (r->front < 0) return;
+  uint32_t word = atomic_exchange_explicit(&c->front[r->front], RCACHE_FRONT_CLOSED,
+                                           memory_order_acq_rel);
+  r->holders += word & RCACHE_FRONT_HOLDS;
+  front_unbind(c, r);
+  if (r->holders && (r->flags & RC_REGION_IDLE)) {
+    rc_list_remove(&c->idle, r);
+    r->flags &= (uint8_t)~RC_REGION_IDLE;
+  }
+}
+
+/* Closes `r`'s front word if it counts no hold; false when TypeScript holds the region. */
+static bool front_close_unheld(struct rc_cache *c, struct rc_region *r) {
+  if (r->front < 0) return true;
+  uint32_t unheld = 0;
+  if (!atomic_compare_exchange_strong_explicit(&c->front[r->front], &unheld, RCACHE_FRONT_CLOSED,
+                                               memory_order_acq_rel, memory_order_acquire)) {
+    return false;
+  }
+  front_unbind(c, r);
+  return true;
+}
+
+/* Takes one released hold off `r`'s front word; false when it counts none. */
+static bool front_release(struct rc_cache *c, struct rc_region *r) {
+  if (r->front < 0) return false;
+  _Atomic uint32_t *word = &c->front[r->front];
+  uint32_t value = atomic_load_explicit(word, memory_order_acquire);
+  /* Only TypeScript adds (and only to an open word); only lock holders subtract or close. */
+  while (value & RCACHE_FRONT_HOLDS) {
+    if (atomic_compare_exchange_weak_explicit(word, &value, value - 1, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Binds front word `index` to `r`, closing it for the region it stood for before. */
+static void front_bind(struct rc_cache *c, struct rc_region *r, int32_t index) {
+  struct rc_region *previous = c->front_owner[index];
+  if (previous) front_close(c, previous);
+  c->front_owner[index] = r;
+  r->front = index;
+  atomic_store_explicit(&c->front[index], 0, memory_order_release);
+}
+
 /* ---- Region life cycle (lock held) ---------------------------------------------------------- */
 
 /* Deregisters `r`; when count_path, `path` is the stat that says why it happened now. */
 static void deregister(struct rc_cache *c, struct rc_region *r, enum rcache_stat path,
                        bool count_path) {
+  front_close(c, r); /* already closed on every path; a region dies with its word closed */
   size_t length = r->end - r->start;
   if (c->registrar.dereg(c->registrar.context, r->mr, length) != 0) {
     c->stats[RCACHE_STAT_DEREGISTRATION_FAILURES]++;
@@ -115,11 +189,17 @@ static void bury(struct rc_cache *c, struct rc_region *r) {
   c->graveyard = r;
 }
 
-/* Drops an idle region completely. */
+/*
+ * Drops an unheld region completely, unless TypeScript has taken it through its front
+ * word since it became idle: then it only leaves the list (it is in use; its release puts it back).
+ */
 static void discard_idle(struct rc_cache *c, struct rc_region *r, enum rcache_stat path,
                          bool count_path) {
-  rc_list_remove(&c->idle, r);
-  r->flags &= (uint8_t)~RC_REGION_IDLE;
+  if (r->flags & RC_REGION_IDLE) {
+    rc_list_remove(&c->idle, r);
+    r->flags &= (uint8_t)~RC_REGION_IDLE;
+  }
+  if (r->holders || !front_close_unheld(c, r)) return;
   if (c->last == r) c->last = NULL;
   rc_index_remove(&c->root, r); /* idle regions are always indexed */
   c->stats[RCACHE_STAT_INDEXED]--;
@@ -132,7 +212,8 @@ static void discard_idle(struct rc_cache *c, struct rc_region *r, enum rcache_st
  * one stays registered until its last holder releases it (rcache_put).
  */
 static void retire(struct rc_cache *c, struct rc_region *r, enum rcache_stat path, bool count_path) {
-  if (r->flags & RC_REGION_IDLE) {
+  front_close(c, r); /* from here on no hold can be taken without a lookup */
+  if (r->holders == 0) {
     discard_idle(c, r, path, count_path);
   } else {
     if (c->last == r) c->last = NULL;
@@ -183,6 +264,11 @@ static void free_graveyard(struct rc_cache *c) {
  * allocator or libibverbs. Loops because deregistering and freeing can release more memory.
  */
 static void drain_pending(struct rc_cache *c, bool in_hook) {
+  /* Cleared before the ring is read: a hook that defers pushes first and sets the flag last, so
+   * either this drain sees its range or the flag stays set for TypeScript to see. */
+  if (atomic_load_explicit(&c->releases.deferred, memory_order_relaxed)) {
+    atomic_exchange_explicit(&c->releases.deferred, 0, memory_order_acq_rel);
+  }
   if (!rc_pending_maybe(&c->pending) && !c->graveyard) return; /* the hit path's usual case */
   for (int round = 0; round < 8; round++) {
     bool worked = false;
@@ -214,24 +300,30 @@ static void evict_all_idle(struct rc_cache *c, bool count_evictions) {
   while (c->idle.oldest) discard_idle(c, c->idle.oldest, RCACHE_STAT_EVICTIONS, count_evictions);
 }
 
-/* Held regions are on no list (only retired ones are): the hit path touches one list, once. */
+/* Held regions are on no list (only retired ones are), except those TypeScript took through a
+ * front word while they were idle. */
 static void hold(struct rc_cache *c, struct rc_region *r) {
-  if (r->holders++ == 0) {
-    if (r->flags & RC_REGION_IDLE) {
-      rc_list_remove(&c->idle, r);
-      r->flags &= (uint8_t)~RC_REGION_IDLE;
-    }
-    c->stats[RCACHE_STAT_IN_USE]++;
+  r->holders++;
+  if (r->flags & RC_REGION_IDLE) {
+    rc_list_remove(&c->idle, r);
+    r->flags &= (uint8_t)~RC_REGION_IDLE;
   }
 }
 
 /* One holder gives `r` back. Deregistering here is allowed: callers are cache operations and the
  * direct path of the release hook. */
 static int put_region(struct rc_cache *c, struct rc_region *r) {
-  if (!r || r->holders == 0) return RCACHE_ERR_STATE;
-  if (--r->holders == 0) {
-    c->stats[RCACHE_STAT_IN_USE]--;
+  if (!r) return RCACHE_ERR_STATE;
+  /* Which count the release comes off does not matter, only the sum; `holders` first, so a
+   * TypeScript add racing with this never meets a front word that is about to drop. */
+  if (r->holders) {
+    r->holders--;
+  } else if (!front_release(c, r)) {
+    return RCACHE_ERR_STATE;
+  }
+  if (all_holders(c, r) == 0) {
     if (r->flags & RC_REGION_INDEXED) {
+      if (r->flags & RC_REGION_IDLE) rc_list_remove(&c->idle, r); /* back to newest */
       rc_list_append(&c->idle, r);
       r->flags |= RC_REGION_IDLE;
       evict_to_limits(c);
@@ -280,6 +372,7 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
     if (!atomic_load_explicit(&c->live, memory_order_acquire)) continue;
     if (must_defer || atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
       rc_pending_push(&c->pending, start, end);
+      atomic_store_explicit(&c->releases.deferred, 1, memory_order_seq_cst);
       continue;
     }
     lock_cache(c);
@@ -346,6 +439,11 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     atomic_store(&c->releases.head, 0);
     atomic_store(&c->releases.tail, 0);
     atomic_store(&c->releases.retired, 0);
+    atomic_store(&c->releases.deferred, 0);
+    for (int i = 0; i < RCACHE_FRONT_SLOTS; i++) {
+      atomic_store_explicit(&c->front[i], RCACHE_FRONT_CLOSED, memory_order_relaxed);
+      c->front_owner[i] = NULL;
+    }
     atomic_store_explicit(&c->live, 1, memory_order_release);
     unlock_cache(c);
     status = slot;
@@ -378,6 +476,9 @@ int rcache_destroy(int slot) {
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
   atomic_store_explicit(&c->live, 0, memory_order_release);
+  for (int i = 0; i < RCACHE_FRONT_SLOTS; i++) {
+    if (c->front_owner[i]) front_close(c, c->front_owner[i]);
+  }
   evict_all_idle(c, false);
   c->last = NULL;
   while (c->root) { /* held and indexed */
@@ -410,6 +511,7 @@ static void describe(struct rc_cache *c, struct rc_region *r) {
   c->result.rkey = r->rkey;
   c->result.access = r->access;
   c->result.error = 0;
+  c->result.front = r->front;
 }
 
 /* Registers `reg_start..reg_end` with the registrar; on a locked-memory limit evicts every idle
@@ -469,7 +571,8 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
                                .mr = reg.mr,
                                .lkey = reg.lkey,
                                .rkey = reg.rkey,
-                               .access = access};
+                               .access = access,
+                               .front = -1};
   rc_index_insert(&c->root, region);
   c->stats[RCACHE_STAT_INDEXED]++;
   c->stats[RCACHE_STAT_REGISTRATIONS]++;
@@ -482,7 +585,7 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
   return RCACHE_MISS;
 }
 
-int rcache_get(int slot, double address, double length, uint32_t access) {
+int rcache_get(int slot, double address, double length, uint32_t access, int32_t front) {
   /* TypeScript passes integers (pointers, or checked safe integers); the comparisons also reject
    * NaN. The limit keeps every bound exact in a double. */
   if (!(address >= 1 && length >= 1 && address + length <= 9007199254740992.0)) {
@@ -506,13 +609,22 @@ int rcache_get(int slot, double address, double length, uint32_t access) {
     c->stats[RCACHE_STAT_MISSES]++;
     status = register_range(c, start, end, access, &r);
   }
-  if (status >= 0) describe(c, r);
+  if (status >= 0) {
+    if (r->front < 0 && front >= 0 && front < RCACHE_FRONT_SLOTS) front_bind(c, r, front);
+    describe(c, r);
+  }
   leave(c);
   return status;
 }
 
-int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access) {
-  return rcache_get(slot, (double)(uintptr_t)buffer, length, access);
+int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access,
+                      int32_t front) {
+  return rcache_get(slot, (double)(uintptr_t)buffer, length, access, front);
+}
+
+_Atomic uint32_t *rcache_front(int slot) {
+  if (slot < 0 || slot >= RCACHE_MAX_CACHES) return NULL;
+  return caches[slot].front;
 }
 
 int rcache_put(int slot, double handle) {
@@ -559,6 +671,11 @@ int rcache_stats(int slot, double *out, int count) {
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
   c->stats[RCACHE_STAT_PENDING_OVERFLOWS] = atomic_load(&c->pending.overflows);
+  /* In use: every live region but the idle ones (those on the idle list that TypeScript has not
+   * taken since). Counted here rather than kept, because front holds are taken without a call. */
+  uint64_t idle = 0;
+  for (struct rc_region *r = c->idle.oldest; r; r = r->next) idle += front_holds(c, r) == 0;
+  c->stats[RCACHE_STAT_IN_USE] = c->stats[RCACHE_STAT_REGIONS] - idle;
   for (int i = 0; i < count && i < RCACHE_STAT_COUNT; i++) out[i] = (double)c->stats[i];
   leave(c);
   return RCACHE_STAT_COUNT;

@@ -34,6 +34,8 @@ struct rcache_result {
   uint32_t lkey, rkey;
   int32_t error; /* errno of the failed registration, for RCACHE_ERR_LIMIT / _REGISTER */
   uint32_t access;
+  int32_t front; /* the region's front word (see below), -1 when it has none */
+  uint32_t reserved;
 };
 
 /*
@@ -49,9 +51,30 @@ struct rcache_release_queue {
   /* Held regions retired from the index. While there are any, TypeScript releases with a call
    * (rcache_put), so a retired region is deregistered by its release itself, not later. */
   _Atomic uint32_t retired;
-  uint32_t reserved;
+  /* Set by a release hook that had to defer its invalidation (the pending ring is not empty);
+   * cleared by the drain. While set, TypeScript takes no hold through a front word. */
+  _Atomic uint32_t deferred;
   double handles[RCACHE_RELEASE_SLOTS];
 };
+
+/*
+ * Front words: hits that make no native call. TypeScript remembers which region a recent get
+ * returned (by the address asked for) and, on the next get of covered bytes, takes a hold by an
+ * atomic add on that region's front word instead of calling rcache_get. A word is bound to one
+ * region at a time; TypeScript picks the word (the `front` argument of rcache_get) so it always
+ * knows which region a word stands for.
+ *
+ * Low 30 bits: holds taken through the word and not yet released (a release is queued or made
+ * with rcache_put as usual; native code then takes it off the word or off `holders`). Bit 30,
+ * RCACHE_FRONT_CLOSED: the region left the index, was evicted, or the word was rebound. Native
+ * code closes a word under the cache lock with one atomic exchange (or a compare-and-swap from 0
+ * when evicting), moving the holds it counted into the region's own count, so a hold is either
+ * taken before the close (and counted) or sees the bit and is undone. TypeScript reads `deferred`
+ * before the add, so a release whose invalidation is still pending sends it the slow way.
+ */
+#define RCACHE_FRONT_SLOTS 4096
+#define RCACHE_FRONT_CLOSED 0x40000000u
+#define RCACHE_FRONT_HOLDS 0x3fffffffu
 
 /* Order of the values rcache_stats writes. */
 enum rcache_stat {
@@ -90,9 +113,14 @@ struct rcache_release_queue *rcache_release_queue(int slot);
 int rcache_region_bounds(int slot, double region);
 /* Addresses and lengths are doubles (exact below 2^53, which covers user space) so the FFI call
  * needs no BigInt. */
-int rcache_get(int slot, double addr, double length, uint32_t access);
+/* `front`: a front word to bind the returned region to if it has none (-1: do not bind); the
+ * region's word is in the result record either way. */
+int rcache_get(int slot, double addr, double length, uint32_t access, int32_t front);
 /* The first `length` bytes of `buffer` (a typed array's data). */
-int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access);
+int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access,
+                      int32_t front);
+/* The cache's RCACHE_FRONT_SLOTS front words (never moves). */
+_Atomic uint32_t *rcache_front(int slot);
 /* Releases `region` now (after the queued releases); TypeScript uses it when the queue is full. */
 int rcache_put(int slot, double region);
 /* Releases `region` and, if that left it idle, deregisters it (a registration the caller refuses). */

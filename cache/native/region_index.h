@@ -21,7 +21,9 @@ struct rc_region {
   void *mr;                       /* the registrar's handle (struct ibv_mr * for the real one) */
   uint32_t lkey, rkey;
   uint32_t access;  /* IBV_ACCESS_* bits it was registered with */
-  uint32_t holders; /* registrations handed out and not yet released */
+  uint32_t holders; /* registrations handed out and not yet released, besides those counted in
+                     * the front word */
+  int32_t front;    /* index of the region's front word, -1 when none (see rcache.h) */
   int8_t height;    /* AVL height of the subtree rooted here */
   uint8_t flags;
 };

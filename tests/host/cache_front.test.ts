@@ -1,0 +1,156 @@
+/**
+ * Hits without a native call (front words, cache/native/rcache.h), with the registrar double and
+ * real memory and hooks: reusing a target object or an address hits without a call, and every
+ * release of the memory, held or idle, direct or deferred, still makes the next get miss;
+ * eviction never takes a region held through its front word.
+ */
+import assert from "node:assert/strict";
+import { Access } from "../../mod.ts";
+import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { free, malloc, mapAnonymous, unmap } from "../../cache/testing/native_memory.ts";
+
+const MiB = 1024 * 1024;
+const double = createRegistrarDouble();
+
+Deno.test("reused targets and addresses hit without a native call; other asks go native", async (t) => {
+  using cache = new RegistrationCache(double);
+  const block = mapAnonymous(MiB);
+  const target = { address: block.address, length: 4096 };
+  await t.step("the same {address, length} object", () => {
+    const first = cache.get(target);
+    assert.equal(first.hit, false);
+    first.release();
+    const again = cache.get(target);
+    assert.equal(again.hit, true);
+    assert.equal(again.lkey, first.lkey);
+    assert.equal(again.address, block.address);
+    again.release();
+    assert.equal(cache.stats().fastHits, 1);
+  });
+  await t.step("a new object at the same address, and a shorter length", () => {
+    cache.get({ address: block.address, length: 4096 }).release();
+    cache.get({ address: block.address, length: 100 }).release();
+    assert.equal(cache.stats().fastHits, 3);
+  });
+  await t.step("a longer length, another address, more access: native lookups", () => {
+    const before = cache.stats();
+    const longer = cache.get({ address: block.address, length: 8192 });
+    assert.equal(longer.hit, false, "the region covers 4096 bytes only");
+    longer.release();
+    const inside = cache.get({ address: block.address + 16n, length: 64 });
+    assert.equal(inside.hit, true);
+    inside.release();
+    const remote = cache.get(target, Access.LOCAL_WRITE | Access.REMOTE_WRITE);
+    assert.equal(remote.hit, false, "a local-only region never serves a remote-access get");
+    assert.ok((remote.access & Access.REMOTE_WRITE) !== 0);
+    remote.release();
+    const after = cache.stats();
+    assert.equal(after.fastHits, before.fastHits, "none of these was served without a call");
+    assert.equal(after.gets - before.gets, 3);
+  });
+  await t.step("a typed array, its buffer, and a new view of the same bytes", () => {
+    const bytes = new Uint8Array(64 * 1024);
+    const view = bytes.subarray(4096, 8192);
+    cache.get(bytes).release();
+    cache.get(view).release(); // covered by the first region: a hit through the native index
+    const before = cache.stats().fastHits;
+    cache.get(bytes).release();
+    cache.get(view).release();
+    cache.get(bytes.subarray(4096, 8192)).release();
+    assert.equal(cache.stats().fastHits - before, 3);
+    const registration = cache.get(bytes.buffer);
+    assert.equal(registration.hit, true);
+    assert.equal(registration.length, bytes.byteLength);
+    registration.release();
+  });
+  unmap(block);
+});
+
+Deno.test("munmap closes the front word: the same target object misses afterwards", () => {
+  using cache = new RegistrationCache(double);
+  const block = mapAnonymous(MiB);
+  const target = { address: block.address, length: MiB };
+  cache.get(target).release();
+  cache.get(target).release();
+  assert.equal(cache.stats().fastHits, 1, "precondition: served without a call");
+  const pinnedBefore = double.counters().pinnedBytes;
+  unmap(block);
+  assert.equal(pinnedBefore - double.counters().pinnedBytes, MiB, "deregistered inside munmap");
+  const again = mapAnonymous(MiB, block.address);
+  const r = cache.get(target);
+  assert.equal(r.hit, false);
+  r.release();
+  assert.equal(cache.stats().fastHits, 1);
+  unmap(again);
+});
+
+Deno.test("a hold taken without a call survives munmap until released, then is deregistered", () => {
+  using cache = new RegistrationCache(double);
+  const block = mapAnonymous(MiB);
+  const target = { address: block.address, length: MiB };
+  cache.get(target).release();
+  const held = cache.get(target);
+  assert.equal(cache.stats().fastHits, 1, "precondition: the hold was taken without a call");
+  const pinnedBefore = double.counters().pinnedBytes;
+  unmap(block);
+  assert.equal(double.counters().pinnedBytes, pinnedBefore, "held: still registered");
+  const again = mapAnonymous(MiB, block.address);
+  const fresh = cache.get(target);
+  assert.equal(fresh.hit, false, "never handed out again after its memory went");
+  assert.notEqual(fresh.lkey, held.lkey);
+  let s = cache.stats();
+  assert.equal(s.regions, 2);
+  assert.equal(s.inUse, 2);
+  held.release();
+  assert.equal(double.counters().pinnedBytes, pinnedBefore, "the old region's bytes were unpinned");
+  s = cache.stats();
+  assert.equal(s.regions, 1);
+  assert.equal(s.inUse, 1);
+  fresh.release();
+  assert.equal(cache.stats().inUse, 0);
+  unmap(again);
+});
+
+Deno.test("a release the allocator defers makes the same target object miss", () => {
+  using cache = new RegistrationCache(double);
+  const size = 64 * MiB; // above glibc's largest mmap threshold: its own mapping
+  const first = malloc(size);
+  const target = { address: first.address, length: MiB };
+  cache.get(target).release();
+  cache.get(target).release();
+  assert.equal(cache.stats().fastHits, 1, "precondition: served without a call");
+  free(first); // munmap inside free(): the hook only records the range
+  const second = malloc(size);
+  target.address = second.address;
+  const r = cache.get(target);
+  assert.equal(r.hit, false);
+  r.release();
+  const s = cache.stats();
+  assert.equal(s.fastHits, 1);
+  assert.equal(s.deregistrationsDeferred, 1);
+  free(second);
+});
+
+Deno.test("eviction skips a region held without a call, and evicts it once released", () => {
+  using cache = new RegistrationCache(double, { maxRegions: 1, merge: false });
+  const block = mapAnonymous(MiB);
+  const a = { address: block.address, length: 4096 };
+  const b = { address: block.address + 65536n, length: 4096 };
+  cache.get(a).release();
+  const heldA = cache.get(a); // still on the idle list, now held through its front word
+  assert.equal(cache.stats().fastHits, 1, "precondition: the hold was taken without a call");
+  cache.get(b).release(); // over the limit: a is the oldest idle region, but it is held
+  let s = cache.stats();
+  assert.deepEqual([s.evictions, s.regions, s.inUse], [1, 1, 1], "b went, a stayed");
+  const heldB = cache.get(b);
+  assert.equal(heldB.hit, false, "b was the region evicted");
+  heldA.release(); // a is idle now: the limit evicts it
+  s = cache.stats();
+  assert.deepEqual([s.evictions, s.regions, s.inUse], [2, 1, 1]);
+  heldB.release();
+  const againA = cache.get(a);
+  assert.equal(againA.hit, false, "a was evicted once idle");
+  againA.release();
+  assert.equal(cache.get(b).hit, false, "and b, the older idle region, made room for it");
+  unmap(block);
+});
