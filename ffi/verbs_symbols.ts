@@ -42,6 +42,7 @@ const SYMBOLS = {
   drv_cq_capacity: { parameters: ["pointer"], result: "i32" },
   drv_req_notify_cq: { parameters: ["pointer", "i32"], result: "i32" },
   drv_poll_cq: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  drv_poll_cq_checked: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
   // Runs on a worker thread: returns -errno itself rather than through drv_last_errno.
   drv_wait_cq_event: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
 
@@ -69,6 +70,12 @@ const SYMBOLS = {
   },
   drv_post_recv: { parameters: ["pointer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * drv_poll_cq_checked's result is -(POLL_FAILED + n) when one of its n completions failed
+ * (DRV_POLL_FAILED in verbs_shim.h); -errno results are above it.
+ */
+export const POLL_FAILED = 4096;
 
 /** The shim's symbols, typed. */
 export type VerbsShim = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -37,6 +37,7 @@ export {
   type WaitOptions,
 } from "./completion_queue.ts";
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
+export { CompletionError } from "./completion_error.ts";
 export { gidText } from "./validate.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
 export { PreparedSend } from "./prepared_send.ts";

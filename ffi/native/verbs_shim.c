@@ -377,6 +377,25 @@ EXPORT int32_t drv_poll_cq(struct ibv_cq *cq, int32_t max, struct drv_wc_desc *o
 }
 
 /*
+ * drv_poll_cq plus the status check every caller makes, so a busy-polling loop pays one FFI call
+ * and one comparison per reap instead of reading each status back in JavaScript. Fills `out` like
+ * drv_poll_cq. Returns n >= 0 when all n completions succeeded, -(DRV_POLL_FAILED + n) when any of
+ * the n did not (the caller finds which in `out`; the rest of the n are real completions too), or
+ * -errno.
+ */
+EXPORT int32_t drv_poll_cq_checked(struct ibv_cq *cq, int32_t max, struct drv_wc_desc *out)
+{
+	_Static_assert(DRV_POLL_FAILED > 4095, "errno values must stay below DRV_POLL_FAILED");
+	int32_t n = drv_poll_cq(cq, max, out);
+	if (n <= 0)
+		return n;
+	for (int32_t i = 0; i < n; i++)
+		if (out[i].status != IBV_WC_SUCCESS)
+			return -(DRV_POLL_FAILED + n);
+	return n;
+}
+
+/*
  * Waits up to timeout_ms for a completion event on the channel, then acknowledges it.
  * Called as a nonblocking FFI symbol (on a worker thread), so it returns the error itself instead
  * of leaving it in the worker's thread-local errno. Returns 1 (event), 0 (timeout) or -errno.

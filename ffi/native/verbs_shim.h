@@ -155,4 +155,10 @@ struct drv_wc_desc {
 	uint16_t reserved;      /* 46 */
 };                              /* 48 bytes */
 
+/*
+ * drv_poll_cq_checked() returns -(DRV_POLL_FAILED + n) when at least one of the n completions it
+ * polled did not succeed; errno values stay below it, so -errno and this never overlap.
+ */
+#define DRV_POLL_FAILED 4096
+
 #endif
