@@ -10,7 +10,8 @@
  * Each pair runs `--reps` times (default 3), alternating ours and theirs, and the table shows the
  * median. Prints the machine, every run's figures, and a markdown table to paste.
  *
- * Options: `--here`, `--reps N`, `--quick` (fewer iterations, for trying it out).
+ * Options: `--here`, `--reps N`, `--quick` (fewer iterations, for trying it out), `--only LIST`
+ * (comma-separated parts to run: `bw`, `lat`, `cache`; default all three).
  *
  * @module
  */
@@ -38,6 +39,20 @@ const HOST_B: Host = {
   device: env("DENO_RDMA_DEVICE_B", "rxeB"),
   gidIndex: env("DENO_RDMA_GID_INDEX_B", "1"),
 };
+
+const PARTS = ["bw", "lat", "cache"];
+
+/** The parts `--only` selects (all by default); exits 2 on an unknown part. */
+function selectedParts(): Set<string> {
+  const at = Deno.args.indexOf("--only");
+  if (at < 0) return new Set(PARTS);
+  const parts = (Deno.args[at + 1] ?? "").split(",");
+  if (parts.some((part) => !PARTS.includes(part))) {
+    console.error(`--only takes a comma-separated list of ${PARTS.join(", ")}`);
+    Deno.exit(2);
+  }
+  return new Set(parts);
+}
 
 /** How long one benchmark process may run before it is killed (`timeout` exits 124). */
 const PROCESS_LIMIT_SECONDS = "300";
@@ -149,10 +164,14 @@ interface Row {
 async function benchHere(): Promise<number> {
   const reps = numberArgument("--reps", 3);
   const quick = Deno.args.includes("--quick");
+  const parts = selectedParts();
   const rows: Row[] = [];
   console.log(`Machine: ${machine()}\n`);
 
-  for (const [size, iters] of [[4096, quick ? 500 : 3000], [65536, quick ? 200 : 1000]]) {
+  const bandwidthRuns = parts.has("bw")
+    ? [[4096, quick ? 500 : 3000], [65536, quick ? 200 : 1000]]
+    : [];
+  for (const [size, iters] of bandwidthRuns) {
     const row: Row = {
       what: `RDMA WRITE BW average [MB/sec], ${size / 1024} KiB x ${iters}`,
       theirs: [],
@@ -190,7 +209,7 @@ async function benchHere(): Promise<number> {
     theirName: "ib_write_lat",
   };
   const latArgs = ["-s", "64", "-n", String(latIters), "-F"];
-  for (let r = 0; r < reps; r++) {
+  for (let r = 0; r < (parts.has("lat") ? reps : 0); r++) {
     const t = await pair(
       theirs("ib_write_lat", HOST_B, latArgs),
       theirs("ib_write_lat", HOST_A, latArgs),
@@ -205,7 +224,7 @@ async function benchHere(): Promise<number> {
     lat.ours.push(typicalLatency(o, 64));
     console.log(`${lat.what}: ib_write_lat ${lat.theirs.at(-1)}, ours ${lat.ours.at(-1)}`);
   }
-  rows.push(lat);
+  if (parts.has("lat")) rows.push(lat);
 
   const rounds = quick ? 60 : 300;
   const cacheRuns: {
@@ -215,7 +234,7 @@ async function benchHere(): Promise<number> {
     cachedRegistration: number;
     regs: string;
   }[] = [];
-  for (let r = 0; r < reps; r++) {
+  for (let r = 0; r < (parts.has("cache") ? reps : 0); r++) {
     const { code, output } = await run(HOST_A.netns, [
       Deno.execPath(),
       "run",
@@ -262,19 +281,23 @@ async function benchHere(): Promise<number> {
         `${ok ? "(met)" : "(missed)"} |`,
     );
   }
-  const u = median(cacheRuns.map((c) => c.uncached));
-  const c = median(cacheRuns.map((c) => c.cached));
-  console.log(
-    `| cache_demo, ${rounds} sends [ms] | without cache ${f(u)} | with cache ${f(c)} | ` +
-      `${f(c / u)} (${f(u / c)}x faster) | |`,
-  );
-  const ur = median(cacheRuns.map((c) => c.uncachedRegistration));
-  const cr = median(cacheRuns.map((c) => c.cachedRegistration));
-  console.log(
-    `| cache_demo, of which registering, deregistering and freeing [ms] | without cache ${f(ur)} ` +
-      `| with cache ${f(cr)} | ${f(cr / ur)} (${f(ur / cr)}x less) | |`,
-  );
-  console.log(`\ncache_demo (last run): ${cacheRuns.at(-1)!.regs}`);
+  if (cacheRuns.length > 0) {
+    const u = median(cacheRuns.map((c) => c.uncached));
+    const c = median(cacheRuns.map((c) => c.cached));
+    console.log(
+      `| cache_demo, ${rounds} sends [ms] | without cache ${f(u)} | with cache ${f(c)} | ` +
+        `${f(c / u)} (${f(u / c)}x faster) | |`,
+    );
+    const ur = median(cacheRuns.map((c) => c.uncachedRegistration));
+    const cr = median(cacheRuns.map((c) => c.cachedRegistration));
+    console.log(
+      `| cache_demo, of which registering, deregistering and freeing [ms] | without cache ${
+        f(ur)
+      } ` +
+        `| with cache ${f(cr)} | ${f(cr / ur)} (${f(ur / cr)}x less) | |`,
+    );
+    console.log(`\ncache_demo (last run): ${cacheRuns.at(-1)!.regs}`);
+  }
   console.log(`medians of ${reps} runs each; every run verified its data`);
   return 0;
 }
