@@ -100,21 +100,22 @@ function rxe(device: string): string[] {
     if (mr === null || shim.drv_dereg_mr(mr) !== 0) throw new Error("raw registration failed");
   };
 
-  // Reuse of one 64 KiB buffer: cached vs registering every time. Each loop runs twice and the
-  // second run counts: under emulation the JIT needs a while to optimize the loop.
+  // Reuse of one 64 KiB buffer: cached vs registering every time. Each loop runs three times
+  // unmeasured (under emulation the JIT needs a while to optimize it), then five times: the median
+  // counts.
   using cache = new RegistrationCache(pd);
   const target = {
     address: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer))),
     length: KiB64,
   };
   const loop = (body: () => void) => {
-    let us = 0;
-    for (let run = 0; run < 2; run++) {
+    const runs: number[] = [];
+    for (let run = 0; run < 8; run++) {
       const t = performance.now();
       for (let i = 0; i < reuse; i++) body();
-      us = ((performance.now() - t) * 1000) / reuse;
+      if (run >= 3) runs.push(((performance.now() - t) * 1000) / reuse);
     }
-    return us;
+    return median(runs);
   };
   const uncachedUs = loop(() => rawPair(buffer));
   const cachedUs = loop(() => cache.get(buffer).release());

@@ -85,17 +85,17 @@ const NEEDS_LOCAL_WRITE = Access.REMOTE_WRITE | Access.REMOTE_ATOMIC;
  */
 class FrontEntry {
   constructor(
-    readonly word: number,
+    public word: number,
     /** The word's binding when this was made: a rebound word makes the entry stale. */
-    readonly generation: number,
+    public generation: number,
     /** The address asked for, as a number. */
     readonly address: number,
     /** Bytes from `address` to the region's end. */
-    readonly limit: number,
-    readonly handle: number,
-    readonly lkey: number,
-    readonly rkey: number,
-    readonly access: number,
+    public limit: number,
+    public handle: number,
+    public lkey: number,
+    public rkey: number,
+    public access: number,
     /** For an `{address, length}` target: the address it had (the object may change). */
     readonly key: bigint | undefined,
   ) {}
@@ -344,11 +344,14 @@ export class RegistrationCache implements Disposable {
         if (hit !== null) return hit;
       }
     }
-    return this.#getSlow(target, access);
+    return this.#getSlow(target, access, entry);
   }
 
-  /** get() when the target object brought no usable entry: checks it, then looks the bytes up. */
-  #getSlow(target: CacheTarget, access: number): Registration {
+  /**
+   * get() when the target object brought no usable entry (`known`: the stale or unsuitable one it
+   * brought, if any): checks the target, then looks the bytes up.
+   */
+  #getSlow(target: CacheTarget, access: number, known: FrontEntry | undefined): Registration {
     let buffer: ArrayBufferLike | null = null;
     let key: bigint | undefined;
     let offset = 0;
@@ -360,12 +363,17 @@ export class RegistrationCache implements Disposable {
       length = target.byteLength;
       if (length === 0) throw emptyBufferError(buffer);
       offset = target.byteOffset;
-      address = (this.#bufferBases.get(buffer) ?? NaN) + offset;
+      // A view's bytes never move, so an entry of this same view knows its address.
+      address = known?.key === undefined && known !== undefined
+        ? known.address
+        : (this.#bufferBases.get(buffer) ?? NaN) + offset;
     } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
       buffer = target;
       length = target.byteLength;
       if (length === 0) throw emptyBufferError(target);
-      address = this.#bufferBases.get(target) ?? NaN;
+      address = known?.key === undefined && known !== undefined
+        ? known.address
+        : this.#bufferBases.get(target) ?? NaN;
     } else if (target !== null && typeof target === "object" && "address" in target) {
       key = target.address;
       length = target.length;
@@ -388,7 +396,7 @@ export class RegistrationCache implements Disposable {
     if (addressKnown) {
       const slot = hintSlot(address);
       const hint = this.#hintAddresses[slot] === address ? this.#hintEntries[slot] : undefined;
-      if (hint !== undefined) {
+      if (hint !== undefined && hint !== known) {
         const hit = this.#frontHit(hint, target, length, access);
         if (hit !== null) {
           this.#byTarget.set(target, hint.key === key ? hint : withKey(hint, key));
@@ -430,18 +438,32 @@ export class RegistrationCache implements Disposable {
     const lkey = u32[ResultField.LKEY], rkey = u32[ResultField.RKEY];
     const regionAccess = u32[ResultField.ACCESS];
     if (word >= 0) {
-      const entry = new FrontEntry(
-        word,
-        this.#frontGenerations[word],
-        address,
-        f64[ResultField.REGION_END] - address,
-        handle,
-        lkey,
-        rkey,
-        regionAccess,
-        key,
-      );
-      this.#byTarget.set(target, entry);
+      const generation = this.#frontGenerations[word];
+      const limit = f64[ResultField.REGION_END] - address;
+      let entry = known;
+      if (entry !== undefined && entry.address === address && entry.key === key) {
+        // The same target and bytes, another region: update in place (no WeakMap insertion).
+        entry.word = word;
+        entry.generation = generation;
+        entry.limit = limit;
+        entry.handle = handle;
+        entry.lkey = lkey;
+        entry.rkey = rkey;
+        entry.access = regionAccess;
+      } else {
+        entry = new FrontEntry(
+          word,
+          generation,
+          address,
+          limit,
+          handle,
+          lkey,
+          rkey,
+          regionAccess,
+          key,
+        );
+        this.#byTarget.set(target, entry);
+      }
       const slot = hintSlot(address);
       this.#hintAddresses[slot] = address;
       this.#hintEntries[slot] = entry;
