@@ -383,7 +383,7 @@ export class RegistrationCache implements Disposable {
         throw new RangeError(`length must be a positive integer, got ${length}`);
       }
       // Number() rounds, but not across these bounds. The native side checks the end too.
-      address = Number(key);
+      address = known?.key === key ? known.address : Number(key);
       if (address <= 0 || address >= ADDRESS_LIMIT) {
         throw new RangeError(`address ${key} is outside the user address space`);
       }
@@ -496,6 +496,8 @@ export class RegistrationCache implements Disposable {
       return null;
     }
     const words = this.#frontWords;
+    // Closed stays closed until this thread rebinds the word: a plain read can say no for sure.
+    if ((words[word] & FRONT_CLOSED) !== 0) return null;
     if ((Atomics.add(words, word, 1) & FRONT_CLOSED) !== 0) {
       Atomics.sub(words, word, 1); // the region left the index (its entries stay, and fail here)
       return null;

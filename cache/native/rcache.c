@@ -610,7 +610,10 @@ int rcache_get(int slot, double address, double length, uint32_t access, int32_t
     status = register_range(c, start, end, access, &r);
   }
   if (status >= 0) {
-    if (r->front < 0 && front >= 0 && front < RCACHE_FRONT_SLOTS) front_bind(c, r, front);
+    /* Only a region found again gets a word: one registered and never reused costs nothing. */
+    if (status == RCACHE_HIT && r->front < 0 && front >= 0 && front < RCACHE_FRONT_SLOTS) {
+      front_bind(c, r, front);
+    }
     describe(c, r);
   }
   leave(c);

@@ -113,8 +113,8 @@ struct rcache_release_queue *rcache_release_queue(int slot);
 int rcache_region_bounds(int slot, double region);
 /* Addresses and lengths are doubles (exact below 2^53, which covers user space) so the FFI call
  * needs no BigInt. */
-/* `front`: a front word to bind the returned region to if it has none (-1: do not bind); the
- * region's word is in the result record either way. */
+/* `front`: a front word to bind the region to if this is a hit and it has none (-1: do not
+ * bind); the region's word, if any, is in the result record. */
 int rcache_get(int slot, double addr, double length, uint32_t access, int32_t front);
 /* The first `length` bytes of `buffer` (a typed array's data). */
 int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access,

@@ -1,6 +1,7 @@
 /**
  * Hits without a native call (front words, cache/native/rcache.h), with the registrar double and
- * real memory and hooks: reusing a target object or an address hits without a call, and every
+ * real memory and hooks: a region found again by a native lookup gets a front word, after which
+ * reusing a target object or an address hits without a call, and every
  * release of the memory, held or idle, direct or deferred, still makes the next get miss;
  * eviction never takes a region held through its front word.
  */
@@ -20,6 +21,10 @@ Deno.test("reused targets and addresses hit without a native call; other asks go
     const first = cache.get(target);
     assert.equal(first.hit, false);
     first.release();
+    const found = cache.get(target); // a native hit: the region gets its front word
+    assert.equal(found.hit, true);
+    found.release();
+    assert.equal(cache.stats().fastHits, 0, "a region used once has no front word");
     const again = cache.get(target);
     assert.equal(again.hit, true);
     assert.equal(again.lkey, first.lkey);
@@ -52,7 +57,8 @@ Deno.test("reused targets and addresses hit without a native call; other asks go
     const bytes = new Uint8Array(64 * 1024);
     const view = bytes.subarray(4096, 8192);
     cache.get(bytes).release();
-    cache.get(view).release(); // covered by the first region: a hit through the native index
+    cache.get(bytes).release(); // a native hit: the region gets its front word
+    cache.get(view).release(); // another address: a native hit
     const before = cache.stats().fastHits;
     cache.get(bytes).release();
     cache.get(view).release();
@@ -70,8 +76,7 @@ Deno.test("munmap closes the front word: the same target object misses afterward
   using cache = new RegistrationCache(double);
   const block = mapAnonymous(MiB);
   const target = { address: block.address, length: MiB };
-  cache.get(target).release();
-  cache.get(target).release();
+  for (let i = 0; i < 3; i++) cache.get(target).release(); // miss, native hit, hit without a call
   assert.equal(cache.stats().fastHits, 1, "precondition: served without a call");
   const pinnedBefore = double.counters().pinnedBytes;
   unmap(block);
@@ -88,6 +93,7 @@ Deno.test("a hold taken without a call survives munmap until released, then is d
   using cache = new RegistrationCache(double);
   const block = mapAnonymous(MiB);
   const target = { address: block.address, length: MiB };
+  cache.get(target).release();
   cache.get(target).release();
   const held = cache.get(target);
   assert.equal(cache.stats().fastHits, 1, "precondition: the hold was taken without a call");
@@ -116,8 +122,7 @@ Deno.test("a release the allocator defers makes the same target object miss", ()
   const size = 64 * MiB; // above glibc's largest mmap threshold: its own mapping
   const first = malloc(size);
   const target = { address: first.address, length: MiB };
-  cache.get(target).release();
-  cache.get(target).release();
+  for (let i = 0; i < 3; i++) cache.get(target).release(); // miss, native hit, hit without a call
   assert.equal(cache.stats().fastHits, 1, "precondition: served without a call");
   free(first); // munmap inside free(): the hook only records the range
   const second = malloc(size);
@@ -136,6 +141,7 @@ Deno.test("eviction skips a region held without a call, and evicts it once relea
   const block = mapAnonymous(MiB);
   const a = { address: block.address, length: 4096 };
   const b = { address: block.address + 65536n, length: 4096 };
+  cache.get(a).release();
   cache.get(a).release();
   const heldA = cache.get(a); // still on the idle list, now held through its front word
   assert.equal(cache.stats().fastHits, 1, "precondition: the hold was taken without a call");
