@@ -100,20 +100,24 @@ function rxe(device: string): string[] {
     if (mr === null || shim.drv_dereg_mr(mr) !== 0) throw new Error("raw registration failed");
   };
 
-  // Reuse of one 64 KiB buffer: cached vs registering every time. Each loop runs three times
-  // unmeasured (under emulation the JIT needs a while to optimize it), then five times: the median
-  // counts.
+  // Reuse of one 64 KiB buffer: cached vs registering every time. Each loop runs unmeasured for
+  // at least three runs and two seconds (under emulation V8 takes that long to optimize it), then
+  // five times: the median counts.
   using cache = new RegistrationCache(pd);
   const target = {
     address: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer))),
     length: KiB64,
   };
   const loop = (body: () => void) => {
+    const warmUntil = performance.now() + 2000;
+    for (let run = 0; run < 3 || performance.now() < warmUntil; run++) {
+      for (let i = 0; i < reuse; i++) body();
+    }
     const runs: number[] = [];
-    for (let run = 0; run < 8; run++) {
+    for (let run = 0; run < 5; run++) {
       const t = performance.now();
       for (let i = 0; i < reuse; i++) body();
-      if (run >= 3) runs.push(((performance.now() - t) * 1000) / reuse);
+      runs.push(((performance.now() - t) * 1000) / reuse);
     }
     return median(runs);
   };
