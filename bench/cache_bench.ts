@@ -26,9 +26,13 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** Median ns per operation over `samples` samples of `ops` calls of `run(i)`. */
+/**
+ * Median ns per operation over `samples` samples of `ops` calls of `run(i)`, after half a second
+ * of unmeasured calls (so V8's optimizing compiler has finished with them, and the caches are warm).
+ */
 function nsPerOp(run: (i: number) => void, ops: number, samples: number): number {
-  for (let i = 0; i < ops; i++) run(i); // warm up (JIT, caches)
+  const warmUntil = performance.now() + 500;
+  while (performance.now() < warmUntil) for (let i = 0; i < ops; i++) run(i);
   const results: number[] = [];
   for (let s = 0; s < samples; s++) {
     const t0 = performance.now();
