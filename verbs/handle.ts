@@ -22,6 +22,13 @@
  */
 import { Errno, errorFromResult, RdmaError } from "./errors.ts";
 
+/**
+ * Bumped whenever a handle closes or is marked to be destroyed, so code that keeps native pointers
+ * between calls (a prepared work request) checks one number per call and revalidates its handles
+ * only after something closed.
+ */
+export let closeEpoch = 0;
+
 /** The native state of one handle, shared with the FinalizationRegistry. */
 class NativeResource {
   pointer: Deno.PointerObject | null;
@@ -52,6 +59,7 @@ class NativeResource {
     const result = this.destroy(pointer);
     if (result !== 0) throw errorFromResult(this.destroyVerb, result, this.kind);
     this.pointer = null;
+    closeEpoch++;
     for (const parent of this.parents) parent.childClosed(this.kind);
   }
 
@@ -85,6 +93,7 @@ class NativeResource {
 
 const leaked = new FinalizationRegistry<NativeResource>((resource) => {
   resource.releaseWhenIdle = true;
+  closeEpoch++;
   resource.releaseIfIdle();
 });
 
@@ -168,6 +177,7 @@ export abstract class NativeHandle implements Disposable {
     if (resource.pins > 0) {
       // A call on another thread still uses it: closed now, destroyed when the call returns.
       resource.releaseWhenIdle = true;
+      closeEpoch++;
     } else {
       resource.release();
     }
@@ -184,6 +194,7 @@ export abstract class NativeHandle implements Disposable {
     const resource = this.#resource;
     if (resource.pointer !== null && !resource.releaseWhenIdle && resource.liveChildren > 0) {
       resource.releaseWhenIdle = true;
+      closeEpoch++;
       return;
     }
     this.close();

@@ -11,7 +11,7 @@ import { MAX_CHAIN, SEND, SGE } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { SendFlags, WrOpcode } from "./constants.ts";
 import { errorFromResult } from "./errors.ts";
-import type { NativeHandle } from "./handle.ts";
+import { closeEpoch, type NativeHandle } from "./handle.ts";
 
 const TWO_32 = 2 ** 32;
 const VERB = "ibv_post_send";
@@ -37,6 +37,10 @@ export class PreparedSend {
   readonly #remote: boolean;
   readonly #atomic: boolean;
   #remoteOffset = 0;
+  readonly #postChain = verbsShim().drv_post_send_chain;
+  /** The queue pair's pointer, checked (with every other handle's) at closeEpoch #checkedAt. */
+  #qp: Deno.PointerObject | null = null;
+  #checkedAt = -1;
 
   /**
    * Use `QueuePair.prepareSend`. `descriptor` is a valid send descriptor (`SEND` layout);
@@ -160,15 +164,26 @@ export class PreparedSend {
    * refuses a copy: the copies before it were posted, and the error's message says how many.
    */
   post(count = 1): void {
-    if (!(count >= 1 && count <= MAX_CHAIN && Number.isInteger(count))) {
+    if (count !== 1 && !(count >= 1 && count <= MAX_CHAIN && Number.isInteger(count))) {
       throw new RangeError(`count must be an integer in [1, ${MAX_CHAIN}], got ${count}`);
     }
-    const handles = this.#handles;
-    const qp = handles[0].pointerFor(VERB);
-    for (let i = 1; i < handles.length; i++) handles[i].pointerFor(VERB);
-    const result = verbsShim().drv_post_send_chain(qp, this.#bytes, count, 1, this.#posted);
+    // The handles are checked again only after some handle closed (closeEpoch moved).
+    let qp = this.#qp;
+    if (qp === null || this.#checkedAt !== closeEpoch) qp = this.#checkHandles();
+    const result = this.#postChain(qp, this.#bytes, count, 1, this.#posted);
     if (result !== 0) {
       throw errorFromResult(VERB, result, `${this.#posted[0]} of ${count} posted`);
     }
+  }
+
+  /** The queue pair's pointer; throws RdmaError EBADF if any handle the request names closed. */
+  #checkHandles(): Deno.PointerObject {
+    const handles = this.#handles;
+    this.#qp = null;
+    const qp = handles[0].pointerFor(VERB);
+    for (let i = 1; i < handles.length; i++) handles[i].pointerFor(VERB);
+    this.#qp = qp;
+    this.#checkedAt = closeEpoch;
+    return qp;
   }
 }
