@@ -6,6 +6,8 @@ import {
   Access,
   CompletionError,
   Errno,
+  type MemoryRegion,
+  type PreparedSend,
   RdmaError,
   WcOpcode,
   WcStatus,
@@ -15,6 +17,17 @@ import {
 import { type Loopback, openLoopback, pattern } from "./verbs_loopback.ts";
 
 const TIMEOUT_MS = 10_000;
+
+/** A signaled RDMA WRITE of all of `src` to the start of `dst`, on the loopback's first QP. */
+function signaledWrite(lo: Loopback, src: MemoryRegion, dst: MemoryRegion): PreparedSend {
+  return lo.a.prepareSend({
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: src },
+    remoteAddress: dst.address,
+    rkey: dst.rkey,
+    signaled: true,
+  });
+}
 
 /** Calls pollChecked until `n` completions arrived or it throws; returns the wrIds and the error. */
 async function reap(
@@ -48,13 +61,7 @@ Deno.test("pollChecked counts successful completions, in posting order", async (
   using src = lo.pd.registerMemory(pattern(256, 7));
   const target = new Uint8Array(256);
   using dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
-  const write = lo.a.prepareSend({
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: { mr: src },
-    remoteAddress: dst.address,
-    rkey: dst.rkey,
-    signaled: true,
-  });
+  const write = signaledWrite(lo, src, dst);
   for (let i = 0; i < 40; i++) {
     write.wrId = 1000 + i;
     write.post();
@@ -81,20 +88,8 @@ Deno.test("a failed completion is a CompletionError with its status and wrId", a
     access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
   });
   using localOnly = lo.pd.registerMemory(new Uint8Array(64)); // no remote write: the 4th fails
-  const good = lo.a.prepareSend({
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: { mr: src },
-    remoteAddress: writable.address,
-    rkey: writable.rkey,
-    signaled: true,
-  });
-  const bad = lo.a.prepareSend({
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: { mr: src },
-    remoteAddress: localOnly.address,
-    rkey: localOnly.rkey,
-    signaled: true,
-  });
+  const good = signaledWrite(lo, src, writable);
+  const bad = signaledWrite(lo, src, localOnly);
   for (let i = 0; i < 3; i++) {
     good.wrId = 100 + i;
     good.post();
