@@ -364,14 +364,14 @@ export class RegistrationCache implements Disposable {
       if (length === 0) throw emptyBufferError(buffer);
       offset = target.byteOffset;
       // A view's bytes never move, so an entry of this same view knows its address.
-      address = known?.key === undefined && known !== undefined
+      address = known !== undefined && known.key === undefined
         ? known.address
         : (this.#bufferBases.get(buffer) ?? NaN) + offset;
     } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
       buffer = target;
       length = target.byteLength;
       if (length === 0) throw emptyBufferError(target);
-      address = known?.key === undefined && known !== undefined
+      address = known !== undefined && known.key === undefined
         ? known.address
         : this.#bufferBases.get(target) ?? NaN;
     } else if (target !== null && typeof target === "object" && "address" in target) {
