@@ -83,8 +83,11 @@ export class PreparedSend {
       if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value))) {
         throw new RangeError(`wrId must be a non-negative safe integer, got ${value}`);
       }
-      v.setUint32(SEND.wr_id, value % TWO_32, true);
-      v.setUint32(SEND.wr_id + 4, Math.floor(value / TWO_32), true);
+      // Below 2^32 (the usual id) the split needs no floating-point division, which costs
+      // hundreds of nanoseconds per post under emulation.
+      const high = value < TWO_32 ? 0 : Math.floor(value / TWO_32);
+      v.setUint32(SEND.wr_id, high === 0 ? value : value % TWO_32, true);
+      v.setUint32(SEND.wr_id + 4, high, true);
     } else if (typeof value === "bigint") {
       if (value < 0n || value >= 1n << 64n) throw new RangeError("wrId must fit in 64 bits");
       v.setBigUint64(SEND.wr_id, value, true);

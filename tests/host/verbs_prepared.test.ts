@@ -44,6 +44,11 @@ Deno.test("prepared send: setters write the descriptor in place", async (t) => {
     assert.equal(w.wrId, 2n ** 40n + 7n);
     w.wrId = (1n << 64n) - 1n;
     assert.equal(view.getBigUint64(SEND.wr_id, true), (1n << 64n) - 1n);
+    // Either side of 2^32: the high word is cleared, then carries.
+    for (const id of [0, 7, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER]) {
+      w.wrId = id;
+      assert.equal(view.getBigUint64(SEND.wr_id, true), BigInt(id));
+    }
   });
   await t.step("remoteOffset adds to the prepared address", () => {
     const { w, view } = fixture();
