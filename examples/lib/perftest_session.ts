@@ -96,6 +96,20 @@ export async function exchangeLines(conn: Deno.Conn, line: string): Promise<stri
   return reply;
 }
 
+/** Bytes of a page: the buffer starts on one, as perftest's (memalign to the page size). */
+const PAGE_BYTES = 4096;
+
+/**
+ * `bytes` zeroed bytes starting on a page boundary, so a message occupies as few pages as it can
+ * (rxe copies page by page; a 4 KiB message at an unaligned address touches two).
+ */
+function pageAlignedBuffer(bytes: number): Uint8Array {
+  const backing = new Uint8Array(bytes + PAGE_BYTES - 1);
+  const address = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(backing)));
+  const offset = (PAGE_BYTES - (address % PAGE_BYTES)) % PAGE_BYTES;
+  return backing.subarray(offset, offset + bytes);
+}
+
 /**
  * Opens the device, creates the queue pair and buffer, exchanges connection details with the peer
  * (the client connects to `host`, the server accepts), connects the queue pair, and waits until
@@ -122,7 +136,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       signalAll: false,
     });
     closers.push(qp);
-    const buffer = new Uint8Array(o.bufferBytes);
+    const buffer = pageAlignedBuffer(o.bufferBytes);
     const mr = pd.registerMemory(buffer, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
     closers.push(mr);
 
