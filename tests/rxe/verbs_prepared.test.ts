@@ -41,18 +41,44 @@ async function quietCount(lo: Loopback, ms: number): Promise<number> {
   return seen;
 }
 
-Deno.test("a prepared RDMA WRITE posted 32 times with new wrId, offset and length lands", async () => {
-  using lo = openLoopback();
-  const source = pattern(1024, 3);
-  const target = new Uint8Array(32 * 1024);
-  using src = lo.pd.registerMemory(source);
-  using dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
-  const w = lo.a.prepareSend({
+/**
+ * A source holding pattern(sourceBytes, seed), a zeroed remotely writable target, and an RDMA WRITE
+ * of the source into the target prepared on `qp` (with `extra` options). Dispose it to deregister.
+ */
+function preparedWrite(
+  lo: Loopback,
+  qp: QueuePair,
+  sourceBytes: number,
+  seed: number,
+  targetBytes: number,
+  extra: { signaled?: boolean; wrId?: number } = {},
+) {
+  const source = pattern(sourceBytes, seed);
+  const target = new Uint8Array(targetBytes);
+  const src = lo.pd.registerMemory(source);
+  const dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
+  const w = qp.prepareSend({
     opcode: WrOpcode.RDMA_WRITE,
     sge: { mr: src },
     remoteAddress: dst.address,
     rkey: dst.rkey,
+    ...extra,
   });
+  return {
+    source,
+    target,
+    w,
+    [Symbol.dispose]() {
+      dst.close();
+      src.close();
+    },
+  };
+}
+
+Deno.test("a prepared RDMA WRITE posted 32 times with new wrId, offset and length lands", async () => {
+  using lo = openLoopback();
+  using write = preparedWrite(lo, lo.a, 1024, 3, 32 * 1024);
+  const { source, target, w } = write;
   assert.equal(w.maxLength, 1024);
   const lengthOf = (i: number) => 1024 - i * 24;
   for (let i = 0; i < 32; i++) {
@@ -81,17 +107,8 @@ Deno.test("chained posts: one completion per signaled chain, with the last copy'
   const { a, b } = selectivePair(lo);
   using _a = a;
   using _b = b;
-  const source = pattern(256, 5);
-  const target = new Uint8Array(256);
-  using src = lo.pd.registerMemory(source);
-  using dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
-  const w = a.prepareSend({
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: { mr: src },
-    remoteAddress: dst.address,
-    rkey: dst.rkey,
-    signaled: true,
-  });
+  using write = preparedWrite(lo, a, 256, 5, 256, { signaled: true });
+  const { source, target, w } = write;
   const chains = [16, 64, 1, 7];
   let wrId = 0;
   for (const count of chains) {
@@ -120,17 +137,8 @@ Deno.test("chained posts: one completion per signaled chain, with the last copy'
 
 Deno.test("chained posts on a queue pair that signals all: a completion per copy", async () => {
   using lo = openLoopback();
-  const source = pattern(64, 9);
-  const target = new Uint8Array(64);
-  using src = lo.pd.registerMemory(source);
-  using dst = lo.pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
-  const w = lo.a.prepareSend({
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: { mr: src },
-    remoteAddress: dst.address,
-    rkey: dst.rkey,
-    wrId: 40,
-  });
+  using write = preparedWrite(lo, lo.a, 64, 9, 64, { wrId: 40 });
+  const { source, target, w } = write;
   w.post(8);
   const wcs = await lo.completions(8);
   assertAllSucceeded(wcs);
