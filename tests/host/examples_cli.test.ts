@@ -1,0 +1,48 @@
+// Every example's command line, without a device (options are parsed before any verb runs):
+// --help prints the usage and exits 0; an unknown option or an out-of-range value prints the
+// problem and the usage and exits 2, as rdma-core's and perftest's tools do.
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/** Each example with an option whose value 0 is out of range. */
+const EXAMPLES: [name: string, zeroOption: string][] = [
+  ["rc_pingpong.ts", "-s"],
+  ["write_bw.ts", "-s"],
+  ["write_lat.ts", "-n"],
+  ["cache_demo.ts", "-n"],
+  ["rdma_write.ts", "-s"],
+];
+
+async function run(name: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--no-check", `examples/${name}`, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder();
+  return { code, out: text.decode(stdout) + text.decode(stderr) };
+}
+
+for (const [name, zeroOption] of EXAMPLES) {
+  Deno.test(`${name}: --help, an unknown option, an out-of-range value`, async (t) => {
+    await t.step("--help prints the usage and exits 0", async () => {
+      const { code, out } = await run(name, "--help");
+      assert.equal(code, 0, out);
+      assert.match(out, new RegExp(`^Usage: ${name.replace(".", "\\.")} `, "m"));
+      assert.match(out, /^ {2}-h, --help +print this help and exit$/m);
+    });
+    await t.step("an unknown option exits 2 and names it", async () => {
+      const { code, out } = await run(name, "--no-such-option");
+      assert.equal(code, 2, out);
+      assert.match(out, /^unknown option --no-such-option$/m);
+      assert.match(out, /^Usage: /m);
+    });
+    await t.step(`${zeroOption} 0 exits 2 and names the option`, async () => {
+      const { code, out } = await run(name, zeroOption, "0");
+      assert.equal(code, 2, out);
+      assert.match(out, /^--[\w-]+ must be an integer from \d+ to \d+, got "0"$/m);
+    });
+  });
+}
