@@ -484,7 +484,8 @@ export class RegistrationCache implements Disposable {
     length: number,
     access: number,
   ): Registration | null {
-    // A release whose invalidation a hook deferred is not in the front words yet. (A plain read:
+    // A release whose invalidation a hook deferred, or a drain is applying, is not in the front
+    // words yet: the word is non-zero until it is (rcache.h). (A plain read:
     // the atomic add of the previous hit keeps the compiler from reusing an older value.)
     if (this.#releaseControl[ReleaseQueueField.DEFERRED] !== 0) return null;
     const word = entry.word;

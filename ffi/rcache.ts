@@ -133,4 +133,5 @@ export const DOUBLE_COUNTER_NAMES = [
   "failures",
   "pinnedBytes",
   "pinLimit",
+  "deregistrationsStarted",
 ] as const;

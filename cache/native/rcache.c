@@ -259,17 +259,8 @@ static void free_graveyard(struct rc_cache *c) {
   }
 }
 
-/*
- * Applies deferred releases. Deregistering them here is safe: this thread is not inside the
- * allocator or libibverbs. Loops because deregistering and freeing can release more memory.
- */
-static void drain_pending(struct rc_cache *c, bool in_hook) {
-  /* Cleared before the ring is read: a hook that defers pushes first and sets the flag last, so
-   * either this drain sees its range or the flag stays set for TypeScript to see. */
-  if (atomic_load_explicit(&c->releases.deferred, memory_order_relaxed)) {
-    atomic_exchange_explicit(&c->releases.deferred, 0, memory_order_acq_rel);
-  }
-  if (!rc_pending_maybe(&c->pending) && !c->graveyard) return; /* the hit path's usual case */
+/* Applies what the pending ring and the graveyard hold, until a round finds nothing more. */
+static void drain_rounds(struct rc_cache *c, bool in_hook) {
   for (int round = 0; round < 8; round++) {
     bool worked = false;
     if (rc_pending_take_overflow(&c->pending)) {
@@ -287,6 +278,27 @@ static void drain_pending(struct rc_cache *c, bool in_hook) {
     }
     if (!worked) return;
   }
+}
+
+/*
+ * Applies deferred releases. Deregistering them here is safe: this thread is not inside the
+ * allocator or libibverbs. Loops because deregistering and freeing can release more memory.
+ */
+static void drain_pending(struct rc_cache *c, bool in_hook) {
+  if (!atomic_load_explicit(&c->releases.deferred, memory_order_relaxed) &&
+      !rc_pending_maybe(&c->pending) && !c->graveyard) {
+    return; /* the hit path's usual case */
+  }
+  /*
+   * DRAINING replaces DEFERRED in one exchange, so the word never reads 0 while a range this drain
+   * has popped is not applied yet: TypeScript, on another thread, may be about to take a hold
+   * through the front word of a region in that range. DEFERRED is cleared before the ring is
+   * read: a hook that defers pushes first and sets DEFERRED last, so either this drain pops its
+   * range or the bit stays set after it.
+   */
+  atomic_exchange_explicit(&c->releases.deferred, RCACHE_DRAINING, memory_order_seq_cst);
+  drain_rounds(c, in_hook);
+  atomic_fetch_and_explicit(&c->releases.deferred, ~RCACHE_DRAINING, memory_order_seq_cst);
 }
 
 static void evict_to_limits(struct rc_cache *c) {
@@ -372,7 +384,7 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
     if (!atomic_load_explicit(&c->live, memory_order_acquire)) continue;
     if (must_defer || atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
       rc_pending_push(&c->pending, start, end);
-      atomic_store_explicit(&c->releases.deferred, 1, memory_order_seq_cst);
+      atomic_fetch_or_explicit(&c->releases.deferred, RCACHE_DEFERRED, memory_order_seq_cst);
       continue;
     }
     lock_cache(c);
@@ -701,7 +713,7 @@ int rcache_double_counters(double *out, int count) {
   rc_registrar_double_read(&counters);
   double values[] = {(double)counters.registrations, (double)counters.deregistrations,
                      (double)counters.failures, (double)counters.pinned_bytes,
-                     (double)counters.pin_limit};
+                     (double)counters.pin_limit, (double)counters.deregistrations_started};
   int n = (int)(sizeof values / sizeof values[0]);
   for (int i = 0; i < count && i < n; i++) out[i] = values[i];
   return n;

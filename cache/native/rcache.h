@@ -45,14 +45,17 @@ struct rcache_result {
  * therefore sees a region released before the memory went as idle, and deregisters it at once.
  */
 #define RCACHE_RELEASE_SLOTS 256u /* power of two */
+#define RCACHE_DEFERRED 1u          /* bits of rcache_release_queue.deferred */
+#define RCACHE_DRAINING 2u
 struct rcache_release_queue {
   _Atomic uint32_t head; /* next entry to apply: moved by the lock holder */
   _Atomic uint32_t tail; /* next entry to fill: moved by the TypeScript thread only */
   /* Held regions retired from the index. While there are any, TypeScript releases with a call
    * (rcache_put), so a retired region is deregistered by its release itself, not later. */
   _Atomic uint32_t retired;
-  /* Set by a release hook that had to defer its invalidation (the pending ring is not empty);
-   * cleared by the drain. While set, TypeScript takes no hold through a front word. */
+  /* RCACHE_DEFERRED: set by a release hook that had to defer its invalidation (its range is in
+   * the pending ring). RCACHE_DRAINING: a drain is applying popped ranges. While either is set,
+   * TypeScript takes no hold through a front word. */
   _Atomic uint32_t deferred;
   double handles[RCACHE_RELEASE_SLOTS];
 };

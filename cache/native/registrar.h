@@ -35,6 +35,7 @@ struct rc_registrar rc_registrar_double(uint64_t pin_limit);
 /* The double's counters, process-wide: calls made and bytes it currently "pins". */
 struct rc_registrar_double_counters {
   uint64_t registrations, deregistrations, failures, pinned_bytes, pin_limit;
+  uint64_t deregistrations_started; /* deregistrations entered, finished or not */
 };
 void rc_registrar_double_read(struct rc_registrar_double_counters *out);
 void rc_registrar_double_set_limit(uint64_t pin_limit);

@@ -8,7 +8,8 @@
 
 #include "registrar.h"
 
-static _Atomic uint64_t registrations, deregistrations, failures, pinned_bytes, pin_limit;
+static _Atomic uint64_t registrations, deregistrations, deregistrations_started, failures,
+    pinned_bytes, pin_limit;
 static _Atomic uint32_t next_key = 1;
 static _Atomic uint64_t dereg_delay_ns;
 
@@ -42,6 +43,7 @@ static int double_reg(void *context, uintptr_t addr, size_t length, uint32_t acc
 static int double_dereg(void *context, void *mr, size_t length) {
   (void)context;
   (void)mr;
+  atomic_fetch_add(&deregistrations_started, 1); /* lets a test see one in progress */
   /* A real ibv_dereg_mr takes microseconds to milliseconds; tests that need the cache lock held
    * that long (inside a release hook) ask for it. Busy-waits: no sleeping call in a hook. */
   uint64_t delay = atomic_load(&dereg_delay_ns);
@@ -63,6 +65,7 @@ struct rc_registrar rc_registrar_double(uint64_t limit) {
 void rc_registrar_double_read(struct rc_registrar_double_counters *out) {
   out->registrations = atomic_load(&registrations);
   out->deregistrations = atomic_load(&deregistrations);
+  out->deregistrations_started = atomic_load(&deregistrations_started);
   out->failures = atomic_load(&failures);
   out->pinned_bytes = atomic_load(&pinned_bytes);
   out->pin_limit = atomic_load(&pin_limit);

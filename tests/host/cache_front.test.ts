@@ -160,3 +160,56 @@ Deno.test("eviction skips a region held without a call, and evicts it once relea
   assert.equal(cache.get(b).hit, false, "and b, the older idle region, made room for it");
   unmap(block);
 });
+
+Deno.test("while another thread drains deferred releases, a hit still goes native", async () => {
+  using cache = new RegistrationCache(double, { merge: false });
+  const size = 64 * MiB; // above glibc's largest mmap threshold: free() unmaps
+  const drainedFirst = malloc(size);
+  const held = malloc(size);
+  cache.get({ address: drainedFirst.address, length: MiB }).release();
+  const target = { address: held.address, length: MiB };
+  for (let i = 0; i < 3; i++) cache.get(target).release(); // miss, native hit, hit without a call
+  const oldKey = cache.get(target);
+  oldKey.release();
+  const fastHits = cache.stats().fastHits;
+  assert.equal(fastHits, 2, "precondition: served without a call");
+  const unrelated = mapAnonymous(MiB);
+  const code = `
+    const libc = Deno.dlopen("libc.so.6", {
+      munmap: { parameters: ["pointer", "usize"], result: "i32" },
+    });
+    self.onmessage = (e) => {
+      self.postMessage(libc.symbols.munmap(Deno.UnsafePointer.create(e.data), ${MiB}n));
+    };`;
+  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  // From here each deregistration takes 300 ms.
+  const slow = createRegistrarDouble({ deregisterMicros: 300_000 });
+  try {
+    const started = slow.counters().deregistrationsStarted;
+    // Both ranges are only recorded (free() may hold the allocator's lock), drainedFirst's first.
+    free(drainedFirst);
+    free(held);
+    // The next munmap on another thread applies them inside its hook: the worker's, unless one
+    // of the runtime's own threads unmaps something first.
+    const unmapped = new Promise((resolve) => worker.onmessage = (e) => resolve(e.data));
+    worker.postMessage(unrelated.address);
+    // Wait until that drain is deregistering drainedFirst's region: `held`'s range is popped but
+    // not applied yet, its front word still open.
+    const deadline = performance.now() + 10_000;
+    while (slow.counters().deregistrationsStarted === started) {
+      assert.ok(performance.now() < deadline, "no thread drained the deferred releases");
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const r = cache.get(target); // must wait for the drain, then miss: that memory was freed
+    assert.equal(r.hit, false, "a hit on memory free() had released");
+    assert.notEqual(r.lkey, oldKey.lkey);
+    r.release();
+    assert.equal(cache.stats().fastHits, fastHits);
+    assert.equal(await unmapped, 0);
+  } finally {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+    createRegistrarDouble(); // deregistrations instant again
+  }
+});
