@@ -81,6 +81,12 @@ static void fold_overflow(int kind, uint64_t addr, uint64_t len, uint32_t flags)
 
 static void mark_pending(void)
 {
+    /*
+     * The fence orders the cell's publication before the load below (x86 may reorder a store with
+     * a later load): the drain clears the word and then reads the cells, so either it sees this
+     * cell or this load sees the cleared word and sets it again.
+     */
+    atomic_thread_fence(memory_order_seq_cst);
     /* Load first: a store on every event would bounce the cache line between threads. */
     if (!atomic_load(&pending_word))
         atomic_store(&pending_word, 1);
