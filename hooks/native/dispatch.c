@@ -189,8 +189,11 @@ void mh_alloc(void *addr, size_t len, uintptr_t caller)
     mh_queue_push((uintptr_t)addr, len,
                   MEMHOOKS_EVENT_ALLOC | (from_alloc ? MEMHOOKS_EVENT_FROM_ALLOC : 0));
     /* Allocations made by a callback reach the queue only: calling back would recurse. */
-    if (tls_depth == 0)
+    if (tls_depth == 0) {
         run_callbacks(alloc_slots, addr, len, from_alloc, caller);
+        /* Memory an alloc callback released: its release callbacks run before this call returns. */
+        dispatch_nested(caller);
+    }
 }
 
 /* ---- Registration ------------------------------------------------------------------------- */

@@ -39,7 +39,8 @@ int mh_hook_munmap(void *addr, size_t len)
 static bool releasing_advice(int advice)
 {
     return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
-           advice == 24 /* MADV_DONTNEED_LOCKED, Linux 5.18 */;
+           advice == 24 /* MADV_DONTNEED_LOCKED, Linux 5.18 */ ||
+           advice == 102 /* MADV_GUARD_INSTALL, Linux 6.13: zaps the pages it guards */;
 }
 
 int mh_hook_madvise(void *addr, size_t len, int advice)
@@ -198,23 +199,33 @@ static void skip_field(const char **p, const char *end)
         (*p)++;
 }
 
+/* shmdt's span when /proc/self/maps cannot be read: everything from the address up. */
+#define SHMDT_SPAN_UNKNOWN ((size_t)-1)
+
 /*
- * Length of the shared-memory attachment at `addr`: the contiguous mappings of /proc/self/maps
- * that start there and have the same inode (the segment may have been split by mprotect).
- * Read with raw system calls into a stack buffer.
+ * How much shmdt(addr) may unmap, as one span from `addr`. The kernel takes the first System V
+ * shared-memory mapping at or above `addr` that sits where its file offset says (start - addr ==
+ * offset), then unmaps every later mapping of the same segment placed the same way: it walks past
+ * holes (a page unmapped in the middle) and past other mappings in them. This reads
+ * /proc/self/maps the same way and returns the end of the last such mapping minus `addr`; 0 when
+ * there is none (shmdt fails with EINVAL), SHMDT_SPAN_UNKNOWN when the maps cannot be read (too
+ * many open files, no /proc), so that the caller reports too much rather than nothing.
+ * Raw system calls into a stack buffer: no allocation.
  */
-static size_t attached_length(uintptr_t addr)
+static size_t shmdt_span(uintptr_t addr)
 {
     int fd = (int)raw_syscall(SYS_open, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return 0;
+        return SHMDT_SPAN_UNKNOWN;
     char buf[1024];
-    size_t have = 0, total = 0;
-    uintptr_t next = 0;
-    unsigned long inode = 0;
-    bool found = false, done = false, skipping = false;
-    while (!done) {
+    size_t have = 0;
+    uintptr_t span_end = 0;
+    unsigned long inode = 0, dev_major = 0, dev_minor = 0;
+    bool found = false, skipping = false, read_error = false;
+    for (;;) {
         long n = raw_syscall(SYS_read, fd, buf + have, sizeof buf - have);
+        if (n < 0)
+            read_error = true;
         if (n <= 0)
             break;
         have += (size_t)n;
@@ -240,27 +251,27 @@ static size_t attached_length(uintptr_t addr)
             uintptr_t stop = parse_hex(&p);
             skip_field(&p, nl); /* to perms */
             skip_field(&p, nl); /* to offset */
-            skip_field(&p, nl); /* to device */
+            uintptr_t offset = parse_hex(&p);
+            skip_field(&p, nl); /* to device, major:minor */
+            unsigned long major = parse_hex(&p);
+            if (p < nl && *p == ':')
+                p++;
+            unsigned long minor = parse_hex(&p);
             skip_field(&p, nl); /* to inode */
             unsigned long ino = 0;
             while (p < nl && *p >= '0' && *p <= '9')
                 ino = ino * 10 + (unsigned long)(*p++ - '0');
-            if (!found && start == addr) {
+            skip_field(&p, nl); /* to the path: "/SYSV<key> (deleted)" for System V segments */
+            bool placed = start >= addr && start - addr == offset;
+            if (placed && !found && ino != 0 && nl - p >= 5 && p[0] == '/' && p[1] == 'S' &&
+                p[2] == 'Y' && p[3] == 'S' && p[4] == 'V') {
                 found = true;
                 inode = ino;
-                total = stop - start;
-                next = stop;
-            } else if (found) {
-                if (start == next && ino == inode) {
-                    total += stop - start;
-                    next = stop;
-                } else {
-                    done = true;
-                    break;
-                }
-            } else if (start > addr) {
-                done = true;
-                break;
+                dev_major = major;
+                dev_minor = minor;
+                span_end = stop;
+            } else if (placed && found && ino == inode && major == dev_major && minor == dev_minor) {
+                span_end = stop;
             }
             if (long_line) {
                 skipping = true;
@@ -275,14 +286,19 @@ static size_t attached_length(uintptr_t addr)
         have = rest;
     }
     raw_syscall(SYS_close, fd, 0, 0);
-    return total;
+    if (read_error)
+        return SHMDT_SPAN_UNKNOWN;
+    return found ? span_end - addr : 0;
 }
 
 int mh_hook_shmdt(const void *shmaddr)
 {
     if (work_for(MH_WORK_RELEASE)) {
-        size_t len = attached_length((uintptr_t)shmaddr);
-        mh_selftest_note((uintptr_t)shmaddr, MH_SEEN_SHMDT);
+        uintptr_t addr = (uintptr_t)shmaddr;
+        size_t len = shmdt_span(addr);
+        if (len == SHMDT_SPAN_UNKNOWN)
+            len = UINTPTR_MAX - addr; /* [addr, top): invalidates too much, never too little */
+        mh_selftest_note(addr, MH_SEEN_SHMDT);
         if (len)
             mh_release((void *)shmaddr, len, CALLER);
     }

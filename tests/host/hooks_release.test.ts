@@ -9,6 +9,7 @@ import { address, byteAt, offset, PAGE, probe, probeEvent, probeFind } from "./h
 
 const BYTE = 0xab;
 const MADV_DONTNEED = 4, MADV_FREE = 8, MADV_REMOVE = 9;
+const MADV_GUARD_INSTALL = 102, MADV_GUARD_REMOVE = 103;
 const MREMAP_MAYMOVE = 1;
 
 interface Seen {
@@ -143,6 +144,22 @@ for (
 }
 
 Deno.test(
+  "madvise MADV_GUARD_INSTALL is reported before the pages go (Linux 6.13 zaps them)",
+  withHooks((seen) => {
+    const p = probe.probe_map(BigInt(PAGE), BYTE);
+    probe.probe_watch(p, BigInt(PAGE), BYTE);
+    // Reported before the call, so also where the kernel refuses the advice (EINVAL before 6.13).
+    const installed = probe.probe_madvise(p, BigInt(PAGE), MADV_GUARD_INSTALL) === 0;
+    assertReleased(seen, address(p), PAGE, false);
+    if (installed) {
+      assert.equal(probe.probe_madvise(p, BigInt(PAGE), MADV_GUARD_REMOVE), 0);
+      assert.equal(byteAt(p), 0, "the guard did not zap the page");
+    }
+    probe.probe_munmap(p, BigInt(PAGE));
+  }),
+);
+
+Deno.test(
   "posix_madvise(POSIX_MADV_DONTNEED) releases nothing in glibc, and reports nothing",
   withHooks((seen) => {
     const p = probe.probe_map(BigInt(PAGE), BYTE);
@@ -204,6 +221,37 @@ Deno.test(
     probe.probe_watch(p, BigInt(3 * PAGE), BYTE);
     assert.equal(probe.probe_shmdt(p), 0);
     assertReleased(seen, address(p), 3 * PAGE, false);
+  }),
+);
+
+Deno.test(
+  "shmdt of an attachment with a hole reports up to its last piece (the kernel detaches it too)",
+  withHooks(() => {
+    const p = probe.probe_shm_attach(BigInt(3 * PAGE), BYTE);
+    assert.notEqual(p, null, "System V shared memory is not available");
+    assert.equal(probe.probe_munmap(offset(p, PAGE), BigInt(PAGE)), 0);
+    probe.probe_reset();
+    probe.probe_watch(offset(p, 2 * PAGE), BigInt(PAGE), BYTE);
+    assert.equal(probe.probe_shmdt(p), 0);
+    const event = probeFind(offset(p, 2 * PAGE));
+    assert.ok(event, "the piece after the hole was not reported");
+    assert.equal(event.addr, address(p));
+    assert.equal(event.intact, 1, "reported after the kernel detached it");
+  }),
+);
+
+Deno.test(
+  "shmdt when /proc/self/maps cannot be opened reports everything from the address up",
+  withHooks(() => {
+    const p = probe.probe_shm_attach(BigInt(2 * PAGE), BYTE);
+    assert.notEqual(p, null, "System V shared memory is not available");
+    probe.probe_watch(p, BigInt(2 * PAGE), BYTE);
+    assert.equal(probe.probe_shmdt_without_fds(p), 0);
+    const event = probeFind(p);
+    assert.ok(event, "nothing reported");
+    assert.equal(event.addr, address(p));
+    assert.ok(event.len >= 2 ** 40, `only ${event.len} bytes reported`);
+    assert.equal(event.intact, 1);
   }),
 );
 
@@ -306,4 +354,20 @@ Deno.test(
       probe.probe_reset();
     }
   },
+);
+
+Deno.test(
+  "an alloc handler that frees memory: the release handlers see it before the mmap returns",
+  withHooks(() => {
+    // Not watched: a release made inside a handler reaches the handlers after the kernel's unmap.
+    const victim = probe.probe_map(BigInt(PAGE), BYTE);
+    assert.equal(probe.probe_register_unmapping_alloc(victim, BigInt(PAGE)), OPAL_SUCCESS);
+    try {
+      const p = probe.probe_map(BigInt(PAGE), 0x11); // the alloc handler unmaps the victim
+      assert.ok(probeFind(victim, PAGE), "the release was not dispatched before mmap returned");
+      probe.probe_munmap(p, BigInt(PAGE));
+    } finally {
+      probe.probe_unregister_unmapping_alloc();
+    }
+  }),
 );

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -119,6 +120,21 @@ static void alloc_handler(void *buf, size_t length, void *cbdata, bool from_allo
     atomic_fetch_add(&alloc_total, 1);
 }
 
+static _Atomic uintptr_t unmap_on_alloc_addr;
+static size_t unmap_on_alloc_len;
+
+/* An alloc callback that releases memory: unmaps [addr, addr + len) once, on the next alloc. */
+static void unmapping_alloc_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)buf;
+    (void)length;
+    (void)cbdata;
+    (void)from_alloc;
+    uintptr_t victim = atomic_exchange(&unmap_on_alloc_addr, 0);
+    if (victim)
+        munmap((void *)victim, unmap_on_alloc_len);
+}
+
 /* ---- Handler control ---------------------------------------------------------------------- */
 
 int probe_register(void)
@@ -139,6 +155,19 @@ int probe_register_alloc(void)
 int probe_unregister_alloc(void)
 {
     return opal_mem_hooks_unregister_alloc(alloc_handler);
+}
+
+int probe_register_unmapping_alloc(void *addr, size_t len)
+{
+    unmap_on_alloc_len = len;
+    atomic_store(&unmap_on_alloc_addr, (uintptr_t)addr);
+    return opal_mem_hooks_register_alloc(unmapping_alloc_handler, NULL);
+}
+
+int probe_unregister_unmapping_alloc(void)
+{
+    atomic_store(&unmap_on_alloc_addr, 0);
+    return opal_mem_hooks_unregister_alloc(unmapping_alloc_handler);
 }
 
 uint64_t probe_alloc_total(void)
@@ -330,6 +359,28 @@ void *probe_shm_attach(size_t size, int byte)
 int probe_shmdt(void *p)
 {
     return shmdt(p);
+}
+
+/*
+ * shmdt(p) while this process can open no file (the soft RLIMIT_NOFILE lowered to the lowest free
+ * descriptor, so every lower one is taken), so the hook cannot read /proc/self/maps. Restores the
+ * limit. Returns shmdt's result, or -2 when the limit could not be set.
+ */
+int probe_shmdt_without_fds(void *p)
+{
+    struct rlimit saved;
+    if (getrlimit(RLIMIT_NOFILE, &saved) != 0)
+        return -2;
+    int lowest_free = dup(0);
+    if (lowest_free < 0)
+        return -2;
+    close(lowest_free);
+    struct rlimit none = {.rlim_cur = (rlim_t)lowest_free, .rlim_max = saved.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &none) != 0)
+        return -2;
+    int rc = shmdt(p);
+    setrlimit(RLIMIT_NOFILE, &saved);
+    return rc;
 }
 
 /* Attaches the last segment again over `p` with SHM_REMAP. */
