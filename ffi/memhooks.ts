@@ -29,6 +29,7 @@ export const memhooksSymbols = {
   memhooks_queue_drain: { parameters: ["buffer", "usize"], result: "usize" },
   memhooks_queue_pending_word: { parameters: [], result: "pointer" },
   memhooks_stats: { parameters: ["buffer"], result: "void" },
+  memhooks_holders: { parameters: [], result: "i32" },
   memhooks_patch_count: { parameters: [], result: "i32" },
   memhooks_patch_name: { parameters: ["i32"], result: "pointer" },
   memhooks_patch_status: { parameters: ["i32"], result: "i32" },

@@ -36,6 +36,7 @@ import {
 
 export const OPAL_SUCCESS = 0;
 export const OPAL_ERR_OUT_OF_RESOURCE = -2;
+export const OPAL_ERR_RESOURCE_BUSY = -4;
 export const OPAL_ERR_BAD_PARAM = -5;
 export const OPAL_ERR_NOT_SUPPORTED = -8;
 export const OPAL_ERR_NOT_FOUND = -13;
@@ -124,9 +125,14 @@ class MemHooks {
     return rc;
   }
 
-  /** Delivers what is queued, removes every callback and the hooks; returns an OPAL code. */
+  /**
+   * Delivers what is queued, removes every callback and the hooks; returns an OPAL code:
+   * OPAL_ERR_RESOURCE_BUSY, changing nothing, while a registration cache is open (it relies on
+   * the hooks).
+   */
   finalize(): number {
     if (!this.#lib) return OPAL_SUCCESS;
+    if (this.#lib.symbols.memhooks_holders() > 0) return OPAL_ERR_RESOURCE_BUSY;
     let error: unknown;
     try {
       if (this.#initialized) this.flush();

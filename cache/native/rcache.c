@@ -419,6 +419,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
                   double max_bytes, int merge) {
   pthread_once(&slots_once, init_slots);
   pthread_mutex_lock(&create_lock);
+  memhooks_hold(); /* first: a finalize from now on refuses, so the hooks stay once registered */
   int status = ensure_hooks();
   int slot = RCACHE_ERR_TOO_MANY;
   for (int i = 0; status == 0 && i < RCACHE_MAX_CACHES; i++) {
@@ -460,6 +461,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     unlock_cache(c);
     status = slot;
   }
+  if (status < 0) memhooks_unhold();
   pthread_mutex_unlock(&create_lock);
   return status;
 }
@@ -507,6 +509,7 @@ int rcache_destroy(int slot) {
   }
   free_graveyard(c);
   unlock_cache(c);
+  memhooks_unhold();
   return 0;
 }
 

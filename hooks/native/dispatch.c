@@ -451,9 +451,30 @@ int opal_mem_hooks_init(void)
     return rc;
 }
 
+static _Atomic int holders;
+
+void memhooks_hold(void)
+{
+    atomic_fetch_add(&holders, 1);
+}
+
+void memhooks_unhold(void)
+{
+    atomic_fetch_sub(&holders, 1);
+}
+
+int memhooks_holders(void)
+{
+    return atomic_load(&holders);
+}
+
 int opal_mem_hooks_finalize(void)
 {
     pthread_mutex_lock(&api_lock);
+    if (atomic_load(&holders) > 0) { /* a cache would keep serving registrations unwatched */
+        pthread_mutex_unlock(&api_lock);
+        return OPAL_ERR_RESOURCE_BUSY;
+    }
     for (int i = 0; i < MH_MAX_CALLBACKS; i++) {
         atomic_store(&release_slots[i].fn, NULL);
         atomic_store(&alloc_slots[i].fn, NULL);

@@ -22,6 +22,7 @@ extern "C" {
 /* Return codes (values as in Open MPI's opal/constants.h). */
 #define OPAL_SUCCESS 0
 #define OPAL_ERR_OUT_OF_RESOURCE (-2)
+#define OPAL_ERR_RESOURCE_BUSY (-4)
 #define OPAL_ERR_BAD_PARAM (-5)
 #define OPAL_ERR_NOT_SUPPORTED (-8)
 #define OPAL_ERR_NOT_FOUND (-13)
@@ -93,6 +94,14 @@ struct memhooks_stats {
     uint64_t queued;    /* events offered to the queue */
 };
 void memhooks_stats(struct memhooks_stats *out);
+
+/*
+ * Users that rely on the hooks staying in place (a registration cache): while any hold them,
+ * opal_mem_hooks_finalize() refuses with OPAL_ERR_RESOURCE_BUSY rather than leave them blind.
+ */
+void memhooks_hold(void);
+void memhooks_unhold(void);
+int memhooks_holders(void);
 
 /* Per-function patch status (index 0 .. memhooks_patch_count() - 1). */
 #define MEMHOOKS_PATCH_OK 0
