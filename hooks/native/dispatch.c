@@ -260,9 +260,21 @@ out:
     return rc;
 }
 
+/*
+ * Threads waiting in remove_callback while inside a dispatch of their own (an unregister from a
+ * callback). Two of them would wait for each other's dispatch forever, so while one waits, another
+ * callback's unregister is refused (changing nothing) instead. Guarded by api_lock.
+ */
+static int callback_waiters;
+
 static int remove_callback(struct slot *slots, int *count, opal_mem_hooks_callback_fn_t *func)
 {
+    bool in_callback = tls_inflight[0] + tls_inflight[1] > 0;
     pthread_mutex_lock(&api_lock);
+    if (in_callback && callback_waiters > 0) {
+        pthread_mutex_unlock(&api_lock);
+        return OPAL_ERR_RESOURCE_BUSY;
+    }
     int found = -1;
     for (int i = 0; func && i < MH_MAX_CALLBACKS; i++) {
         if (atomic_load(&slots[i].fn) == func) {
@@ -273,8 +285,10 @@ static int remove_callback(struct slot *slots, int *count, opal_mem_hooks_callba
             break;
         }
     }
-    if (found >= 0)
+    if (found >= 0) {
         update_work();
+        callback_waiters += in_callback;
+    }
     pthread_mutex_unlock(&api_lock);
     if (found < 0)
         return OPAL_ERR_NOT_FOUND;
@@ -283,6 +297,7 @@ static int remove_callback(struct slot *slots, int *count, opal_mem_hooks_callba
     wait_for_dispatches();
     pthread_mutex_lock(&api_lock);
     slots[found].retiring = false;
+    callback_waiters -= in_callback;
     pthread_mutex_unlock(&api_lock);
     return OPAL_SUCCESS;
 }

@@ -560,6 +560,88 @@ int probe_fork_child_unmaps(void)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+static pthread_barrier_t unregister_barrier;
+static _Atomic int unregister_turn;
+static _Atomic int unregister_results[2];
+static _Thread_local int unregister_armed;
+
+static void unregister_victim_a(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)buf;
+    (void)length;
+    (void)cbdata;
+    (void)from_alloc;
+}
+
+static void unregister_victim_b(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)buf;
+    (void)length;
+    (void)cbdata;
+    (void)from_alloc;
+}
+
+/* Once per armed thread: waits until the other thread is inside a dispatch too, then unregisters
+ * one of the victims. */
+static void unregistering_handler(void *buf, size_t length, void *cbdata, bool from_alloc)
+{
+    (void)buf;
+    (void)length;
+    (void)cbdata;
+    (void)from_alloc;
+    if (!unregister_armed)
+        return;
+    unregister_armed = 0;
+    pthread_barrier_wait(&unregister_barrier);
+    int k = atomic_fetch_add(&unregister_turn, 1);
+    unregister_results[k & 1] =
+        opal_mem_hooks_unregister_release(k ? unregister_victim_a : unregister_victim_b);
+}
+
+static void *unmap_armed(void *arg)
+{
+    (void)arg;
+    unregister_armed = 1;
+    void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED)
+        munmap(p, PAGE);
+    return NULL;
+}
+
+/*
+ * In a forked child: two threads, each inside a release callback at the same time, each
+ * unregister another callback. Exit status 0 when one unregister succeeded and the other was
+ * refused with OPAL_ERR_RESOURCE_BUSY, 1 for other results, 142 when they waited for each other
+ * until the alarm. Returns the child's status.
+ */
+int probe_fork_two_unregisters_in_callbacks(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        alarm(10);
+        pthread_barrier_init(&unregister_barrier, NULL, 2);
+        if (opal_mem_hooks_register_release(unregister_victim_a, NULL) != OPAL_SUCCESS ||
+            opal_mem_hooks_register_release(unregister_victim_b, NULL) != OPAL_SUCCESS ||
+            opal_mem_hooks_register_release(unregistering_handler, NULL) != OPAL_SUCCESS)
+            _exit(2);
+        pthread_t threads[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&threads[i], NULL, unmap_armed, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(threads[i], NULL);
+        int a = unregister_results[0], b = unregister_results[1];
+        bool one_each = (a == OPAL_SUCCESS && b == OPAL_ERR_RESOURCE_BUSY) ||
+                        (a == OPAL_ERR_RESOURCE_BUSY && b == OPAL_SUCCESS);
+        _exit(one_each ? 0 : 1);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* ---- Benchmark drivers ---------------------------------------------------------------------- */
 
 static uint64_t now_ns(void)
