@@ -206,6 +206,9 @@ class MemHooks {
           }
           count++;
         }
+        // A short batch emptied the queue: what was queued when flush() began is delivered.
+        // Stopping here keeps a steady stream of releases on other threads from holding it.
+        if (n < DRAIN_BATCH) break;
       }
     } finally {
       this.#delivering = false;
