@@ -43,7 +43,15 @@ export const TARGETS: NativeTarget[] = [
     output: "libopal_memhooks.so",
     dir: "hooks/native",
     includes: [],
-    ldflags: ["-mcx16", "-pthread", "-ldl", "-Wl,-z,nodelete", "-Wl,-soname,libopal_memhooks.so"],
+    // -z now: every symbol bound at load, so no hook ever runs the dynamic linker's lazy resolver.
+    ldflags: [
+      "-mcx16",
+      "-pthread",
+      "-ldl",
+      "-Wl,-z,nodelete",
+      "-Wl,-z,now",
+      "-Wl,-soname,libopal_memhooks.so",
+    ],
   },
   {
     // What libibverbs keeps inline or as macros, and errno.
@@ -64,6 +72,7 @@ export const TARGETS: NativeTarget[] = [
       "-libverbs",
       "-Wl,-rpath,$ORIGIN",
       "-Wl,-z,nodelete",
+      "-Wl,-z,now", // its release hook runs inside the memory hooks: no lazy binding there
     ],
   },
   {

@@ -262,3 +262,12 @@ Deno.test("two threads unregistering from inside callbacks at once: one waits, o
   // In a child process: if they waited for each other, its alarm would end it (142).
   assert.equal(probe.probe_fork_two_unregisters_in_callbacks(), 0);
 });
+
+Deno.test("the libraries that run inside hooks are bound at load (no lazy resolver in a hook)", async () => {
+  for (const name of ["libopal_memhooks.so", "libdeno_rdma_rcache.so"]) {
+    const path = new URL(`../../build/${name}`, import.meta.url).pathname;
+    const out = await new Deno.Command("readelf", { args: ["-d", path] }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.match(new TextDecoder().decode(out.stdout), /\(FLAGS\)\s+.*BIND_NOW/, name);
+  }
+});
