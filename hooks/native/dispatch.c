@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -106,8 +107,7 @@ static void run_callbacks(struct slot *slots, void *addr, size_t len, bool from_
     atomic_fetch_sub(&inflight[idx], 1);
 }
 
-/* A release made by a callback on this thread: remembered, dispatched after the outer one. */
-static void record_nested(uintptr_t addr, size_t len, bool from_alloc)
+static void record_nested_unmasked(uintptr_t addr, size_t len, bool from_alloc)
 {
     unsigned n = tls_nested_count;
     if (n < MH_NESTED_MAX) {
@@ -126,6 +126,21 @@ static void record_nested(uintptr_t addr, size_t len, bool from_alloc)
     if (!from_alloc)
         tls_nested_from_alloc &= ~(1u << last);
     atomic_fetch_add_explicit(&mh_stat_coalesced, 1, memory_order_relaxed);
+}
+
+/*
+ * A release made by a callback on this thread: remembered, dispatched after the outer one. Signals
+ * are blocked meanwhile: a handler that releases memory on this thread records too, and would
+ * otherwise be overwritten by the update it interrupted. Nested releases are rare, so the two
+ * system calls do not weigh on the usual path.
+ */
+static void record_nested(uintptr_t addr, size_t len, bool from_alloc)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    record_nested_unmasked(addr, len, from_alloc);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 static void dispatch_nested(uintptr_t outer_caller)
