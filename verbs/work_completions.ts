@@ -33,17 +33,28 @@ const TWO_32 = 2 ** 32;
 
 /** Room for `capacity` completions, reused across polls. */
 export class WorkCompletions {
-  /** The packed descriptors (WC.size bytes each), as the shim writes them. */
-  readonly bytes: Uint8Array;
-  readonly capacity: number;
+  // Private with getters: the native poll writes up to `capacity` entries into `bytes`, so
+  // neither may be reassigned from JavaScript (readonly is a compile-time promise only).
+  readonly #bytes: Uint8Array;
+  readonly #capacity: number;
   readonly #view: DataView;
   /** How many entries the last poll filled. */
   count = 0;
 
   constructor(capacity: number) {
-    this.capacity = integerIn("capacity", capacity, 1, 1 << 20);
-    this.bytes = new Uint8Array(capacity * WC.size);
-    this.#view = new DataView(this.bytes.buffer);
+    this.#capacity = integerIn("capacity", capacity, 1, 1 << 20);
+    this.#bytes = new Uint8Array(capacity * WC.size);
+    this.#view = new DataView(this.#bytes.buffer);
+  }
+
+  /** The packed descriptors (WC.size bytes each), as the shim writes them. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** How many completions one poll may fill. */
+  get capacity(): number {
+    return this.#capacity;
   }
 
   #at(index: number): number {

@@ -111,6 +111,11 @@ Deno.test("work completions: capacity and index bounds", () => {
   assert.equal(wcs.wrId(0), 2 ** 32 + 7);
   assert.equal(wcs.wrIdBig(0), (1n << 32n) + 7n);
   assert.throws(() => wcs.status(1), RangeError);
+  // The native poll trusts both: JavaScript must not be able to enlarge or swap them.
+  assert.throws(() => Object.assign(wcs, { capacity: 4096 }), TypeError);
+  assert.throws(() => Object.assign(wcs, { bytes: new Uint8Array(1) }), TypeError);
+  assert.equal(wcs.capacity, 4);
+  assert.equal(wcs.bytes.length, 4 * 48);
 });
 
 Deno.test("queue pairs, completion queues and address handles check options first", () => {
