@@ -11,7 +11,7 @@
 import { PATH, RECV, SEND, SGE } from "../ffi/layout.ts";
 import { MAX_SGE } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
-import { type AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
+import { AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
 import type { CompletionQueue } from "./completion_queue.ts";
 import {
   Access,
@@ -480,8 +480,9 @@ export class QueuePair extends NativeHandle {
     }
     if (this.type === QpType.UD) {
       const ah = wr.ah;
-      if (!ah || typeof ah !== "object" || !("address" in ah)) {
-        throw new TypeError("UD sends need ah (an AddressHandle)");
+      // Its address goes to the provider as a struct ibv_ah *: only a real handle will do.
+      if (!(ah instanceof AddressHandle)) {
+        throw new TypeError("UD sends need ah: an AddressHandle (pd.createAddressHandle)");
       }
       writeU64(v, SEND.ah, "ah", ah.address);
       v.setUint32(SEND.remote_qpn, integerIn("remoteQpn", wr.remoteQpn, 0, 0xffffff), true);

@@ -31,6 +31,14 @@ Deno.test("UD sends need an address handle and a remote QPN; RDMA is refused", (
   const peer = lo.b.localInfo();
   using ah = lo.pd.createAddressHandle({ gid: peer.gid, gidIndex: peer.gidIndex });
   assert.throws(() => lo.a.postSend({ sge: { mr }, ah }), TypeError);
+  // Anything else with an `address` would reach the provider as a struct ibv_ah *.
+  for (const fake of [mr, { address: 16n }]) {
+    assert.throws(
+      // @ts-expect-error: not an AddressHandle, on purpose
+      () => lo.a.postSend({ sge: { mr }, ah: fake, remoteQpn: lo.b.qpn }),
+      /UD sends need ah: an AddressHandle/,
+    );
+  }
   assert.throws(
     () => lo.a.postSend({ opcode: 0, sge: { mr }, ah, remoteAddress: 1, rkey: 1, remoteQpn: 1 }),
     RangeError,
