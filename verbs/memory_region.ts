@@ -160,6 +160,32 @@ export class MemoryRegion extends NativeHandle {
     return new MemoryRegion(pd, pointer, resolved, access);
   }
 
+  /**
+   * True when the registered ArrayBuffer was detached (`transfer()`, or a transfer list of
+   * `postMessage`/`structuredClone`): its memory may be freed and reused while the region still
+   * names it, so it must be deregistered. Always false for a region registered from an address.
+   */
+  get detached(): boolean {
+    // Registration refused SharedArrayBuffers: this is an ArrayBuffer.
+    return this.bytes !== null && (this.bytes.buffer as ArrayBuffer).detached;
+  }
+
+  /**
+   * The native pointer, for a call of `verb`; throws RdmaError EBADF after close, and when the
+   * registered ArrayBuffer was detached (nothing may be posted through it any more).
+   */
+  override pointerFor(verb: string): Deno.PointerObject {
+    const pointer = super.pointerFor(verb);
+    if (this.detached) {
+      throw new RdmaError(
+        verb,
+        Errno.EBADF,
+        "the registered ArrayBuffer was detached (transferred); deregister the region",
+      );
+    }
+    return pointer;
+  }
+
   /** True when [address, address + length) lies inside this region. */
   contains(address: bigint, length: number): boolean {
     return address >= this.address &&

@@ -12,6 +12,7 @@ import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { SendFlags, WrOpcode } from "./constants.ts";
 import { errorFromResult } from "./errors.ts";
 import { closeEpoch, type NativeHandle } from "./handle.ts";
+import { MemoryRegion } from "./memory_region.ts";
 
 const TWO_32 = 2 ** 32;
 const VERB = "ibv_post_send";
@@ -38,6 +39,8 @@ export class PreparedSend {
   readonly #atomic: boolean;
   #remoteOffset = 0;
   readonly #postChain = verbsShim().drv_post_send_chain;
+  /** The JavaScript memory its regions registered: a detached one fails the next post. */
+  readonly #buffers: readonly ArrayBuffer[];
   /** The queue pair's pointer, checked (with every other handle's) at closeEpoch #checkedAt. */
   #qp: Deno.PointerObject | null = null;
   #checkedAt = -1;
@@ -56,6 +59,9 @@ export class PreparedSend {
     this.#bytes = descriptor;
     this.#view = new DataView(descriptor.buffer, descriptor.byteOffset, descriptor.byteLength);
     this.#handles = handles;
+    this.#buffers = handles.flatMap((h) =>
+      h instanceof MemoryRegion && h.bytes !== null ? [h.bytes.buffer as ArrayBuffer] : []
+    );
     const v = this.#view;
     this.opcode = v.getUint32(SEND.opcode, true);
     this.maxLength = v.getUint32(SEND.num_sge, true) > 0
@@ -172,11 +178,19 @@ export class PreparedSend {
     }
     // The handles are checked again only after some handle closed (closeEpoch moved).
     let qp = this.#qp;
-    if (qp === null || this.#checkedAt !== closeEpoch) qp = this.#checkHandles();
+    if (qp === null || this.#checkedAt !== closeEpoch || this.#anyDetached()) {
+      qp = this.#checkHandles();
+    }
     const result = this.#postChain(qp, this.#bytes, count, 1, this.#posted);
     if (result !== 0) {
       throw errorFromResult(VERB, result, `${this.#posted[0]} of ${count} posted`);
     }
+  }
+
+  #anyDetached(): boolean {
+    const buffers = this.#buffers;
+    for (let i = 0; i < buffers.length; i++) if (buffers[i].detached) return true;
+    return false;
   }
 
   /** The queue pair's pointer; throws RdmaError EBADF if any handle the request names closed. */

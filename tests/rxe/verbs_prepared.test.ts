@@ -255,6 +255,25 @@ Deno.test("prepareSend and post refuse bad input and closed handles", async (t) 
       assert.equal(await quietCount(lo, 100), 0);
     },
   );
+  await t.step(
+    "region whose ArrayBuffer was transferred: EBADF on post and prepared post, nothing posted",
+    async () => {
+      let source = new Uint8Array(4096);
+      using moved = lo.pd.registerMemory(source);
+      const w = lo.a.prepareSend({ ...write, sge: { mr: moved } });
+      w.post(); // checked once; nothing closes afterwards, so only the detach can stop the next
+      await quietCount(lo, 100);
+      source = new Uint8Array(source.buffer.transfer(8192)); // the registered memory is freed
+      assert.equal(moved.detached, true);
+      const detached = (e: unknown) =>
+        e instanceof RdmaError && e.errno === Errno.EBADF && /detached/.test(e.message);
+      assert.throws(() => w.post(), detached);
+      assert.throws(() => lo.a.postSend({ ...write, sge: { mr: moved } }), detached);
+      assert.throws(() => lo.b.postRecv({ sge: { mr: moved } }), detached);
+      assert.equal(await quietCount(lo, 100), 0);
+      assert.equal(source.byteLength, 8192);
+    },
+  );
   await t.step("closed queue pair: EBADF", () => {
     using s3 = lo.pd.registerMemory(new Uint8Array(64));
     const qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
