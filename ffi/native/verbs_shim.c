@@ -409,6 +409,10 @@ EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeo
 		return errno == EINTR ? 0 : -errno;
 	if (ready == 0)
 		return 0;
+	/* An error or hang-up with nothing to read (say, the device went away): ibv_get_cq_event's
+	 * blocking read would never return. */
+	if (!(pfd.revents & POLLIN))
+		return -EIO;
 	struct ibv_cq *cq = NULL;
 	void *cq_context = NULL;
 	if (ibv_get_cq_event(channel, &cq, &cq_context))
@@ -498,15 +502,19 @@ EXPORT int drv_modify_qp_rtr(struct ibv_qp *qp, const struct drv_path_desc *path
 {
 	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_RTR };
 	int mask = IBV_QP_STATE;
-	if (qp->qp_type == IBV_QPT_RC) {
+	/* Connected types need the path; the read/atomic and RNR fields are RC's alone (the kernel
+	 * refuses them for UC, and requires the four path fields for both). */
+	if (qp->qp_type == IBV_QPT_RC || qp->qp_type == IBV_QPT_UC) {
 		attr.path_mtu = (enum ibv_mtu)path->path_mtu;
 		attr.dest_qp_num = path->dest_qpn;
 		attr.rq_psn = path->rq_psn;
+		fill_ah_attr(&attr.ah_attr, path);
+		mask |= IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN;
+	}
+	if (qp->qp_type == IBV_QPT_RC) {
 		attr.max_dest_rd_atomic = path->max_dest_rd_atomic;
 		attr.min_rnr_timer = path->min_rnr_timer;
-		fill_ah_attr(&attr.ah_attr, path);
-		mask |= IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+		mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
 	}
 	int err = ibv_modify_qp(qp, &attr, mask);
 	return err ? fail(err) : 0;

@@ -30,7 +30,7 @@ export interface Loopback extends Disposable {
   completions(n: number, timeoutMs?: number): Promise<ReturnType<WorkCompletions["get"]>[]>;
 }
 
-export function openLoopback(type: "RC" | "UD" = "RC"): Loopback {
+export function openLoopback(type: "RC" | "UC" | "UD" = "RC"): Loopback {
   const ctx = openDevice(DEVICE);
   const pd = ctx.allocProtectionDomain();
   const cq = ctx.createCompletionQueue({ entries: 256, channel: true });
@@ -40,8 +40,10 @@ export function openLoopback(type: "RC" | "UD" = "RC"): Loopback {
     a.connect();
     b.connect();
   } else {
-    a.connect(b.localInfo(), { access: ALL_REMOTE });
-    b.connect(a.localInfo(), { access: ALL_REMOTE });
+    // UC has no remote reads or atomics: its peers may only write.
+    const access = type === "UC" ? Access.LOCAL_WRITE | Access.REMOTE_WRITE : ALL_REMOTE;
+    a.connect(b.localInfo(), { access });
+    b.connect(a.localInfo(), { access });
   }
   const wcs = new WorkCompletions(16);
   return {
