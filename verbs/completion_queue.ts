@@ -41,6 +41,8 @@ const WAIT_SLICE_MS = 100;
 export class CompletionQueue extends NativeHandle {
   /** Entries the queue can hold (at least what was asked for). */
   readonly capacity: number;
+  /** The device context it was created on (queue pairs must use queues of their own context). */
+  readonly context: NativeHandle;
   readonly #channel: Deno.PointerObject | null;
   #waiting = false;
 
@@ -57,6 +59,7 @@ export class CompletionQueue extends NativeHandle {
       return result;
     }, [parent]);
     this.capacity = verbsShim().drv_cq_capacity(pointer);
+    this.context = parent;
     this.#channel = channel;
   }
 

@@ -12,7 +12,7 @@ import { PATH, RECV, SEND, SGE } from "../ffi/layout.ts";
 import { MAX_SGE } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
-import type { CompletionQueue } from "./completion_queue.ts";
+import { CompletionQueue } from "./completion_queue.ts";
 import {
   Access,
   ACCESS_MASK,
@@ -210,8 +210,14 @@ export class QueuePair extends NativeHandle {
     }
     const sendCq = opts.sendCq;
     const recvCq = opts.recvCq ?? sendCq;
-    if (!sendCq || typeof sendCq.poll !== "function" || typeof recvCq?.poll !== "function") {
+    if (!(sendCq instanceof CompletionQueue) || !(recvCq instanceof CompletionQueue)) {
       throw new TypeError("sendCq (and recvCq if given) must be CompletionQueues");
+    }
+    // The kernel looks handles up per opened device: another context's queue is not this one.
+    if (sendCq.context !== context || recvCq.context !== context) {
+      throw new TypeError(
+        "sendCq and recvCq must come from the protection domain's context (the same openDevice)",
+      );
     }
     const maxSendWr = optionalInteger("maxSendWr", opts.maxSendWr, 128, 1, 1 << 20);
     const maxRecvWr = optionalInteger("maxRecvWr", opts.maxRecvWr, 128, 1, 1 << 20);

@@ -142,3 +142,24 @@ Deno.test("a verb failure is an RdmaError with the verb and errno (unmapped addr
     (e: unknown) => e instanceof RdmaError && e.verb === "ibv_reg_mr" && e.errno > 0,
   );
 });
+
+Deno.test("a queue pair takes completion queues of its own context only", () => {
+  using ctx = openDevice(DEVICE);
+  using other = openDevice(DEVICE); // the same device opened again: handles of its own
+  using pd = ctx.allocProtectionDomain();
+  using mine = ctx.createCompletionQueue();
+  using theirs = other.createCompletionQueue();
+  assert.throws(
+    () => pd.createQueuePair({ type: "RC", sendCq: theirs }),
+    /must come from the protection domain's context/,
+  );
+  assert.throws(
+    () => pd.createQueuePair({ type: "RC", sendCq: mine, recvCq: theirs }),
+    /must come from the protection domain's context/,
+  );
+  const fake = { poll: () => 0, pointerFor: () => null };
+  // @ts-expect-error: not a CompletionQueue, on purpose
+  assert.throws(() => pd.createQueuePair({ type: "RC", sendCq: fake }), TypeError);
+  using qp = pd.createQueuePair({ type: "RC", sendCq: mine });
+  assert.equal(qp.closed, false);
+});
