@@ -72,8 +72,14 @@ static void after_fork_parent(void) {
   pthread_mutex_unlock(&create_lock);
 }
 
+/*
+ * The child shares the parent's device handles (the same uverbs file): a deregistration there
+ * would destroy the parent's memory regions in the kernel. So its copies of the caches are closed
+ * without deregistering anything: the release hook skips them, and their operations fail (EBADF).
+ */
 static void after_fork_child(void) {
   for (int i = RCACHE_MAX_CACHES - 1; i >= 0; i--) {
+    atomic_store_explicit(&caches[i].live, 0, memory_order_relaxed);
     atomic_store_explicit(&caches[i].owner, 0, memory_order_relaxed);
     pthread_mutex_unlock(&caches[i].lock);
   }
@@ -428,7 +434,8 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
       break;
     }
   }
-  if (status == 0 && slot >= 0) {
+  if (status == 0 && slot < 0) status = slot; /* every slot in use */
+  if (status == 0) {
     if (!use_double) rc_verbs_text_scan();
     struct rc_cache *c = &caches[slot];
     lock_cache(c);

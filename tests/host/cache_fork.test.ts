@@ -56,3 +56,20 @@ Deno.test("fork while another thread deregisters inside a release hook: no deadl
   const s = cache.stats();
   assert.equal(s.deregistrationsInRelease, BLOCKS, JSON.stringify(s));
 });
+
+Deno.test("a forked child's munmap of cached memory deregisters nothing (the parent's regions)", () => {
+  using cache = new RegistrationCache(createRegistrarDouble());
+  const block = mapAnonymous(4096);
+  cache.get({ address: block.address, length: block.length }).release();
+  const path = new URL("../../build/libdeno_rdma_rcache.so", import.meta.url).pathname;
+  const deregistered = probe.probe_fork_child_munmap_deregistrations(
+    block.pointer,
+    BigInt(block.length),
+    new TextEncoder().encode(path + "\0"),
+  );
+  assert.equal(deregistered, 0, "the child deregistered the parent's region");
+  // The parent's cache is untouched: the same bytes still hit.
+  const again = cache.get({ address: block.address, length: block.length });
+  assert.equal(again.hit, true);
+  again.release();
+});

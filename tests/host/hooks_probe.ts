@@ -50,6 +50,10 @@ const symbols = {
   probe_loop_join: { parameters: [], result: "i64" },
   probe_release_storm: { parameters: ["i64", "i32"], result: "pointer" },
   probe_fork_child_unmaps: { parameters: [], result: "i32" },
+  probe_fork_child_munmap_deregistrations: {
+    parameters: ["pointer", "usize", "buffer"],
+    result: "i32",
+  },
   probe_fork_two_unregisters_in_callbacks: { parameters: [], result: "i32" },
   probe_time_munmap: { parameters: ["i32", "i32"], result: "u64" },
   probe_time_munmap_unmapped: { parameters: ["i32"], result: "u64" },

@@ -642,6 +642,36 @@ int probe_fork_two_unregisters_in_callbacks(void)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/*
+ * fork(); the child munmaps [p, p + n) (memory the parent has cached, with the registrar double)
+ * and exits with how many deregistrations the double made in the child. `rcache_path` is the
+ * loaded cache library's path (its counters are read through it). Returns the child's status, or
+ * -2 when that library is not loaded.
+ */
+int probe_fork_child_munmap_deregistrations(void *p, size_t n, const char *rcache_path)
+{
+    void *lib = dlopen(rcache_path, RTLD_NOW | RTLD_NOLOAD);
+    int (*counters)(double *, int) = lib ? (int (*)(double *, int))dlsym(lib, "rcache_double_counters")
+                                         : NULL;
+    if (!counters)
+        return -2;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        alarm(10);
+        double before[2], after[2];
+        counters(before, 2);
+        munmap(p, n);
+        counters(after, 2);
+        _exit((int)(after[1] - before[1]));
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* ---- Benchmark drivers ---------------------------------------------------------------------- */
 
 static uint64_t now_ns(void)
