@@ -16,6 +16,7 @@
 import {
   FRONT_CLOSED,
   FRONT_SLOTS,
+  PERMISSION_ACCESS,
   rcacheNative,
   RcacheStatus,
   type RcacheSymbols,
@@ -492,6 +493,7 @@ export class RegistrationCache implements Disposable {
     if (
       length > entry.limit ||
       (entry.access & access) !== access ||
+      (entry.access & ~PERMISSION_ACCESS) !== (access & ~PERMISSION_ACCESS) ||
       this.#frontGenerations[word] !== entry.generation
     ) {
       return null;

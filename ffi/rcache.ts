@@ -123,6 +123,8 @@ export const ReleaseQueueField = Object.freeze(
 
 /** Front words per cache (RCACHE_FRONT_SLOTS; see cache/native/rcache.h). */
 export const FRONT_SLOTS = 4096;
+/** IBV_ACCESS_* bits a region may have more of than asked (RCACHE_PERMISSION_ACCESS); others match. */
+export const PERMISSION_ACCESS = 0x1f;
 /** Front word bit: closed, no hold may be taken through it. */
 export const FRONT_CLOSED = 0x40000000;
 

@@ -549,6 +549,12 @@ static int register_with_retry(struct rc_cache *c, uintptr_t start, uintptr_t en
   return err;
 }
 
+/* Whether a region registered with `have` may serve a request for `want` (RCACHE_PERMISSION_ACCESS). */
+static bool access_serves(uint32_t have, uint32_t want) {
+  return (have & want) == want &&
+         (have & ~RCACHE_PERMISSION_ACCESS) == (want & ~RCACHE_PERMISSION_ACCESS);
+}
+
 static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, uint32_t access,
                           struct rc_region **out) {
   /*
@@ -622,7 +628,7 @@ int rcache_get(int slot, double address, double length, uint32_t access, int32_t
   int status;
   struct rc_region *r = c->last;
   if (!r || r->start > start || r->end < end) r = rc_index_floor(c->root, start);
-  if (r && r->end >= end && (r->access & access) == access) {
+  if (r && r->end >= end && access_serves(r->access, access)) {
     c->stats[RCACHE_STAT_HITS]++;
     hold(c, r);
     c->last = r;

@@ -75,6 +75,13 @@ struct rcache_release_queue {
  * taken before the close (and counted) or sees the bit and is undone. TypeScript reads `deferred`
  * before the add, so a release whose invalidation is still pending sends it the slow way.
  */
+/*
+ * IBV_ACCESS_* bits that grant something (local write, remote write/read/atomic, memory window
+ * bind): a region with more of them serves a request for fewer. Every other bit (zero-based, on
+ * demand, huge pages, relaxed ordering, ...) changes what the region is, and must match exactly.
+ */
+#define RCACHE_PERMISSION_ACCESS 0x1fu
+
 #define RCACHE_FRONT_SLOTS 4096
 #define RCACHE_FRONT_CLOSED 0x40000000u
 #define RCACHE_FRONT_HOLDS 0x3fffffffu

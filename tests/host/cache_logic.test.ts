@@ -58,6 +58,35 @@ Deno.test("a second get of the same bytes hits and returns the same keys", () =>
   ]);
 });
 
+Deno.test("only permission bits may be a superset: other access flags must match exactly", () => {
+  using cache = new RegistrationCache(createRegistrarDouble(), { merge: false });
+  const base = area();
+  const relaxed = Access.LOCAL_WRITE | Access.RELAXED_ORDERING;
+  // Served natively, then (second time) through a front word: both paths must refuse.
+  for (let i = 0; i < 3; i++) cache.get(at(base, 0, 2), relaxed).release();
+  const plain = cache.get(at(base, 0, 2));
+  assert.equal(plain.hit, false, "a relaxed-ordering region served a plain request");
+  assert.equal(plain.access, Access.LOCAL_WRITE);
+  plain.release();
+  for (let i = 0; i < 2; i++) { // native hit, then through a front word
+    const again = cache.get(at(base, 0, 2));
+    assert.equal(again.hit, true);
+    assert.equal(again.access, Access.LOCAL_WRITE);
+    again.release();
+  }
+  // And the other way round: the plain region (which replaced the relaxed one) does not serve it.
+  const relaxedAgain = cache.get(at(base, 0, 2), relaxed);
+  assert.equal(relaxedAgain.hit, false, "a plain region served a relaxed-ordering request");
+  assert.equal(relaxedAgain.access, relaxed);
+  relaxedAgain.release();
+  // Permissions stay a superset: a remote-read region serves a local request.
+  const read = cache.get(at(base, 4), Access.LOCAL_WRITE | Access.REMOTE_READ);
+  read.release();
+  const local = cache.get(at(base, 4));
+  assert.equal(local.hit, true);
+  local.release();
+});
+
 Deno.test("eviction by count follows LRU order of release and skips held regions", () => {
   const double = createRegistrarDouble();
   using cache = new RegistrationCache(double, { maxRegions: 3, merge: false });
