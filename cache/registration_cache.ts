@@ -413,7 +413,8 @@ export class RegistrationCache implements Disposable {
     } else {
       status = native.rcache_get_buffer(
         this.#slot,
-        target as BufferSource,
+        // FFI takes views of a SharedArrayBuffer, not the buffer itself.
+        target instanceof SharedArrayBuffer ? new Uint8Array(target) : target as BufferSource,
         length,
         access,
         offered,

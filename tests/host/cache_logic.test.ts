@@ -87,6 +87,19 @@ Deno.test("only permission bits may be a superset: other access flags must match
   local.release();
 });
 
+Deno.test("a SharedArrayBuffer target registers on its first get, and hits after", () => {
+  using cache = new RegistrationCache(createRegistrarDouble());
+  const shared = new SharedArrayBuffer(3 * PAGE);
+  const first = cache.get(shared);
+  assert.equal(first.hit, false);
+  assert.equal(first.length, 3 * PAGE);
+  first.release();
+  const again = cache.get(new Uint8Array(shared, PAGE, PAGE));
+  assert.equal(again.hit, true);
+  assert.equal(again.lkey, first.lkey);
+  again.release();
+});
+
 Deno.test("eviction by count follows LRU order of release and skips held regions", () => {
   const double = createRegistrarDouble();
   using cache = new RegistrationCache(double, { maxRegions: 3, merge: false });
