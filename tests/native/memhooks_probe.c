@@ -526,6 +526,15 @@ void *probe_sbrk_scenario(int pages, int byte)
 
 /* ---- fork ---------------------------------------------------------------------------------- */
 
+/* Waits for child `pid`: its exit status, 128 + the signal that ended it, or -1. */
+static int child_status(pid_t pid)
+{
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /*
  * Forks; the child unmaps a filled mapping and frees a large malloc block, and exits 0 only if its
  * release handler saw the unmap with the bytes still there and it could then unregister the
@@ -553,11 +562,9 @@ int probe_fork_child_unmaps(void)
          * must not count here. */
         _exit(opal_mem_hooks_unregister_release(release_handler) == OPAL_SUCCESS ? 0 : 4);
     }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
+    int status = child_status(pid);
     munmap(p, 2 * PAGE);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return status;
 }
 
 static pthread_barrier_t unregister_barrier;
@@ -636,10 +643,7 @@ int probe_fork_two_unregisters_in_callbacks(void)
                         (a == OPAL_ERR_RESOURCE_BUSY && b == OPAL_SUCCESS);
         _exit(one_each ? 0 : 1);
     }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return child_status(pid);
 }
 
 /*
@@ -666,10 +670,7 @@ int probe_fork_child_munmap_deregistrations(void *p, size_t n, const char *rcach
         counters(after, 2);
         _exit((int)(after[1] - before[1]));
     }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return child_status(pid);
 }
 
 /* ---- Benchmark drivers ---------------------------------------------------------------------- */
