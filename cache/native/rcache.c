@@ -549,7 +549,8 @@ static int register_with_retry(struct rc_cache *c, uintptr_t start, uintptr_t en
   return err;
 }
 
-/* Whether a region registered with `have` may serve a request for `want` (RCACHE_PERMISSION_ACCESS). */
+/* Whether a region registered with `have` serves a request for `want`: see
+ * RCACHE_PERMISSION_ACCESS. */
 static bool access_serves(uint32_t have, uint32_t want) {
   return (have & want) == want &&
          (have & ~RCACHE_PERMISSION_ACCESS) == (want & ~RCACHE_PERMISSION_ACCESS);
