@@ -37,6 +37,16 @@ export interface WaitOptions {
 
 const WAIT_SLICE_MS = 100;
 
+/** How many completions a poll into `completions` may take: `max`, or all it has room for. */
+function pollLimit(completions: WorkCompletions, max: number | undefined): number {
+  if (!(completions instanceof WorkCompletions)) {
+    throw new TypeError("completions must be a WorkCompletions");
+  }
+  return max === undefined
+    ? completions.capacity
+    : optionalInteger("max", max, completions.capacity, 1, completions.capacity);
+}
+
 /** A completion queue (struct ibv_cq), optionally with its own completion channel. */
 export class CompletionQueue extends NativeHandle {
   /** Entries the queue can hold (at least what was asked for). */
@@ -99,12 +109,7 @@ export class CompletionQueue extends NativeHandle {
    * capacity) and returns how many (also stored in `completions.count`). Allocates nothing.
    */
   poll(completions: WorkCompletions, max?: number): number {
-    if (!(completions instanceof WorkCompletions)) {
-      throw new TypeError("completions must be a WorkCompletions");
-    }
-    const limit = max === undefined
-      ? completions.capacity
-      : optionalInteger("max", max, completions.capacity, 1, completions.capacity);
+    const limit = pollLimit(completions, max);
     const n = verbsShim().drv_poll_cq(this.pointerFor("ibv_poll_cq"), limit, completions.bytes);
     if (n < 0) {
       completions.count = 0;
@@ -122,12 +127,7 @@ export class CompletionQueue extends NativeHandle {
    * JavaScript for the check. Allocates nothing unless it throws.
    */
   pollChecked(completions: WorkCompletions, max?: number): number {
-    if (!(completions instanceof WorkCompletions)) {
-      throw new TypeError("completions must be a WorkCompletions");
-    }
-    const limit = max === undefined
-      ? completions.capacity
-      : optionalInteger("max", max, completions.capacity, 1, completions.capacity);
+    const limit = pollLimit(completions, max);
     const n = verbsShim().drv_poll_cq_checked(
       this.pointerFor("ibv_poll_cq"),
       limit,
