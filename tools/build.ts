@@ -79,12 +79,13 @@ export const TARGETS: NativeTarget[] = [
     // Native helpers the tests call: threads, fork, allocator paths driven from C.
     output: "libdeno_rdma_testsupport.so",
     dir: "tests/native",
-    includes: ["hooks/native"],
+    includes: ["hooks/native", "cache/native"],
     // nodelete: its C callbacks stay registered with the hooks after Deno closes the library.
     ldflags: [
       "-pthread",
       "-L" + "build",
       "-lopal_memhooks",
+      "-ldeno_rdma_rcache",
       "-Wl,-rpath,$ORIGIN",
       "-Wl,-z,nodelete",
     ],

@@ -3,6 +3,8 @@
  */
 #include "pending_ring.h"
 
+#include <sched.h>
+
 #define MASK (RC_PENDING_SLOTS - 1u)
 
 void rc_pending_init(struct rc_pending_ring *ring) {
@@ -40,10 +42,27 @@ void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t en
   }
 }
 
+/*
+ * A cell a pusher has claimed but not yet filled: its range is on its way, and releases pushed
+ * after it (whose memory may already be gone) wait behind it. Giving up here would leave them all
+ * unapplied, and a lookup could then hit a region over memory that was unmapped and mapped again.
+ * The pusher is a few stores away from publishing (it runs no call in between), so wait for it.
+ */
+static size_t wait_for_publish(struct rc_pending_ring *ring, struct rc_pending_cell *cell,
+                               size_t at) {
+  for (unsigned spins = 0;; spins++) {
+    size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
+    if (sequence != at || atomic_load_explicit(&ring->enqueue_at, memory_order_acquire) == at) {
+      return sequence; /* published, or nobody had claimed it */
+    }
+    if (spins >= 64) sched_yield(); /* the pusher was preempted: let it run */
+  }
+}
+
 bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end) {
   size_t at = atomic_load_explicit(&ring->dequeue_at, memory_order_relaxed);
   struct rc_pending_cell *cell = &ring->cells[at & MASK];
-  size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
+  size_t sequence = wait_for_publish(ring, cell, at);
   if (sequence != at + 1) return false;
   *start = cell->start;
   *end = cell->end;

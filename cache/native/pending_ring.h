@@ -33,7 +33,7 @@ struct rc_pending_ring {
 void rc_pending_init(struct rc_pending_ring *ring);
 /* Any thread, no locks, no allocation. A full ring raises `overflow` instead. */
 void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t end);
-/* Lock holder only. False when empty (or the next cell is still being written). */
+/* Lock holder only. False when empty; waits for a cell a pusher has claimed to be filled. */
 bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end);
 /* Lock holder only: a cheap test (two relaxed loads) for "pop or take_overflow may find work".
  * A push whose hook has returned before the caller's operation began is always seen. */

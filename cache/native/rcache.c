@@ -81,6 +81,8 @@ static void after_fork_child(void) {
   for (int i = RCACHE_MAX_CACHES - 1; i >= 0; i--) {
     atomic_store_explicit(&caches[i].live, 0, memory_order_relaxed);
     atomic_store_explicit(&caches[i].owner, 0, memory_order_relaxed);
+    /* A cell another thread had claimed would never be filled here: a drain would wait forever. */
+    rc_pending_init(&caches[i].pending);
     pthread_mutex_unlock(&caches[i].lock);
   }
   pthread_mutex_unlock(&create_lock);
