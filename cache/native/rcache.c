@@ -33,6 +33,10 @@ struct rc_cache {
   uint64_t max_regions, max_bytes; /* 0: unbounded */
   bool merge;
   struct rc_region *root;
+  /* From the lowest start to the highest end of the indexed regions (empty: start > end). The
+   * hook reads it without the lock to pass over releases no region can overlap: most releases in
+   * a process concern other memory, and each pushed one costs a ring cell (see release_hook). */
+  _Atomic uintptr_t span_start, span_end;
   struct rc_region *last; /* the region the last lookup returned, while indexed: reuse of one
                            * buffer skips the tree walk */
   struct rc_list idle; /* oldest first: the eviction order */
@@ -104,6 +108,21 @@ static void lock_cache(struct rc_cache *c) {
 static void unlock_cache(struct rc_cache *c) {
   atomic_store_explicit(&c->owner, 0, memory_order_relaxed);
   pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- The span of the index (lock held) ---------------------------------------------------- */
+
+static void span_clear(struct rc_cache *c) {
+  atomic_store(&c->span_start, UINTPTR_MAX);
+  atomic_store(&c->span_end, 0);
+}
+
+/* Before registering [start, end): from here on the hook sees releases of that memory. */
+static void span_widen(struct rc_cache *c, uintptr_t start, uintptr_t end) {
+  if (start < atomic_load_explicit(&c->span_start, memory_order_relaxed)) {
+    atomic_store(&c->span_start, start);
+  }
+  if (end > atomic_load_explicit(&c->span_end, memory_order_relaxed)) atomic_store(&c->span_end, end);
 }
 
 /* ---- Front words (lock held) ----------------------------------------------------------------- */
@@ -390,6 +409,10 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
   for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
     struct rc_cache *c = &caches[i];
     if (!atomic_load_explicit(&c->live, memory_order_acquire)) continue;
+    /* Outside every region: nothing to do. A region registered while its memory is being
+     * released could be missed, but registering memory another thread is unmapping is already
+     * undefined (ibv_reg_mr may pin either side of the unmap). */
+    if (end <= atomic_load(&c->span_start) || start >= atomic_load(&c->span_end)) continue;
     if (must_defer || atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
       rc_pending_push(&c->pending, start, end);
       atomic_fetch_or_explicit(&c->releases.deferred, RCACHE_DEFERRED, memory_order_seq_cst);
@@ -452,6 +475,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     c->max_bytes = (uint64_t)max_bytes;
     c->merge = merge != 0;
     c->root = NULL;
+    span_clear(c);
     c->last = NULL;
     c->idle = (struct rc_list){0};
     c->retired = (struct rc_list){0};
@@ -492,6 +516,7 @@ static struct rc_cache *enter(int slot) {
 
 static void leave(struct rc_cache *c) {
   drain_pending(c, false);
+  if (!c->root) span_clear(c); /* regions left the index: releases concern nobody again */
   unlock_cache(c);
 }
 
@@ -576,6 +601,7 @@ static int register_range(struct rc_cache *c, uintptr_t start, uintptr_t end, ui
   }
   struct rc_region *region = malloc(sizeof *region);
   if (!region) return RCACHE_ERR_NO_MEMORY;
+  span_widen(c, union_start, union_end); /* the union covers the exact range's fallback too */
   struct rc_registration reg;
   int err = -1;
   if (union_start != start || union_end != end) {

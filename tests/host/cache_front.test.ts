@@ -173,13 +173,18 @@ Deno.test("while another thread drains deferred releases, a hit still goes nativ
   oldKey.release();
   const fastHits = cache.stats().fastHits;
   assert.equal(fastHits, 2, "precondition: served without a call");
-  const unrelated = mapAnonymous(MiB);
+  // The hook passes over releases outside the span of the cached regions: the worker unmaps the
+  // page between two regions, inside that span but in neither.
+  const outer = mapAnonymous(3 * 4096);
+  cache.get({ address: outer.address, length: 4096 }).release();
+  cache.get({ address: outer.address + 8192n, length: 4096 }).release();
+  const between = outer.address + 4096n;
   const code = `
     const libc = Deno.dlopen("libc.so.6", {
       munmap: { parameters: ["pointer", "usize"], result: "i32" },
     });
     self.onmessage = (e) => {
-      self.postMessage(libc.symbols.munmap(Deno.UnsafePointer.create(e.data), ${MiB}n));
+      self.postMessage(libc.symbols.munmap(Deno.UnsafePointer.create(e.data), 4096n));
     };`;
   const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
   const worker = new Worker(url, { type: "module" });
@@ -190,10 +195,10 @@ Deno.test("while another thread drains deferred releases, a hit still goes nativ
     // Both ranges are only recorded (free() may hold the allocator's lock), drainedFirst's first.
     free(drainedFirst);
     free(held);
-    // The next munmap on another thread applies them inside its hook: the worker's, unless one
-    // of the runtime's own threads unmaps something first.
+    // The next munmap in the cached span on another thread applies them inside its hook: the
+    // worker's, unless one of the runtime's own threads unmaps something there first.
     const unmapped = new Promise((resolve) => worker.onmessage = (e) => resolve(e.data));
-    worker.postMessage(unrelated.address);
+    worker.postMessage(between);
     // Wait until that drain is deregistering drainedFirst's region: `held`'s range is popped but
     // not applied yet, its front word still open.
     const deadline = performance.now() + 10_000;

@@ -231,6 +231,20 @@ Deno.test("a release is not lost among more allocator releases than the pending 
   free(again);
 });
 
+Deno.test("releases outside every cached region leave the pending ring alone", () => {
+  using cache = new RegistrationCache(double);
+  const block = mapAnonymous(4096);
+  cache.get(target(block)).release();
+  // glibc maps and unmaps each 64 MiB block itself (deferred releases), never over `block`.
+  for (let i = 0; i < 400; i++) free(malloc(64 * MiB));
+  const r = cache.get(target(block));
+  const s = cache.stats();
+  assert.equal(r.hit, true, JSON.stringify(s));
+  assert.equal(s.pendingOverflows, 0);
+  r.release();
+  unmap(block);
+});
+
 /**
  * A full garbage collection: `gc()` when run with --v8-flags=--expose-gc, else allocation pressure
  * (ArrayBuffer memory counts towards V8's external memory, which starts a full collection).
