@@ -53,8 +53,12 @@ export function writePath(desc: Uint8Array, path: PathOptions): void {
 
 /** An address handle (struct ibv_ah), for UD sends. */
 export class AddressHandle extends NativeHandle {
+  /** The protection domain it was created in: only its UD queue pairs can send through it. */
+  readonly pd: NativeHandle;
+
   private constructor(pointer: Deno.PointerObject, pd: NativeHandle) {
     super(pointer, "AddressHandle", "ibv_destroy_ah", (p) => verbsShim().drv_destroy_ah(p), [pd]);
+    this.pd = pd;
   }
 
   /** ibv_create_ah. Prefer `ProtectionDomain.createAddressHandle`. */

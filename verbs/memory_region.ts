@@ -109,6 +109,8 @@ export class MemoryRegion extends NativeHandle {
   readonly access: number;
   /** The registered bytes when registered from a buffer (null for an address). */
   readonly bytes: Uint8Array | null;
+  /** The protection domain it was registered in: only its queue pairs can use the lkey. */
+  readonly pd: NativeHandle;
 
   private constructor(
     parent: NativeHandle,
@@ -131,6 +133,7 @@ export class MemoryRegion extends NativeHandle {
     this.length = resolved.length;
     this.access = access;
     this.bytes = resolved.bytes;
+    this.pd = parent;
   }
 
   /** ibv_reg_mr. Prefer `ProtectionDomain.registerMemory`. */

@@ -23,7 +23,7 @@ import {
   WrOpcode,
 } from "./constants.ts";
 import type { Context } from "./context.ts";
-import { errorFromResult, lastError } from "./errors.ts";
+import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
 import { PreparedSend } from "./prepared_send.ts";
@@ -153,6 +153,16 @@ function writeU64(view: DataView, offset: number, name: string, value: unknown):
 const VALID_OPCODES = new Set<number>(Object.values(WrOpcode));
 const TYPE_NAMES: Record<string, number> = { RC: QpType.RC, UC: QpType.UC, UD: QpType.UD };
 
+/** A region or address handle of another protection domain: the device would fail the request
+ * with a protection error completion, so it is refused at post time. */
+function foreignPdError(verb: string, what: string): RdmaError {
+  return new RdmaError(
+    verb,
+    Errno.EINVAL,
+    `${what} belongs to another protection domain than the queue pair`,
+  );
+}
+
 /** A queue pair (struct ibv_qp). */
 export class QueuePair extends NativeHandle {
   /** QpType value. */
@@ -172,6 +182,8 @@ export class QueuePair extends NativeHandle {
   readonly #recvView = new DataView(this.#recv.buffer);
   /** Bytes described by the last #writeSges call (kept here so posting allocates nothing). */
   #sgeBytes = 0;
+  /** Regions and address handles of another protection domain fail on the device, later. */
+  readonly #pd: NativeHandle;
 
   private constructor(
     pointer: Deno.PointerObject,
@@ -198,6 +210,7 @@ export class QueuePair extends NativeHandle {
     this.maxSendSge = maxSendSge;
     this.maxRecvSge = maxRecvSge;
     this.#context = context;
+    this.#pd = pd;
   }
 
   /** ibv_create_qp. Prefer `ProtectionDomain.createQueuePair`. */
@@ -391,6 +404,7 @@ export class QueuePair extends NativeHandle {
       if ("mr" in e) {
         if (!(e.mr instanceof MemoryRegion)) throw new TypeError("sge.mr must be a MemoryRegion");
         e.mr.pointerFor(verb); // EBADF if it was deregistered
+        if (e.mr.pd !== this.#pd) throw foreignPdError(verb, "the region");
         const offset = e.offset === undefined
           ? 0
           : integerIn("sge.offset", e.offset, 0, e.mr.length);
@@ -490,6 +504,7 @@ export class QueuePair extends NativeHandle {
       if (!(ah instanceof AddressHandle)) {
         throw new TypeError("UD sends need ah: an AddressHandle (pd.createAddressHandle)");
       }
+      if (ah.pd !== this.#pd) throw foreignPdError("ibv_post_send", "the address handle");
       writeU64(v, SEND.ah, "ah", ah.address);
       v.setUint32(SEND.remote_qpn, integerIn("remoteQpn", wr.remoteQpn, 0, 0xffffff), true);
       v.setUint32(

@@ -238,6 +238,16 @@ Deno.test("bad work requests: TypeError, RangeError, or RdmaError, never a crash
       (e: unknown) => e instanceof RdmaError && e.code === "EBADF",
     );
   });
+  await t.step("a region of another protection domain is EINVAL, before the device", () => {
+    using otherPd = lo.ctx.allocProtectionDomain();
+    using foreign = otherPd.registerMemory(new Uint8Array(64));
+    const isForeign = (e: unknown) =>
+      e instanceof RdmaError && e.code === "EINVAL" && /protection domain/.test(e.message);
+    assert.throws(() => lo.a.postSend({ sge: { mr: foreign } }), isForeign);
+    assert.throws(() => lo.a.postRecv({ sge: { mr: foreign } }), isForeign);
+    assert.throws(() => lo.a.prepareSend({ sge: { mr: foreign } }), isForeign);
+    assert.equal(foreign.pd, otherPd);
+  });
   await t.step("connection parameters are checked", () => {
     using qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
     assert.throws(() => qp.connect(), TypeError);

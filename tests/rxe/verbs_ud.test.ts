@@ -1,6 +1,6 @@
 // rxe suite: UD send and receive through an address handle, with the 40-byte GRH in front.
 import assert from "node:assert/strict";
-import { GRH_BYTES, QpType, WcFlags, WcOpcode } from "../../verbs/mod.ts";
+import { GRH_BYTES, QpType, RdmaError, WcFlags, WcOpcode } from "../../verbs/mod.ts";
 import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
 
 Deno.test("UD send and receive through an address handle", async () => {
@@ -44,4 +44,12 @@ Deno.test("UD sends need an address handle and a remote QPN; RDMA is refused", (
     RangeError,
   );
   assert.throws(() => lo.pd.createAddressHandle({}), TypeError);
+  // An address handle of another protection domain is refused before it reaches the device.
+  using otherPd = lo.ctx.allocProtectionDomain();
+  using foreignAh = otherPd.createAddressHandle({ gid: peer.gid, gidIndex: peer.gidIndex });
+  assert.throws(
+    () => lo.a.postSend({ sge: { mr }, ah: foreignAh, remoteQpn: lo.b.qpn }),
+    (e: unknown) =>
+      e instanceof RdmaError && e.code === "EINVAL" && /protection domain/.test(e.message),
+  );
 });
