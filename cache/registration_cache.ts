@@ -15,6 +15,7 @@
  */
 import {
   FRONT_CLOSED,
+  FRONT_HOLDS,
   FRONT_SLOTS,
   PERMISSION_ACCESS,
   rcacheNative,
@@ -501,7 +502,9 @@ export class RegistrationCache implements Disposable {
     }
     const words = this.#frontWords;
     // Closed stays closed until this thread rebinds the word: a plain read can say no for sure.
-    if ((words[word] & FRONT_CLOSED) !== 0) return null;
+    // Only this thread adds, so a word below its full count cannot overflow into the closed bit;
+    // a full one leaves the next holds to the native count (FRONT_HOLDS < FRONT_CLOSED).
+    if (words[word] >= FRONT_HOLDS) return null;
     if ((Atomics.add(words, word, 1) & FRONT_CLOSED) !== 0) {
       Atomics.sub(words, word, 1); // the region left the index (its entries stay, and fail here)
       return null;
@@ -653,6 +656,12 @@ export class RegistrationCache implements Disposable {
         return new RdmaError("ibv_reg_mr", errno, `registering ${what}`);
       case RcacheStatus.NO_MEMORY:
         return new RdmaError("RegistrationCache.get", Errno.ENOMEM, "out of memory");
+      case RcacheStatus.HOLDS:
+        return new RdmaError(
+          "RegistrationCache.get",
+          Errno.EOVERFLOW,
+          `the region of ${what} already counts 2^31 holds: registrations are never released`,
+        );
       default:
         return new RdmaError("RegistrationCache.get", Errno.EIO, `unexpected status ${status}`);
     }

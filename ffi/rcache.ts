@@ -33,6 +33,7 @@ const SYMBOLS = {
   rcache_hooks_status: { parameters: [], result: "i32" },
   rcache_double_counters: { parameters: ["buffer", "i32"], result: "i32" },
   rcache_double_set_dereg_delay: { parameters: ["f64"], result: "void" },
+  rcache_testing_add_holds: { parameters: ["f64", "f64", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's functions. */
@@ -60,6 +61,7 @@ export const RcacheStatus = Object.freeze(
     TOO_MANY: -7,
     RANGE: -8,
     STATE: -9,
+    HOLDS: -10,
   } as const,
 );
 
@@ -127,6 +129,8 @@ export const FRONT_SLOTS = 4096;
 export const PERMISSION_ACCESS = 0x1f;
 /** Front word bit: closed, no hold may be taken through it. */
 export const FRONT_CLOSED = 0x40000000;
+/** Front word bits that count holds (RCACHE_FRONT_HOLDS). */
+export const FRONT_HOLDS = 0x3fffffff;
 
 /** Order of the values rcache_double_counters writes. */
 export const DOUBLE_COUNTER_NAMES = [

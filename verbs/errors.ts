@@ -20,6 +20,7 @@ export const Errno = {
   ENODEV: 19,
   EINVAL: 22,
   ENOSYS: 38,
+  EOVERFLOW: 75,
   ETIMEDOUT: 110,
 } as const;
 

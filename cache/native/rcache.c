@@ -658,6 +658,10 @@ int rcache_get(int slot, double address, double length, uint32_t access, int32_t
   struct rc_region *r = c->last;
   if (!r || r->start > start || r->end < end) r = rc_index_floor(c->root, start);
   if (r && r->end >= end && access_serves(r->access, access)) {
+    if (r->holders >= RCACHE_MAX_HOLDERS) {
+      leave(c);
+      return RCACHE_ERR_HOLDS; /* one more would wrap the count, and a held region could go */
+    }
     c->stats[RCACHE_STAT_HITS]++;
     hold(c, r);
     c->last = r;
@@ -752,6 +756,25 @@ int rcache_hooks_support_level(void) { return atomic_load(&hooks_level); }
 int rcache_hooks_status(void) { return atomic_load(&hooks_status); }
 
 void rcache_double_set_dereg_delay(double ns) { rc_registrar_double_set_dereg_delay((uint64_t)ns); }
+
+int rcache_testing_add_holds(double address, double count, int through_front) {
+  int changed = 0;
+  for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
+    struct rc_cache *c = enter(i);
+    if (!c) continue;
+    struct rc_region *r = rc_index_floor(c->root, (uintptr_t)address);
+    if (r && r->start == (uintptr_t)address) {
+      if (!through_front) {
+        r->holders += (uint32_t)count;
+      } else if (r->front >= 0) {
+        atomic_fetch_add(&c->front[r->front], (uint32_t)count);
+      }
+      changed++;
+    }
+    leave(c);
+  }
+  return changed;
+}
 
 int rcache_double_counters(double *out, int count) {
   struct rc_registrar_double_counters counters;

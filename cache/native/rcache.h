@@ -24,6 +24,11 @@
 #define RCACHE_ERR_TOO_MANY (-7)    /* all RCACHE_MAX_CACHES slots are in use */
 #define RCACHE_ERR_RANGE (-8)       /* empty range or one that wraps around the address space */
 #define RCACHE_ERR_STATE (-9)       /* release of a registration that is not held */
+#define RCACHE_ERR_HOLDS (-10)      /* the region already counts RCACHE_MAX_HOLDERS holds */
+
+/* Holds one region may count in `holders` (its front word adds at most RCACHE_FRONT_HOLDS):
+ * the total stays below 2^32. Only registrations that are never released get near it. */
+#define RCACHE_MAX_HOLDERS 0x80000000u
 
 /* What a successful get describes; read by TypeScript through a view, never reallocated. */
 struct rcache_result {
@@ -148,5 +153,10 @@ int rcache_hooks_status(void); /* the last opal_mem_hooks_* return code seen by 
 int rcache_double_counters(double *out, int count);
 /* The registrar double's deregistrations take `ns` nanoseconds each (process-wide). */
 void rcache_double_set_dereg_delay(double ns);
+
+/* Tests only: adds `count` holds to the region that starts at `address` in every open cache, to
+ * its front word (`through_front`) or to its holders, as that many unreleased gets would. Returns
+ * how many regions it changed. */
+int rcache_testing_add_holds(double address, double count, int through_front);
 
 #endif /* RCACHE_H */

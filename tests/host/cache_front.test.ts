@@ -6,7 +6,8 @@
  * eviction never takes a region held through its front word.
  */
 import assert from "node:assert/strict";
-import { Access } from "../../mod.ts";
+import { Access, RdmaError } from "../../mod.ts";
+import { FRONT_HOLDS, rcacheNative } from "../../ffi/rcache.ts";
 import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
 import { free, malloc, mapAnonymous, unmap } from "../../cache/testing/native_memory.ts";
 
@@ -217,4 +218,34 @@ Deno.test("while another thread drains deferred releases, a hit still goes nativ
     URL.revokeObjectURL(url);
     createRegistrarDouble(); // deregistrations instant again
   }
+});
+
+Deno.test("holds that are never released cannot wrap a region's counts", () => {
+  using cache = new RegistrationCache(double);
+  const block = mapAnonymous(MiB);
+  const target = { address: block.address, length: 4096 };
+  for (let i = 0; i < 3; i++) cache.get(target).release(); // the third hit needs no call
+  assert.equal(cache.stats().fastHits, 1, "precondition: the front word is in use");
+  const native = rcacheNative();
+  const address = Number(block.address);
+  // As if 2^30 - 2 gets through the front word had never been released.
+  assert.equal(native.rcache_testing_add_holds(address, FRONT_HOLDS - 1, 1), 1);
+  const last = cache.get(target); // takes the word's last count
+  assert.equal(cache.stats().fastHits, 2);
+  const next = cache.get(target); // a full word: the native count takes this one
+  assert.equal(next.hit, true);
+  assert.equal(cache.stats().fastHits, 2, "a hold past the word's count would read as closed");
+  // 2^31 native holds: the next get is refused rather than wrapping the count.
+  assert.equal(native.rcache_testing_add_holds(address, 2 ** 31 - 1, 0), 1);
+  assert.throws(
+    () => cache.get(target),
+    (e: unknown) => e instanceof RdmaError && e.code === "EOVERFLOW",
+  );
+  // Take the added holds back (wrapping arithmetic), then release the two real ones.
+  assert.equal(native.rcache_testing_add_holds(address, 2 ** 32 - (2 ** 31 - 1), 0), 1);
+  assert.equal(native.rcache_testing_add_holds(address, 2 ** 32 - (FRONT_HOLDS - 1), 1), 1);
+  next.release();
+  last.release();
+  assert.equal(cache.stats().inUse, 0, "every hold given back");
+  unmap(block);
 });
