@@ -1,8 +1,9 @@
 /**
  * Benchmark of the memory hooks: the time munmap of a populated 4 KiB mapping takes without the
- * hooks, with the hooks installed and no callback, and with a C callback registered that is not
- * interested in the range, measured side by side in one process over alternating rounds; and the
- * cost per event delivered to a TypeScript callback by flush().
+ * hooks, with the hooks installed and no callback, with a C callback registered that is not
+ * interested in the range, and with a registration cache open whose regions lie elsewhere,
+ * measured side by side in one process over alternating rounds; and the cost per event delivered
+ * to a TypeScript callback by flush().
  *
  * Run: `deno run -A --no-check bench/hooks_munmap.ts` (after `deno task build`). Prints a
  * Markdown table.
@@ -10,6 +11,8 @@
  * @module
  */
 import { type MemHookCallback, memHooks, OPAL_SUCCESS } from "../hooks/mod.ts";
+import { createRegistrarDouble, RegistrationCache } from "../cache/mod.ts";
+import { mapAnonymous } from "../cache/testing/native_memory.ts";
 import { probe } from "../tests/host/hooks_probe.ts";
 
 const ROUNDS = 21;
@@ -17,11 +20,30 @@ const BATCHES = 20;
 const BATCH = 1000;
 const UNMAPS = BATCHES * BATCH;
 
-type Config = "without hooks" | "hooks, no callback" | "hooks, uninterested C callback";
-const CONFIGS: Config[] = ["without hooks", "hooks, no callback", "hooks, uninterested C callback"];
+type Config =
+  | "without hooks"
+  | "hooks, no callback"
+  | "hooks, uninterested C callback"
+  | "an open registration cache, elsewhere";
+const CONFIGS: Config[] = [
+  "without hooks",
+  "hooks, no callback",
+  "hooks, uninterested C callback",
+  "an open registration cache, elsewhere",
+];
+
+/** The cache of the last configuration: 100 cached regions, none over the unmapped pages. */
+let cache: RegistrationCache | null = null;
+const cachedBlock = mapAnonymous(200 * 4096);
+
+function dropCache(): void {
+  cache?.close();
+  cache = null;
+}
 
 function setUp(config: Config): void {
   probe.probe_unregister();
+  dropCache();
   if (config === "without hooks") {
     memHooks.finalize();
     return;
@@ -32,6 +54,12 @@ function setUp(config: Config): void {
     probe.probe_record_watched_only(1);
     probe.probe_watch(Deno.UnsafePointer.create(0x1000n), 4096n, 0);
     if (probe.probe_register() !== OPAL_SUCCESS) throw new Error("register failed");
+  }
+  if (config === "an open registration cache, elsewhere") {
+    cache = new RegistrationCache(createRegistrarDouble(), { merge: false });
+    for (let i = 0; i < 100; i++) {
+      cache.get({ address: cachedBlock.address + BigInt(i * 8192), length: 4096 }).release();
+    }
   }
 }
 
@@ -57,6 +85,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 probe.probe_unregister();
 probe.probe_record_watched_only(0);
+dropCache();
 
 const base = median(samples.get("without hooks")!);
 console.log(`munmap of a populated 4 KiB mapping, ${ROUNDS} alternating rounds of ${UNMAPS} calls`);
