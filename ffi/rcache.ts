@@ -34,6 +34,7 @@ const SYMBOLS = {
   rcache_double_counters: { parameters: ["buffer", "i32"], result: "i32" },
   rcache_double_set_dereg_delay: { parameters: ["f64"], result: "void" },
   rcache_testing_add_holds: { parameters: ["f64", "f64", "i32"], result: "i32" },
+  rcache_testing_jam_rings: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's functions. */

@@ -44,31 +44,36 @@ void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t en
 
 /*
  * A cell a pusher has claimed but not yet filled: its range is on its way, and releases pushed
- * after it (whose memory may already be gone) wait behind it. Giving up here would leave them all
- * unapplied, and a lookup could then hit a region over memory that was unmapped and mapped again.
- * The pusher is a few stores away from publishing (it runs no call in between), so wait for it.
+ * after it (whose memory may already be gone) wait behind it. The pusher is a few stores away from
+ * publishing, so wait a little for it (yielding, in case it was preempted on this CPU), but not
+ * for ever: a pusher can also be stopped for good (a signal handler that longjmps out of the hook,
+ * a thread starved by a real-time one), and this runs with the cache lock held.
  */
-static size_t wait_for_publish(struct rc_pending_ring *ring, struct rc_pending_cell *cell,
-                               size_t at) {
-  for (unsigned spins = 0;; spins++) {
-    size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
-    if (sequence != at || atomic_load_explicit(&ring->enqueue_at, memory_order_acquire) == at) {
-      return sequence; /* published, or nobody had claimed it */
-    }
-    if (spins >= 64) sched_yield(); /* the pusher was preempted: let it run */
+static bool published_in_time(struct rc_pending_cell *cell, size_t at) {
+  for (unsigned tries = 0; tries < 64 + 32; tries++) {
+    if (atomic_load_explicit(&cell->sequence, memory_order_acquire) == at + 1) return true;
+    if (tries >= 64) sched_yield();
   }
+  return false;
 }
 
-bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end) {
+int rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end) {
   size_t at = atomic_load_explicit(&ring->dequeue_at, memory_order_relaxed);
   struct rc_pending_cell *cell = &ring->cells[at & MASK];
-  size_t sequence = wait_for_publish(ring, cell, at);
-  if (sequence != at + 1) return false;
+  size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
+  if (sequence != at + 1) {
+    if (atomic_load_explicit(&ring->enqueue_at, memory_order_acquire) == at) return 0; /* empty */
+    if (!published_in_time(cell, at)) return -1;
+  }
   *start = cell->start;
   *end = cell->end;
   atomic_store_explicit(&ring->dequeue_at, at + 1, memory_order_relaxed);
   atomic_store_explicit(&cell->sequence, at + RC_PENDING_SLOTS, memory_order_release);
-  return true;
+  return 1;
+}
+
+size_t rc_pending_claimed(struct rc_pending_ring *ring) {
+  return atomic_load_explicit(&ring->enqueue_at, memory_order_acquire);
 }
 
 bool rc_pending_take_overflow(struct rc_pending_ring *ring) {

@@ -33,8 +33,14 @@ struct rc_pending_ring {
 void rc_pending_init(struct rc_pending_ring *ring);
 /* Any thread, no locks, no allocation. A full ring raises `overflow` instead. */
 void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t end);
-/* Lock holder only. False when empty; waits for a cell a pusher has claimed to be filled. */
-bool rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end);
+/*
+ * Lock holder only: 1 with the oldest range, 0 when empty, -1 when the oldest cell was claimed by
+ * a pusher that has not filled it after a short wait. Then neither its range nor those behind it
+ * can be read yet: the caller must assume any memory was released (see rcache.c, drain_rounds).
+ */
+int rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end);
+/* Lock holder only: how many cells pushers have claimed so far (a count that only grows). */
+size_t rc_pending_claimed(struct rc_pending_ring *ring);
 /* Lock holder only: a cheap test (two relaxed loads) for "pop or take_overflow may find work".
  * A push whose hook has returned before the caller's operation began is always seen. */
 static inline bool rc_pending_maybe(struct rc_pending_ring *ring) {

@@ -37,6 +37,11 @@ struct rc_cache {
    * hook reads it without the lock to pass over releases no region can overlap: most releases in
    * a process concern other memory, and each pushed one costs a ring cell (see release_hook). */
   _Atomic uintptr_t span_start, span_end;
+  bool span_stale; /* a region left the index since the span was computed */
+  /* rc_pending_claimed() when a stuck ring cell last made the drain invalidate everything: the
+   * ranges claimed up to then are covered (see drain_rounds). */
+  size_t stuck_covered;
+  bool stuck_covered_valid;
   struct rc_region *last; /* the region the last lookup returned, while indexed: reuse of one
                            * buffer skips the tree walk */
   struct rc_list idle; /* oldest first: the eviction order */
@@ -85,8 +90,9 @@ static void after_fork_child(void) {
   for (int i = RCACHE_MAX_CACHES - 1; i >= 0; i--) {
     atomic_store_explicit(&caches[i].live, 0, memory_order_relaxed);
     atomic_store_explicit(&caches[i].owner, 0, memory_order_relaxed);
-    /* A cell another thread had claimed would never be filled here: a drain would wait forever. */
+    /* A cell another thread had claimed would never be filled here. */
     rc_pending_init(&caches[i].pending);
+    caches[i].stuck_covered_valid = false;
     pthread_mutex_unlock(&caches[i].lock);
   }
   pthread_mutex_unlock(&create_lock);
@@ -115,6 +121,26 @@ static void unlock_cache(struct rc_cache *c) {
 static void span_clear(struct rc_cache *c) {
   atomic_store(&c->span_start, UINTPTR_MAX);
   atomic_store(&c->span_end, 0);
+}
+
+/* Shrinks the span to the index after removals (never leaves a region outside it). */
+static void span_refresh(struct rc_cache *c) {
+  if (!c->span_stale) return;
+  c->span_stale = false;
+  if (!c->root) {
+    span_clear(c);
+    return;
+  }
+  struct rc_region *first = c->root, *last = rc_index_floor(c->root, UINTPTR_MAX);
+  while (first->left) first = first->left;
+  atomic_store(&c->span_start, first->start);
+  atomic_store(&c->span_end, last->end);
+}
+
+/* Takes `r` out of the tree; the span shrinks at the end of the operation (span_refresh). */
+static void index_remove(struct rc_cache *c, struct rc_region *r) {
+  rc_index_remove(&c->root, r);
+  c->span_stale = true;
 }
 
 /* Before registering [start, end): from here on the hook sees releases of that memory. */
@@ -228,7 +254,7 @@ static void discard_idle(struct rc_cache *c, struct rc_region *r, enum rcache_st
   }
   if (r->holders || !front_close_unheld(c, r)) return;
   if (c->last == r) c->last = NULL;
-  rc_index_remove(&c->root, r); /* idle regions are always indexed */
+  index_remove(c, r); /* idle regions are always indexed */
   c->stats[RCACHE_STAT_INDEXED]--;
   deregister(c, r, path, count_path);
   bury(c, r);
@@ -244,7 +270,7 @@ static void retire(struct rc_cache *c, struct rc_region *r, enum rcache_stat pat
     discard_idle(c, r, path, count_path);
   } else {
     if (c->last == r) c->last = NULL;
-    rc_index_remove(&c->root, r);
+    index_remove(c, r);
     c->stats[RCACHE_STAT_INDEXED]--;
     rc_list_append(&c->retired, r);
     atomic_fetch_add_explicit(&c->releases.retired, 1, memory_order_relaxed);
@@ -286,8 +312,9 @@ static void free_graveyard(struct rc_cache *c) {
   }
 }
 
-/* Applies what the pending ring and the graveyard hold, until a round finds nothing more. */
-static void drain_rounds(struct rc_cache *c, bool in_hook) {
+/* Applies what the pending ring and the graveyard hold, until a round finds nothing more. False
+ * when a stuck ring cell was met (everything was invalidated instead). */
+static bool drain_rounds(struct rc_cache *c, bool in_hook) {
   for (int round = 0; round < 8; round++) {
     bool worked = false;
     if (rc_pending_take_overflow(&c->pending)) {
@@ -295,16 +322,35 @@ static void drain_rounds(struct rc_cache *c, bool in_hook) {
       worked = true;
     }
     uintptr_t start, end;
-    while (rc_pending_pop(&c->pending, &start, &end)) {
+    int popped;
+    while ((popped = rc_pending_pop(&c->pending, &start, &end)) > 0) {
       invalidate_range(c, start, end, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
       worked = true;
+    }
+    if (popped < 0) {
+      /*
+       * A stuck cell hides the ranges behind it, whose memory may be gone: like an overflow,
+       * release everything, unless no cell was claimed since the last time (all covered then).
+       * The ring stays where it is; the caller keeps the deferred bit set so later operations
+       * come back here until the cell is filled.
+       */
+      size_t claimed = rc_pending_claimed(&c->pending);
+      if (!c->stuck_covered_valid || c->stuck_covered != claimed) {
+        invalidate_everything(c, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
+        atomic_fetch_add(&c->pending.overflows, 1); /* counted as an overflow: the same remedy */
+        c->stuck_covered = claimed;
+        c->stuck_covered_valid = true;
+      }
+      if (!in_hook && c->graveyard) free_graveyard(c);
+      return false;
     }
     if (!in_hook && c->graveyard) {
       free_graveyard(c);
       worked = true;
     }
-    if (!worked) return;
+    if (!worked) return true;
   }
+  return true;
 }
 
 /*
@@ -324,7 +370,10 @@ static void drain_pending(struct rc_cache *c, bool in_hook) {
    * range or the bit stays set after it.
    */
   atomic_exchange_explicit(&c->releases.deferred, RCACHE_DRAINING, memory_order_seq_cst);
-  drain_rounds(c, in_hook);
+  if (!drain_rounds(c, in_hook)) {
+    /* Ranges are still hidden in the ring: hits keep coming here (set before DRAINING goes). */
+    atomic_fetch_or_explicit(&c->releases.deferred, RCACHE_DEFERRED, memory_order_seq_cst);
+  }
   atomic_fetch_and_explicit(&c->releases.deferred, ~RCACHE_DRAINING, memory_order_seq_cst);
 }
 
@@ -423,6 +472,7 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
       apply_releases(c); /* released before this memory went: idle, so deregistered now */
       drain_pending(c, true);
       invalidate_range(c, start, end, RCACHE_STAT_DEREGISTRATIONS_IN_RELEASE);
+      span_refresh(c);
     }
     unlock_cache(c);
   }
@@ -464,10 +514,12 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     if (!use_double) rc_verbs_text_scan();
     struct rc_cache *c = &caches[slot];
     lock_cache(c);
-    /* Releases pushed while the slot was free concern a cache that no longer exists. */
+    /* Releases pushed while the slot was free concern a cache that no longer exists (a stuck
+     * cell stops this; what stays behind it only costs the new cache a spurious invalidation). */
     uintptr_t start, end;
-    while (rc_pending_pop(&c->pending, &start, &end)) {
+    while (rc_pending_pop(&c->pending, &start, &end) > 0) {
     }
+    c->stuck_covered_valid = false;
     rc_pending_take_overflow(&c->pending);
     atomic_store(&c->pending.overflows, 0);
     c->registrar = use_double ? rc_registrar_double((uint64_t)double_pin_limit) : rc_verbs_registrar(pd);
@@ -476,6 +528,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     c->merge = merge != 0;
     c->root = NULL;
     span_clear(c);
+    c->span_stale = false;
     c->last = NULL;
     c->idle = (struct rc_list){0};
     c->retired = (struct rc_list){0};
@@ -516,7 +569,7 @@ static struct rc_cache *enter(int slot) {
 
 static void leave(struct rc_cache *c) {
   drain_pending(c, false);
-  if (!c->root) span_clear(c); /* regions left the index: releases concern nobody again */
+  span_refresh(c);
   unlock_cache(c);
 }
 
@@ -772,6 +825,27 @@ int rcache_testing_add_holds(double address, double count, int through_front) {
       changed++;
     }
     leave(c);
+  }
+  return changed;
+}
+
+int rcache_testing_jam_rings(int jam) {
+  static size_t claimed_at[RCACHE_MAX_CACHES];
+  static bool jammed[RCACHE_MAX_CACHES];
+  int changed = 0;
+  for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
+    struct rc_pending_ring *ring = &caches[i].pending;
+    if (jam && atomic_load(&caches[i].live) && !jammed[i]) {
+      claimed_at[i] = atomic_fetch_add(&ring->enqueue_at, 1); /* the cell is expected to be free */
+      jammed[i] = true;
+      changed++;
+    } else if (!jam && jammed[i]) {
+      struct rc_pending_cell *cell = &ring->cells[claimed_at[i] & (RC_PENDING_SLOTS - 1)];
+      cell->start = cell->end = 0; /* an empty range: invalidates nothing */
+      atomic_store_explicit(&cell->sequence, claimed_at[i] + 1, memory_order_release);
+      jammed[i] = false;
+      changed++;
+    }
   }
   return changed;
 }

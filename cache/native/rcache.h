@@ -158,5 +158,9 @@ void rcache_double_set_dereg_delay(double ns);
  * its front word (`through_front`) or to its holders, as that many unreleased gets would. Returns
  * how many regions it changed. */
 int rcache_testing_add_holds(double address, double count, int through_front);
+/* Tests only: `jam` 1 claims a cell in the pending ring of every open cache without filling it,
+ * as a pusher stopped between the two would; 0 fills those cells (with an empty range). Returns
+ * how many rings it changed. */
+int rcache_testing_jam_rings(int jam);
 
 #endif /* RCACHE_H */

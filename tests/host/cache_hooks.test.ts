@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { rcacheNative } from "../../ffi/rcache.ts";
 import {
   free,
   MADV_DONTNEED,
@@ -243,6 +244,61 @@ Deno.test("releases outside every cached region leave the pending ring alone", (
   assert.equal(s.pendingOverflows, 0);
   r.release();
   unmap(block);
+});
+
+Deno.test("the span shrinks when a region goes: releases where it was are passed over", () => {
+  using cache = new RegistrationCache(double);
+  const block = mapAnonymous(4096);
+  cache.get(target(block)).release();
+  const first = malloc(64 * MiB);
+  cache.get(target(first, 0, MiB)).release();
+  free(first);
+  assert.equal(cache.stats().invalidations, 1, "precondition: the free was applied");
+  // glibc maps and unmaps these where `first` was, outside what is cached now.
+  for (let i = 0; i < 400; i++) free(malloc(64 * MiB));
+  const r = cache.get(target(block));
+  const s = cache.stats();
+  assert.equal(r.hit, true, JSON.stringify(s));
+  assert.equal(s.pendingOverflows, 0);
+  r.release();
+  unmap(block);
+});
+
+Deno.test("a ring cell stuck before a deferred release: no stale hit, no hang, hits go native", () => {
+  using cache = new RegistrationCache(double);
+  const native = rcacheNative();
+  const elsewhere = mapAnonymous(4096);
+  const hitElsewhere = () => {
+    const r = cache.get(target(elsewhere));
+    r.release();
+    return r.hit;
+  };
+  for (let i = 0; i < 3; i++) cache.get(target(elsewhere)).release(); // the third needs no call
+  const first = malloc(64 * MiB);
+  cache.get(target(first, 0, MiB)).release();
+  assert.equal(native.rcache_testing_jam_rings(1), 1);
+  try {
+    free(first); // deferred (glibc unmaps it), and hidden behind the jammed cell
+    const again = malloc(64 * MiB);
+    const r = cache.get(target(again, 0, MiB));
+    assert.equal(r.hit, false, "a stale hit on memory free() released");
+    r.release();
+    free(again);
+    // Everything was let go, once: the region elsewhere registers again, then hits natively
+    // (the deferred bit stays set while the cell is stuck, so no hit skips the native check).
+    const fastHits = cache.stats().fastHits;
+    assert.equal(hitElsewhere(), false);
+    for (let i = 0; i < 3; i++) assert.equal(hitElsewhere(), true);
+    assert.equal(cache.stats().fastHits, fastHits);
+    assert.ok(cache.stats().pendingOverflows >= 1);
+  } finally {
+    native.rcache_testing_jam_rings(0);
+  }
+  // Filled: the ring drains again and hits skip the native call once more.
+  const fastHits = cache.stats().fastHits;
+  for (let i = 0; i < 3; i++) cache.get(target(elsewhere)).release();
+  assert.ok(cache.stats().fastHits > fastHits);
+  unmap(elsewhere);
 });
 
 /**
