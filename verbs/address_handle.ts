@@ -15,7 +15,8 @@ export interface PathOptions {
   lid?: number;
   /** Remote GID (16 bytes or IPv6 text). Needed on RoCE, where a GRH is required. */
   gid?: Uint8Array | string;
-  /** Local GID index to send from (sgid_index). Default 0. */
+  /** Local GID index to send from (sgid_index). Default: `Context.defaultGidIndex(port)` for an
+   * address handle (RoCE v2 on Ethernet), 0 for a queue pair's path. */
   gidIndex?: number;
   /** Local port. Default 1. */
   port?: number;
@@ -62,12 +63,19 @@ export class AddressHandle extends NativeHandle {
   }
 
   /** ibv_create_ah. Prefer `ProtectionDomain.createAddressHandle`. */
-  static create(pd: NativeHandle, path: PathOptions): AddressHandle {
-    const opts = optionsObject("path", path);
+  static create(
+    pd: NativeHandle,
+    path: PathOptions,
+    defaultGidIndex: (port: number) => number = () => 0,
+  ): AddressHandle {
+    const opts = { ...optionsObject("path", path) };
     if (opts.lid === undefined && opts.gid === undefined) {
       throw new TypeError("an address handle needs a lid or a gid");
     }
     if (opts.lid !== undefined) integerIn("lid", opts.lid, 0, 0xffff);
+    if (opts.gidIndex === undefined && opts.gid !== undefined) {
+      opts.gidIndex = defaultGidIndex(optionalInteger("port", opts.port, 1, 1, 255));
+    }
     const desc = new Uint8Array(PATH.size);
     writePath(desc, opts);
     const pointer = verbsShim().drv_create_ah(pd.pointerFor("ibv_create_ah"), desc);

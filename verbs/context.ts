@@ -7,11 +7,35 @@
 import { DEVICE_ATTR, GID, PORT_ATTR } from "../ffi/layout.ts";
 import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
 import { CompletionQueue, type CompletionQueueOptions } from "./completion_queue.ts";
-import { GID_TYPES } from "./constants.ts";
-import { errorFromResult, lastError } from "./errors.ts";
+import { GID_TYPES, LinkLayer, PortState } from "./constants.ts";
+import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { ProtectionDomain } from "./protection_domain.ts";
 import { gidText, integerIn } from "./validate.ts";
+
+const PORT_STATE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(PortState).map(([name, value]) => [value, name]),
+);
+
+/**
+ * Why a port cannot carry traffic, or null when it can: it must be ACTIVE, and an InfiniBand port
+ * needs a LID (link layer 0, from old drivers, counts as InfiniBand, as in libibverbs).
+ */
+export function portProblem(
+  attr: Pick<PortAttributes, "state" | "lid" | "linkLayer">,
+): string | null {
+  if (attr.state !== PortState.ACTIVE) {
+    const name = PORT_STATE_NAMES[attr.state] ?? `state ${attr.state}`;
+    return `is ${name}, not ACTIVE: check its link` +
+      (attr.linkLayer === LinkLayer.ETHERNET
+        ? " (the network interface is up?)"
+        : " and that a subnet manager runs");
+  }
+  if (attr.linkLayer !== LinkLayer.ETHERNET && attr.lid === 0) {
+    return "is InfiniBand with LID 0: no subnet manager has configured it (start opensm)";
+  }
+  return null;
+}
 
 /** Device attributes (a subset of struct ibv_device_attr). */
 export interface DeviceAttributes {
@@ -152,6 +176,36 @@ export class Context extends NativeHandle {
       activeSpeed: v.getUint8(PORT_ATTR.active_speed),
       physState: v.getUint8(PORT_ATTR.phys_state),
     };
+  }
+
+  /**
+   * ibv_query_port of a port that can carry traffic; throws RdmaError ENETDOWN when it is not
+   * ACTIVE, or is an InfiniBand port without a LID (no subnet manager has configured it): a
+   * connection made through it would only time out.
+   */
+  queryActivePort(port = 1): PortAttributes {
+    const attr = this.queryPort(port);
+    const problem = portProblem(attr);
+    if (problem !== null) {
+      throw new RdmaError(
+        "ibv_query_port",
+        Errno.ENETDOWN,
+        `${this.deviceName} port ${port} ${problem}`,
+      );
+    }
+    return attr;
+  }
+
+  /**
+   * The GID index used when none is given: on Ethernet (RoCE) ports the first RoCE v2 entry with
+   * an IPv4-mapped address, else the first RoCE v2 entry, else 0. On InfiniBand, 0.
+   */
+  defaultGidIndex(port = 1): number {
+    if (this.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return 0;
+    const table = this.gidTable(port);
+    const v2 = table.filter((e) => e.type === "roce-v2");
+    const mapped = v2.find((e) => e.gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0)));
+    return (mapped ?? v2[0] ?? table[0])?.index ?? 0;
   }
 
   /** ibv_query_gid_ex: one GID table entry. Throws RdmaError (ENODATA) for an empty entry. */

@@ -21,6 +21,7 @@ export const Errno = {
   EINVAL: 22,
   ENOSYS: 38,
   EOVERFLOW: 75,
+  ENETDOWN: 100,
   ETIMEDOUT: 110,
 } as const;
 

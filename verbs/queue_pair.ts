@@ -261,27 +261,27 @@ export class QueuePair extends NativeHandle {
     return verbsShim().drv_qp_state(this.pointerFor("ibv_query_qp"));
   }
 
-  /**
-   * The GID index used when none is given: on Ethernet (RoCE) ports the first RoCE v2 entry with
-   * an IPv4-mapped address, else the first RoCE v2 entry, else 0.
-   */
+  /** `Context.defaultGidIndex` of this queue pair's device. */
   defaultGidIndex(port = 1): number {
-    if (this.#context.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return 0;
-    const table = this.#context.gidTable(port);
-    const v2 = table.filter((e) => e.type === "roce-v2");
-    const mapped = v2.find((e) => e.gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0)));
-    return (mapped ?? v2[0] ?? table[0])?.index ?? 0;
+    return this.#context.defaultGidIndex(port);
   }
 
-  /** What the peer needs to connect to this queue pair (send it over any channel). */
+  /**
+   * What the peer needs to connect to this queue pair (send it over any channel). Throws
+   * RdmaError ENETDOWN when the port cannot carry traffic (`Context.queryActivePort`). On
+   * InfiniBand without `gidIndex` the GID is all zero: the peer addresses this end by LID, with
+   * no GRH, as perftest does without `-x`.
+   */
   localInfo(options?: { port?: number; gidIndex?: number }): Required<ConnectionInfo> {
     const opts = optionsObject("options", options);
     const port = optionalInteger("port", opts.port, 1, 1, 255);
+    const attr = this.#context.queryActivePort(port);
     const gidIndex = opts.gidIndex === undefined
       ? this.defaultGidIndex(port)
       : integerIn("gidIndex", opts.gidIndex, 0, 255);
-    const attr = this.#context.queryPort(port);
-    const gid = this.#context.queryGid(port, gidIndex).gid;
+    const gid = opts.gidIndex === undefined && attr.linkLayer !== LinkLayer.ETHERNET
+      ? new Uint8Array(16)
+      : this.#context.queryGid(port, gidIndex).gid;
     return {
       qpn: this.qpn,
       psn: this.psn,
@@ -331,17 +331,14 @@ export class QueuePair extends NativeHandle {
         trafficClass: opts.trafficClass,
       };
       writePath(desc, path);
-      const active = this.#context.queryPort(port).activeMtu;
+      const active = this.#context.queryActivePort(port).activeMtu;
       const mtu = Math.min(
         active,
         optionalInteger("remote.mtu", r.mtu, active, 1, 5),
         optionalInteger("mtu", opts.mtu, active, 1, 5),
       );
       v.setUint8(PATH.path_mtu, mtu);
-      v.setUint8(
-        PATH.max_dest_rd_atomic,
-        optionalInteger("maxDestRdAtomic", opts.maxDestRdAtomic, 1, 0, 255),
-      );
+      v.setUint8(PATH.max_dest_rd_atomic, this.#rdAtomicDepth("maxDestRdAtomic", opts));
       v.setUint8(PATH.min_rnr_timer, optionalInteger("minRnrTimer", opts.minRnrTimer, 12, 0, 31));
     }
     const result = verbsShim().drv_modify_qp_rtr(this.pointerFor("ibv_modify_qp"), desc);
@@ -357,7 +354,7 @@ export class QueuePair extends NativeHandle {
       optionalInteger("timeout", opts.timeout, 14, 0, 31),
       optionalInteger("retryCount", opts.retryCount, 7, 0, 7),
       optionalInteger("rnrRetry", opts.rnrRetry, 7, 0, 7),
-      optionalInteger("maxRdAtomic", opts.maxRdAtomic, 1, 0, 255),
+      this.#rdAtomicDepth("maxRdAtomic", opts),
     );
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to RTS");
   }
@@ -373,6 +370,24 @@ export class QueuePair extends NativeHandle {
     this.toInit(options);
     this.toRtr(remote, options);
     this.toRts(options);
+  }
+
+  /**
+   * An RDMA READ/atomic depth (default 1), within what the device takes: ibv_modify_qp would
+   * only say EINVAL.
+   */
+  #rdAtomicDepth(name: "maxRdAtomic" | "maxDestRdAtomic", opts: ConnectOptions): number {
+    const depth = optionalInteger(name, opts[name], 1, 0, 255);
+    if (depth > 1) {
+      const device = this.#context.queryDevice();
+      const limit = name === "maxRdAtomic" ? device.maxQpInitRdAtom : device.maxQpRdAtom;
+      if (depth > limit) {
+        throw new RangeError(
+          `${name} ${depth} is more than ${this.#context.deviceName} takes (${limit})`,
+        );
+      }
+    }
+    return depth;
   }
 
   /** Moves to ERR: outstanding requests complete with WR_FLUSH_ERR. */

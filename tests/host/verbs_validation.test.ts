@@ -7,11 +7,14 @@ import {
   AddressHandle,
   CompletionQueue,
   gidText,
+  LinkLayer,
   MemoryRegion,
   NativeHandle,
+  PortState,
   QueuePair,
   WorkCompletions,
 } from "../../verbs/mod.ts";
+import { portProblem } from "../../verbs/context.ts";
 import { gidBytes } from "../../verbs/validate.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
@@ -134,4 +137,21 @@ Deno.test("queue pairs, completion queues and address handles check options firs
   assert.throws(() => AddressHandle.create(parent, { gid: "::1", hopLimit: 256 }), RangeError);
   assert.throws(() => AddressHandle.create(parent, { lid: -1 }), RangeError);
   parent.close();
+});
+
+Deno.test("a port that cannot carry traffic is named, with the reason", () => {
+  const { ACTIVE, DOWN, INIT } = PortState;
+  const { INFINIBAND, ETHERNET, UNSPECIFIED } = LinkLayer;
+  assert.equal(portProblem({ state: ACTIVE, lid: 5, linkLayer: INFINIBAND }), null);
+  assert.equal(
+    portProblem({ state: ACTIVE, lid: 0, linkLayer: ETHERNET }),
+    null,
+    "RoCE has no LID",
+  );
+  assert.match(portProblem({ state: DOWN, lid: 0, linkLayer: ETHERNET })!, /DOWN, not ACTIVE/);
+  assert.match(portProblem({ state: INIT, lid: 0, linkLayer: INFINIBAND })!, /subnet manager/);
+  // ACTIVE without a LID: InfiniBand, or an old driver's unspecified link layer (libibverbs: IB).
+  for (const linkLayer of [INFINIBAND, UNSPECIFIED]) {
+    assert.match(portProblem({ state: ACTIVE, lid: 0, linkLayer })!, /LID 0/);
+  }
 });

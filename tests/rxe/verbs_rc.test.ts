@@ -255,6 +255,13 @@ Deno.test("bad work requests: TypeError, RangeError, or RdmaError, never a crash
     assert.throws(() => qp.connect({ ...lo.a.localInfo(), qpn: "1" }), TypeError);
     assert.throws(() => qp.connect({ ...lo.a.localInfo(), gid: "nonsense" }), RangeError);
     assert.throws(() => qp.toRts(), RdmaError, "RESET -> RTS is refused by the verb");
+    // A read/atomic depth beyond the device's: a RangeError naming the limit, not a bare EINVAL.
+    const limit = lo.ctx.queryDevice().maxQpInitRdAtom;
+    assert.ok(limit < 255, `precondition: the device takes fewer than 255 (${limit})`);
+    assert.throws(
+      () => qp.connect(lo.a.localInfo(), { maxRdAtomic: 255 }),
+      (e: unknown) => e instanceof RangeError && e.message.includes(`(${limit})`),
+    );
   });
   await t.step("a closed queue pair is EBADF", () => {
     const qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });

@@ -11,7 +11,9 @@ Deno.test("UD send and receive through an address handle", async () => {
   using out = lo.pd.registerMemory(message);
   using inMr = lo.pd.registerMemory(inbox);
   const peer = lo.b.localInfo();
-  using ah = lo.pd.createAddressHandle({ lid: peer.lid, gid: peer.gid, gidIndex: peer.gidIndex });
+  // No gidIndex: the address handle takes the port's default (RoCE v2), as localInfo() does.
+  using ah = lo.pd.createAddressHandle({ lid: peer.lid, gid: peer.gid });
+  assert.equal(lo.ctx.defaultGidIndex(), peer.gidIndex);
   lo.b.postRecv({ wrId: 1, sge: { mr: inMr } });
   lo.a.postSend({ wrId: 2, sge: { mr: out }, ah, remoteQpn: peer.qpn });
   const wcs = await lo.completions(2);
