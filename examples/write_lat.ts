@@ -133,6 +133,7 @@ async function main(): Promise<number> {
     size: 2,
     iters: 1000,
     txDepth: TX_DEPTH,
+    latency: true,
   });
   const { size, iters } = args.session;
   using s = await openSession({ ...args.session, bufferBytes: 2 * size, txDepth: SEND_QUEUE });

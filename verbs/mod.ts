@@ -45,6 +45,7 @@ export {
   type ConnectionInfo,
   type ConnectOptions,
   QueuePair,
+  type QueuePairCaps,
   type QueuePairOptions,
   type RecvRequest,
   type ScatterGather,

@@ -153,6 +153,15 @@ function writeU64(view: DataView, offset: number, name: string, value: unknown):
 const VALID_OPCODES = new Set<number>(Object.values(WrOpcode));
 const TYPE_NAMES: Record<string, number> = { RC: QpType.RC, UC: QpType.UC, UD: QpType.UD };
 
+/** A queue pair's capacities (struct ibv_qp_cap), from `QueuePair.queryCaps()`. */
+export interface QueuePairCaps {
+  maxSendWr: number;
+  maxRecvWr: number;
+  maxSendSge: number;
+  maxRecvSge: number;
+  maxInlineData: number;
+}
+
 /** A region or address handle of another protection domain: the device would fail the request
  * with a protection error completion, so it is refused at post time. */
 function foreignPdError(verb: string, what: string): RdmaError {
@@ -252,8 +261,25 @@ export class QueuePair extends NativeHandle {
       maxInline,
       opts.signalAll === false ? 0 : 1,
     );
-    if (pointer === null) throw lastError("ibv_create_qp");
+    if (pointer === null) {
+      const asked = `${maxSendWr}/${maxRecvWr} work requests, ${maxSendSge}/${maxRecvSge} sges, ` +
+        `${maxInline} bytes inline`;
+      throw lastError(
+        "ibv_create_qp",
+        `${asked} (queryDevice() has the device's limits; ` +
+          `inline data also has to fit a send queue entry)`,
+      );
+    }
     return new QueuePair(pointer, pd, context, type, sendCq, recvCq, maxSendSge, maxRecvSge);
+  }
+
+  /** ibv_query_qp(IBV_QP_CAP): what the provider gave, which may be more than was asked. */
+  queryCaps(): QueuePairCaps {
+    const out = new Uint32Array(5);
+    const result = verbsShim().drv_query_qp_caps(this.pointerFor("ibv_query_qp"), out);
+    if (result !== 0) throw errorFromResult("ibv_query_qp", result, "capabilities");
+    const [maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData] = out;
+    return { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData };
   }
 
   /** The current state (QpState), as libibverbs last set it. */

@@ -35,8 +35,10 @@ export interface SessionOptions {
   bufferBytes: number;
   /** Send queue depth (outstanding writes). */
   txDepth: number;
-  /** Largest message sent inline (IBV_SEND_INLINE); 0 for none. Default 0. */
+  /** Largest message sent inline (IBV_SEND_INLINE); 0 for none. Default: `defaultInlineSize`. */
   maxInlineData?: number;
+  /** A latency test (perftest inlines small writes there by default). */
+  latency?: boolean;
   tcpPort: number;
   /** The server's address; absent on the server. */
   host?: string;
@@ -110,6 +112,17 @@ function pageAlignedBuffer(bytes: number): Uint8Array {
   return backing.subarray(offset, offset + bytes);
 }
 
+/** Mellanox/NVIDIA's PCI vendor id (ConnectX HCAs). */
+const MELLANOX_VENDOR_ID = 0x02c9;
+
+/**
+ * perftest's default inline size: 220 bytes for a WRITE latency test on a device it knows (the
+ * ConnectX family), 0 otherwise (bandwidth tests, and devices such as rxe).
+ */
+export function defaultInlineSize(latency: boolean, vendorId: number): number {
+  return latency && vendorId === MELLANOX_VENDOR_ID ? 220 : 0;
+}
+
 /**
  * Opens the device, creates the queue pair and buffer, exchanges connection details with the peer
  * (the client connects to `host`, the server accepts), connects the queue pair, and waits until
@@ -127,12 +140,14 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     closers.push(pd);
     const cq = ctx.createCompletionQueue({ entries: Math.max(o.txDepth, 16) });
     closers.push(cq);
+    const maxInlineData = o.maxInlineData ??
+      defaultInlineSize(o.latency === true, ctx.queryDevice().vendorId);
     const qp = pd.createQueuePair({
       type: "RC",
       sendCq: cq,
       maxSendWr: o.txDepth,
       maxRecvWr: 1,
-      maxInlineData: o.maxInlineData ?? 0,
+      maxInlineData,
       signalAll: false,
     });
     closers.push(qp);
@@ -201,7 +216,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       addressLines: [addressLine("local", mine), addressLine("remote", theirs)],
       gidIndex: info.gidIndex,
       mtuBytes: 128 << Math.min(info.mtu, theirs.mtu),
-      maxInlineData: o.maxInlineData ?? 0,
+      maxInlineData,
       [Symbol.dispose]: close,
     };
   } catch (e) {

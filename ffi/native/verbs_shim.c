@@ -457,6 +457,23 @@ EXPORT uint32_t drv_qp_num(struct ibv_qp *qp)
 	return qp->qp_num;
 }
 
+/* The capacities the provider gave the queue pair (it may round requests up): max_send_wr,
+ * max_recv_wr, max_send_sge, max_recv_sge, max_inline_data, in that order. */
+EXPORT int drv_query_qp_caps(struct ibv_qp *qp, uint32_t *out)
+{
+	struct ibv_qp_attr attr;
+	struct ibv_qp_init_attr init;
+	int err = ibv_query_qp(qp, &attr, IBV_QP_CAP, &init);
+	if (err)
+		return fail(err);
+	out[0] = attr.cap.max_send_wr;
+	out[1] = attr.cap.max_recv_wr;
+	out[2] = attr.cap.max_send_sge;
+	out[3] = attr.cap.max_recv_sge;
+	out[4] = attr.cap.max_inline_data;
+	return 0;
+}
+
 EXPORT int32_t drv_qp_state(struct ibv_qp *qp)
 {
 	return qp->state;

@@ -2,6 +2,7 @@
 // --help prints the usage and exits 0; an unknown option or an out-of-range value prints the
 // problem and the usage and exits 2, as rdma-core's and perftest's tools do.
 import assert from "node:assert/strict";
+import { defaultInlineSize } from "../../examples/lib/perftest_session.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -46,3 +47,9 @@ for (const [name, zeroOption] of EXAMPLES) {
     });
   });
 }
+
+Deno.test("perftest's default inline size: 220 for latency on ConnectX, else 0", () => {
+  assert.equal(defaultInlineSize(true, 0x02c9), 220);
+  assert.equal(defaultInlineSize(false, 0x02c9), 0, "bandwidth tests do not inline by default");
+  assert.equal(defaultInlineSize(true, 0xffffff), 0, "rxe and other devices: none");
+});

@@ -284,6 +284,30 @@ Deno.test("moving a queue pair to ERR flushes its posted receives", async () => 
   assert.ok(wcs.every((w) => w.status === WcStatus.WR_FLUSH_ERR));
 });
 
+Deno.test("queryCaps reports what the provider gave; an oversized request names it", () => {
+  using lo = openLoopback();
+  using qp = lo.pd.createQueuePair({
+    type: "RC",
+    sendCq: lo.cq,
+    maxSendWr: 33,
+    maxSendSge: 2,
+    maxInlineData: 64,
+  });
+  const caps = qp.queryCaps();
+  assert.ok(caps.maxSendWr >= 33, JSON.stringify(caps));
+  assert.ok(caps.maxSendSge >= 2 && caps.maxRecvSge >= 1, JSON.stringify(caps));
+  assert.ok(caps.maxInlineData >= 64, JSON.stringify(caps));
+  // More inline data than a send queue entry holds: the error says what was asked.
+  assert.throws(
+    () => lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq, maxInlineData: 65536 }),
+    (e: unknown) =>
+      e instanceof RdmaError && e.verb === "ibv_create_qp" &&
+      e.message.includes("65536 bytes inline"),
+  );
+  qp.close();
+  assert.throws(() => qp.queryCaps(), (e: unknown) => e instanceof RdmaError && e.code === "EBADF");
+});
+
 Deno.test("a region keeps its buffer alive when nothing else references it", async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   using lo = openLoopback();
