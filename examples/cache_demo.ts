@@ -7,7 +7,7 @@
  * deferred to the next cache call, and VmPin right after the last release and at the end (after
  * trimming the heap and one more cache call).
  *
- *     deno run -A examples/cache_demo.ts [-d device] [--rounds N] [--json]
+ *     deno run -A examples/cache_demo.ts [-d device] [-i port] [--rounds N] [--json]
  *
  * Buffers come from glibc's malloc (64 KiB to 1 MiB, with a fixed 64 KiB mmap threshold, so those
  * the heap cannot serve get their own mapping, which free() unmaps) or straight from mmap (1 and
@@ -42,12 +42,12 @@ import {
   trimHeap,
   vmPinKiB,
 } from "./lib/libc_memory.ts";
-import { DEVICE_FLAG, type FlagSpec, integerOption, parseOptions } from "./lib/options.ts";
+import { DEVICE_PORT_FLAGS, type FlagSpec, integerOption, parseOptions } from "./lib/options.ts";
 import { runMain } from "./lib/run_main.ts";
 
 const USAGE = "cache_demo.ts [options]";
 const FLAGS: Record<string, FlagSpec> = {
-  ...DEVICE_FLAG,
+  ...DEVICE_PORT_FLAGS,
   rounds: { short: "n", type: "string", help: "<n>  sends per run (default 300)" },
   seed: { type: "string", help: "<n>  seed of the allocation pattern (default 1)" },
   json: { type: "boolean", help: "print one JSON object per run instead of the table" },
@@ -301,6 +301,7 @@ async function main(): Promise<number> {
   const rounds = integerOption(parsed, "rounds", 300, 1, 1_000_000, USAGE, FLAGS);
   const seed = integerOption(parsed, "seed", 1, 0, 2 ** 31 - 1, USAGE, FLAGS);
   const json = parsed.values.json === true;
+  const port = integerOption(parsed, "ib-port", 1, 1, 255, USAGE, FLAGS);
   setMmapThreshold(64 * KiB);
 
   using ctx = openDevice(parsed.values["ib-dev"] as string | undefined);
@@ -308,8 +309,11 @@ async function main(): Promise<number> {
   using cq = ctx.createCompletionQueue({ channel: true });
   using writer = pd.createQueuePair({ type: "RC", sendCq: cq, signalAll: false });
   using target = pd.createQueuePair({ type: "RC", sendCq: cq, signalAll: false });
-  writer.connect(target.localInfo());
-  target.connect(writer.localInfo(), { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
+  writer.connect(target.localInfo({ port }), { port });
+  target.connect(writer.localInfo({ port }), {
+    port,
+    access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
+  });
   const lo = { pd, writer, target, cq };
 
   if (!json) {

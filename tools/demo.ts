@@ -13,7 +13,7 @@ import { numberArgument } from "./args.ts";
 import { ensureBuilt, ROOT } from "./build.ts";
 import { ensureDebianPackages } from "./deps.ts";
 import { EXIT_GUEST_FAILED, runInGuest } from "../softroce/run.ts";
-import { listDevices } from "../mod.ts";
+import { listDevices, openDevice, PortState } from "../mod.ts";
 
 /** The devices and addresses of the two ends of the RDMA WRITE run. */
 interface Layout {
@@ -24,10 +24,20 @@ interface Layout {
   where: string;
 }
 
-/** Names of this machine's RDMA devices; empty when it has none (or no RDMA in its kernel). */
+/**
+ * Names of this machine's RDMA devices whose port 1 is ACTIVE (a device with its cable out would
+ * only time out); empty when there is none (or no RDMA in its kernel).
+ */
 function localDevices(): string[] {
   try {
-    return listDevices().map((d) => d.name);
+    return listDevices().map((d) => d.name).filter((name) => {
+      try {
+        using ctx = openDevice(name);
+        return ctx.queryPort(1).state === PortState.ACTIVE;
+      } catch {
+        return false;
+      }
+    });
   } catch {
     return [];
   }
@@ -150,7 +160,7 @@ if (import.meta.main) {
   if (devices.length > 0 || Deno.args.includes("--here") || inGuest) {
     Deno.exit(await demoHere(devices));
   }
-  console.log("No RDMA device on this machine: running the demo in the soft-RoCE guest.");
+  console.log("No RDMA device with an active port here: running the demo in the soft-RoCE guest.");
   console.log("(The first run downloads a kernel and builds the guest image; later runs boot in");
   console.log("10-60 s.)\n");
   Deno.chdir(ROOT);

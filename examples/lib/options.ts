@@ -14,7 +14,7 @@ export interface FlagSpec {
 }
 
 /** `-d`/`--ib-dev`, as rdma-core's and perftest's tools spell it. */
-export const DEVICE_FLAG: Record<string, FlagSpec> = {
+const DEVICE_FLAG: Record<string, FlagSpec> = {
   "ib-dev": {
     short: "d",
     type: "string",

@@ -1,5 +1,5 @@
 // rxe suite: examples/rdma_write.ts, the smallest complete program: one RC RDMA WRITE in loopback
-// lands byte for byte; a device that does not exist is one readable error line and exit status 1.
+// lands byte for byte; a device or port that does not exist is one readable error line and exit 1.
 import assert from "node:assert/strict";
 import { Child, example } from "./examples_process.ts";
 
@@ -17,5 +17,13 @@ Deno.test("rdma_write: an unknown device is one error line and exit 1", async ()
   const { code, output } = await child.finish();
   assert.equal(code, 1, output);
   assert.match(output, /^error: ibv_open_device failed: no_such_device: .*\(E[A-Z]+\)$/m);
+  assert.doesNotMatch(output, /Uncaught|at main/, "no stack trace");
+});
+
+Deno.test("rdma_write: a port the device does not have is one error line and exit 1", async () => {
+  const child = new Child("hostA", example("rdma_write.ts", "-d", DEVICE, "-i", "2"));
+  const { code, output } = await child.finish();
+  assert.equal(code, 1, output);
+  assert.match(output, /^error: ibv_query_port failed: port 2: .*\(E[A-Z]+\)$/m);
   assert.doesNotMatch(output, /Uncaught|at main/, "no stack trace");
 });
