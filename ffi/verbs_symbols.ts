@@ -53,7 +53,7 @@ const SYMBOLS = {
   drv_destroy_qp: { parameters: ["pointer"], result: "i32" },
   drv_qp_num: { parameters: ["pointer"], result: "u32" },
   drv_qp_state: { parameters: ["pointer"], result: "i32" },
-  drv_query_qp_caps: { parameters: ["pointer", "buffer"], result: "i32" },
+  drv_query_qp_attributes: { parameters: ["pointer", "buffer"], result: "i32" },
   drv_modify_qp_init: { parameters: ["pointer", "u32", "u32", "i32", "u32"], result: "i32" },
   drv_modify_qp_rtr: { parameters: ["pointer", "buffer"], result: "i32" },
   drv_modify_qp_rts: {

@@ -45,7 +45,7 @@ export {
   type ConnectionInfo,
   type ConnectOptions,
   QueuePair,
-  type QueuePairCaps,
+  type QueuePairAttributes,
   type QueuePairOptions,
   type RecvRequest,
   type ScatterGather,

@@ -63,6 +63,11 @@ export interface ConnectionInfo {
   /** enum ibv_mtu (Mtu). The path MTU is the smaller of both ends'. */
   mtu?: number;
   port?: number;
+  /**
+   * RC: RDMA READs/atomics the sender accepts as responder; the other end issues at most this
+   * many at once. Absent (a peer that does not say): 1.
+   */
+  maxDestRdAtomic?: number;
 }
 
 /** Local choices for `connect()`; all optional. */
@@ -84,9 +89,15 @@ export interface ConnectOptions {
   retryCount?: number;
   /** Default 7 (infinite). */
   rnrRetry?: number;
-  /** Outstanding RDMA reads/atomics this end issues. Default 1. */
+  /**
+   * Outstanding RDMA reads/atomics this end issues. Default: what the peer accepts
+   * (`remote.maxDestRdAtomic`, 1 when it does not say), within the device's limit.
+   */
   maxRdAtomic?: number;
-  /** Outstanding RDMA reads/atomics this end accepts. Default 1. */
+  /**
+   * Outstanding RDMA reads/atomics this end accepts. Default: what `localInfo()` announced, else
+   * 16 (or the device's limit if lower).
+   */
   maxDestRdAtomic?: number;
   /** Default 12 (0.64 ms). */
   minRnrTimer?: number;
@@ -153,14 +164,21 @@ function writeU64(view: DataView, offset: number, name: string, value: unknown):
 const VALID_OPCODES = new Set<number>(Object.values(WrOpcode));
 const TYPE_NAMES: Record<string, number> = { RC: QpType.RC, UC: QpType.UC, UD: QpType.UD };
 
-/** A queue pair's capacities (struct ibv_qp_cap), from `QueuePair.queryCaps()`. */
-export interface QueuePairCaps {
+/** From `QueuePair.queryAttributes()`: its capacities (struct ibv_qp_cap) and read depths. */
+export interface QueuePairAttributes {
   maxSendWr: number;
   maxRecvWr: number;
   maxSendSge: number;
   maxRecvSge: number;
   maxInlineData: number;
+  /** RDMA READs/atomics this end may have outstanding as initiator (0 before RTS). */
+  maxRdAtomic: number;
+  /** RDMA READs/atomics this end accepts as responder (0 before RTR). */
+  maxDestRdAtomic: number;
 }
+
+/** RDMA READs/atomics an RC responder accepts unless told otherwise (or the device's limit). */
+const DEFAULT_RESPONDER_DEPTH = 16;
 
 /** A region or address handle of another protection domain: the device would fail the request
  * with a protection error completion, so it is refused at post time. */
@@ -189,6 +207,10 @@ export class QueuePair extends NativeHandle {
   readonly #sendView = new DataView(this.#send.buffer);
   readonly #recv = new Uint8Array(RECV.size);
   readonly #recvView = new DataView(this.#recv.buffer);
+  /** The responder depth `localInfo()` announced, which RTR then uses. */
+  #announcedDestRdAtomic: number | undefined;
+  /** What the peer said it accepts (`remote.maxDestRdAtomic` at RTR): RTS issues no more. */
+  #peerDestRdAtomic: number | undefined;
   /** Bytes described by the last #writeSges call (kept here so posting allocates nothing). */
   #sgeBytes = 0;
   /** Regions and address handles of another protection domain fail on the device, later. */
@@ -273,13 +295,24 @@ export class QueuePair extends NativeHandle {
     return new QueuePair(pointer, pd, context, type, sendCq, recvCq, maxSendSge, maxRecvSge);
   }
 
-  /** ibv_query_qp(IBV_QP_CAP): what the provider gave, which may be more than was asked. */
-  queryCaps(): QueuePairCaps {
-    const out = new Uint32Array(5);
-    const result = verbsShim().drv_query_qp_caps(this.pointerFor("ibv_query_qp"), out);
-    if (result !== 0) throw errorFromResult("ibv_query_qp", result, "capabilities");
+  /**
+   * ibv_query_qp: the capacities the provider gave (which may be more than was asked) and the
+   * read/atomic depths in force.
+   */
+  queryAttributes(): QueuePairAttributes {
+    const out = new Uint32Array(7);
+    const result = verbsShim().drv_query_qp_attributes(this.pointerFor("ibv_query_qp"), out);
+    if (result !== 0) throw errorFromResult("ibv_query_qp", result, "attributes");
     const [maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData] = out;
-    return { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData };
+    return {
+      maxSendWr,
+      maxRecvWr,
+      maxSendSge,
+      maxRecvSge,
+      maxInlineData,
+      maxRdAtomic: out[5],
+      maxDestRdAtomic: out[6],
+    };
   }
 
   /** The current state (QpState), as libibverbs last set it. */
@@ -298,8 +331,11 @@ export class QueuePair extends NativeHandle {
    * InfiniBand without `gidIndex` the GID is all zero: the peer addresses this end by LID, with
    * no GRH, as perftest does without `-x`.
    */
-  localInfo(options?: { port?: number; gidIndex?: number }): Required<ConnectionInfo> {
+  localInfo(
+    options?: { port?: number; gidIndex?: number; maxDestRdAtomic?: number },
+  ): Required<ConnectionInfo> {
     const opts = optionsObject("options", options);
+    const maxDestRdAtomic = this.type === QpType.RC ? this.#responderDepth(opts) : 0;
     const port = optionalInteger("port", opts.port, 1, 1, 255);
     const attr = this.#context.queryActivePort(port);
     const gidIndex = opts.gidIndex === undefined
@@ -316,6 +352,7 @@ export class QueuePair extends NativeHandle {
       gidIndex,
       mtu: attr.activeMtu,
       port,
+      maxDestRdAtomic,
     };
   }
 
@@ -364,7 +401,12 @@ export class QueuePair extends NativeHandle {
         optionalInteger("mtu", opts.mtu, active, 1, 5),
       );
       v.setUint8(PATH.path_mtu, mtu);
-      v.setUint8(PATH.max_dest_rd_atomic, this.#rdAtomicDepth("maxDestRdAtomic", opts));
+      if (this.type === QpType.RC) {
+        this.#peerDestRdAtomic = r.maxDestRdAtomic === undefined
+          ? undefined
+          : integerIn("remote.maxDestRdAtomic", r.maxDestRdAtomic, 0, 255);
+        v.setUint8(PATH.max_dest_rd_atomic, this.#responderDepth(opts));
+      }
       v.setUint8(PATH.min_rnr_timer, optionalInteger("minRnrTimer", opts.minRnrTimer, 12, 0, 31));
     }
     const result = verbsShim().drv_modify_qp_rtr(this.pointerFor("ibv_modify_qp"), desc);
@@ -380,7 +422,7 @@ export class QueuePair extends NativeHandle {
       optionalInteger("timeout", opts.timeout, 14, 0, 31),
       optionalInteger("retryCount", opts.retryCount, 7, 0, 7),
       optionalInteger("rnrRetry", opts.rnrRetry, 7, 0, 7),
-      this.#rdAtomicDepth("maxRdAtomic", opts),
+      this.type === QpType.RC ? this.#initiatorDepth(opts) : 0,
     );
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to RTS");
   }
@@ -398,22 +440,48 @@ export class QueuePair extends NativeHandle {
     this.toRts(options);
   }
 
-  /**
-   * An RDMA READ/atomic depth (default 1), within what the device takes: ibv_modify_qp would
-   * only say EINVAL.
-   */
-  #rdAtomicDepth(name: "maxRdAtomic" | "maxDestRdAtomic", opts: ConnectOptions): number {
-    const depth = optionalInteger(name, opts[name], 1, 0, 255);
-    if (depth > 1) {
-      const device = this.#context.queryDevice();
-      const limit = name === "maxRdAtomic" ? device.maxQpInitRdAtom : device.maxQpRdAtom;
-      if (depth > limit) {
-        throw new RangeError(
-          `${name} ${depth} is more than ${this.#context.deviceName} takes (${limit})`,
-        );
-      }
+  /** The device's read/atomic limit as responder (maxDestRdAtomic) or initiator (maxRdAtomic). */
+  #deviceDepthLimit(name: "maxRdAtomic" | "maxDestRdAtomic"): number {
+    const device = this.#context.queryDevice();
+    return name === "maxRdAtomic" ? device.maxQpInitRdAtom : device.maxQpRdAtom;
+  }
+
+  /** An explicit depth, within what the device takes: ibv_modify_qp would only say EINVAL. */
+  #explicitDepth(name: "maxRdAtomic" | "maxDestRdAtomic", value: unknown): number {
+    const depth = integerIn(name, value, 0, 255);
+    const limit = depth > 1 ? this.#deviceDepthLimit(name) : depth;
+    if (depth > limit) {
+      throw new RangeError(
+        `${name} ${depth} is more than ${this.#context.deviceName} takes (${limit})`,
+      );
     }
     return depth;
+  }
+
+  /** RC responder depth: asked for, else announced by localInfo(), else the default. */
+  #responderDepth(opts: { maxDestRdAtomic?: number }): number {
+    let depth: number;
+    if (opts.maxDestRdAtomic !== undefined) {
+      depth = this.#explicitDepth("maxDestRdAtomic", opts.maxDestRdAtomic);
+    } else {
+      depth = this.#announcedDestRdAtomic ??
+        Math.min(DEFAULT_RESPONDER_DEPTH, this.#deviceDepthLimit("maxDestRdAtomic"));
+    }
+    this.#announcedDestRdAtomic = depth;
+    return depth;
+  }
+
+  /** RC initiator depth: asked for (never above what the peer accepts), else the peer's. */
+  #initiatorDepth(opts: ConnectOptions): number {
+    const peer = this.#peerDestRdAtomic;
+    if (opts.maxRdAtomic !== undefined) {
+      const depth = this.#explicitDepth("maxRdAtomic", opts.maxRdAtomic);
+      if (peer !== undefined && depth > peer) {
+        throw new RangeError(`maxRdAtomic ${depth} is more than the peer accepts (${peer})`);
+      }
+      return depth;
+    }
+    return Math.min(peer ?? 1, this.#deviceDepthLimit("maxRdAtomic"));
   }
 
   /** Moves to ERR: outstanding requests complete with WR_FLUSH_ERR. */

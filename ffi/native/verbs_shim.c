@@ -457,13 +457,15 @@ EXPORT uint32_t drv_qp_num(struct ibv_qp *qp)
 	return qp->qp_num;
 }
 
-/* The capacities the provider gave the queue pair (it may round requests up): max_send_wr,
- * max_recv_wr, max_send_sge, max_recv_sge, max_inline_data, in that order. */
-EXPORT int drv_query_qp_caps(struct ibv_qp *qp, uint32_t *out)
+/* The capacities the provider gave the queue pair (it may round requests up) and its read/atomic
+ * depths: max_send_wr, max_recv_wr, max_send_sge, max_recv_sge, max_inline_data, max_rd_atomic,
+ * max_dest_rd_atomic, in that order. */
+EXPORT int drv_query_qp_attributes(struct ibv_qp *qp, uint32_t *out)
 {
 	struct ibv_qp_attr attr;
 	struct ibv_qp_init_attr init;
-	int err = ibv_query_qp(qp, &attr, IBV_QP_CAP, &init);
+	int err = ibv_query_qp(qp, &attr,
+			       IBV_QP_CAP | IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC, &init);
 	if (err)
 		return fail(err);
 	out[0] = attr.cap.max_send_wr;
@@ -471,6 +473,8 @@ EXPORT int drv_query_qp_caps(struct ibv_qp *qp, uint32_t *out)
 	out[2] = attr.cap.max_send_sge;
 	out[3] = attr.cap.max_recv_sge;
 	out[4] = attr.cap.max_inline_data;
+	out[5] = attr.max_rd_atomic;
+	out[6] = attr.max_dest_rd_atomic;
 	return 0;
 }
 

@@ -284,7 +284,7 @@ Deno.test("moving a queue pair to ERR flushes its posted receives", async () => 
   assert.ok(wcs.every((w) => w.status === WcStatus.WR_FLUSH_ERR));
 });
 
-Deno.test("queryCaps reports what the provider gave; an oversized request names it", () => {
+Deno.test("queryAttributes reports what the provider gave; an oversized request names it", () => {
   using lo = openLoopback();
   using qp = lo.pd.createQueuePair({
     type: "RC",
@@ -293,7 +293,7 @@ Deno.test("queryCaps reports what the provider gave; an oversized request names 
     maxSendSge: 2,
     maxInlineData: 64,
   });
-  const caps = qp.queryCaps();
+  const caps = qp.queryAttributes();
   assert.ok(caps.maxSendWr >= 33, JSON.stringify(caps));
   assert.ok(caps.maxSendSge >= 2 && caps.maxRecvSge >= 1, JSON.stringify(caps));
   assert.ok(caps.maxInlineData >= 64, JSON.stringify(caps));
@@ -305,7 +305,35 @@ Deno.test("queryCaps reports what the provider gave; an oversized request names 
       e.message.includes("65536 bytes inline"),
   );
   qp.close();
-  assert.throws(() => qp.queryCaps(), (e: unknown) => e instanceof RdmaError && e.code === "EBADF");
+  assert.throws(
+    () => qp.queryAttributes(),
+    (e: unknown) => e instanceof RdmaError && e.code === "EBADF",
+  );
+});
+
+Deno.test("read/atomic depths: each end announces what it accepts, the other issues no more", () => {
+  using lo = openLoopback();
+  const device = lo.ctx.queryDevice();
+  // openLoopback connected a and b with each other's localInfo(): the defaults on both sides.
+  const a = lo.a.queryAttributes();
+  assert.equal(a.maxDestRdAtomic, Math.min(16, device.maxQpRdAtom));
+  assert.equal(a.maxRdAtomic, Math.min(a.maxDestRdAtomic, device.maxQpInitRdAtom));
+  // A peer that accepts 2: this end issues 2; asking for more than the peer accepts is refused.
+  using b = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  const peer = { ...lo.a.localInfo({ maxDestRdAtomic: 2 }) };
+  assert.equal(peer.maxDestRdAtomic, 2);
+  using c = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  assert.throws(
+    () => c.connect(peer, { maxRdAtomic: 4 }),
+    (e: unknown) => e instanceof RangeError && e.message.includes("the peer accepts (2)"),
+  );
+  b.connect(peer);
+  assert.equal(b.queryAttributes().maxRdAtomic, 2);
+  // A peer that does not say (a C program's exchange): one at a time.
+  using d = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  const { maxDestRdAtomic: _, ...silent } = lo.a.localInfo();
+  d.connect(silent);
+  assert.equal(d.queryAttributes().maxRdAtomic, 1);
 });
 
 Deno.test("a region keeps its buffer alive when nothing else references it", async () => {
