@@ -437,7 +437,8 @@ static int run_selftest(void)
 /*
  * fork(): the API lock is taken around it so the child never inherits it held, and the child's
  * in-flight counters drop the dispatches of threads that do not exist there (otherwise an
- * unregister in the child would wait for them forever). The hooks themselves hold no lock.
+ * unregister in the child would wait for them forever); queue cells those threads were filling
+ * are filled for them. The hooks themselves hold no lock.
  */
 static void before_fork(void)
 {
@@ -453,6 +454,7 @@ static void after_fork_in_child(void)
 {
     atomic_store(&inflight[0], tls_inflight[0]);
     atomic_store(&inflight[1], tls_inflight[1]);
+    mh_queue_after_fork_child();
     pthread_mutex_unlock(&api_lock);
 }
 

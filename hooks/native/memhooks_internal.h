@@ -59,6 +59,7 @@ void mh_selftest_note(uintptr_t addr, int seen_bit);
 void mh_queue_push(uintptr_t addr, size_t len, uint32_t flags);
 void mh_queue_reset(void);
 void mh_queue_start(void);
+void mh_queue_after_fork_child(void);
 
 /* Statistics counters (dispatch.c). */
 extern _Atomic uint64_t mh_stat_release, mh_stat_alloc, mh_stat_nested, mh_stat_coalesced,

@@ -84,6 +84,9 @@ int memhooks_queue_enable(int kinds);
 size_t memhooks_queue_drain(struct memhooks_event *out, size_t max);
 /* An int32 that is nonzero whenever events may be waiting (read it with an atomic load). */
 int32_t *memhooks_queue_pending_word(void);
+/* Tests only: `jam` 1 claims a queue cell without filling it, as a producer stopped between the
+ * two would; 0 fills it with an empty release. Returns 1 when it changed something. */
+int memhooks_testing_jam_queue(int jam);
 
 /* Counters since the library was loaded. */
 struct memhooks_stats {

@@ -167,6 +167,58 @@ size_t memhooks_queue_drain(struct memhooks_event *out, size_t max)
     return n;
 }
 
+/*
+ * In a forked child, where the forking thread is the only one: a cell that another thread of the
+ * parent had claimed but not filled would never be, and every event behind it would stay unread.
+ * Its range is unknown, so it becomes a release of the whole address space (coalesced): a listener
+ * drops what it knows, which is right whatever that event was.
+ */
+void mh_queue_after_fork_child(void)
+{
+    if (!ring_ready)
+        return;
+    uint64_t tail = atomic_load(&ring_tail);
+    bool filled = false;
+    for (uint64_t pos = ring_head; pos != tail; pos++) {
+        struct cell *cell = &ring[pos & (RING_SIZE - 1)];
+        if (atomic_load_explicit(&cell->seq, memory_order_acquire) == pos + 1)
+            continue;
+        cell->addr = 0;
+        cell->len = UINT64_MAX;
+        cell->flags = MEMHOOKS_EVENT_RELEASE | MEMHOOKS_EVENT_COALESCED;
+        atomic_store_explicit(&cell->seq, pos + 1, memory_order_release);
+        filled = true;
+    }
+    if (filled)
+        mark_pending();
+}
+
+/* Tests only (see opal_memhooks.h): the cell claimed by memhooks_testing_jam_queue(1). */
+static uint64_t jammed_at;
+static bool jammed;
+
+int memhooks_testing_jam_queue(int jam)
+{
+    if (!ring_ready)
+        return 0;
+    if (jam && !jammed) {
+        jammed_at = atomic_fetch_add(&ring_tail, 1); /* a producer that stops after claiming */
+        jammed = true;
+        return 1;
+    }
+    if (!jam && jammed) {
+        struct cell *cell = &ring[jammed_at & (RING_SIZE - 1)];
+        cell->addr = 0;
+        cell->len = 0;
+        cell->flags = MEMHOOKS_EVENT_RELEASE;
+        atomic_store_explicit(&cell->seq, jammed_at + 1, memory_order_release);
+        jammed = false;
+        mark_pending();
+        return 1;
+    }
+    return 0;
+}
+
 int32_t *memhooks_queue_pending_word(void)
 {
     return (int32_t *)&pending_word;

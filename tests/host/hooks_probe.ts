@@ -50,6 +50,7 @@ const symbols = {
   probe_loop_join: { parameters: [], result: "i64" },
   probe_release_storm: { parameters: ["i64", "i32"], result: "pointer" },
   probe_fork_child_unmaps: { parameters: [], result: "i32" },
+  probe_fork_child_drains_behind_stuck_cell: { parameters: [], result: "i32" },
   probe_fork_child_munmap_deregistrations: {
     parameters: ["pointer", "usize", "buffer"],
     result: "i32",

@@ -79,6 +79,18 @@ Deno.test("fork: the child unmaps with the hooks installed, its handler runs, no
   }
 });
 
+Deno.test("fork: queue events behind a cell another thread was filling still reach the child", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  const listener: MemHookCallback = () => {};
+  memHooks.registerRelease(listener); // the queue records releases
+  try {
+    assert.equal(probe.probe_fork_child_drains_behind_stuck_cell(), 0);
+  } finally {
+    memHooks.flush();
+    memHooks.unregisterRelease(listener);
+  }
+});
+
 Deno.test("releases made on V8's own threads reach the C handler", async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, "run with --v8-flags=--expose-gc");

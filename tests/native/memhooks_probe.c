@@ -673,6 +673,46 @@ int probe_fork_child_munmap_deregistrations(void *p, size_t n, const char *rcach
     return child_status(pid);
 }
 
+/*
+ * fork() while a queue cell is claimed and not filled (memhooks_testing_jam_queue): in the child,
+ * a munmap's event, queued behind that cell, must still be drained, after a release covering
+ * everything in its place. The TypeScript side has a release listener (the queue records).
+ * Returns the child's status: 0, or 3 (the event stayed hidden), 4 (no covering release first).
+ */
+int probe_fork_child_drains_behind_stuck_cell(void)
+{
+    if (memhooks_testing_jam_queue(1) != 1)
+        return -2;
+    pid_t pid = fork();
+    if (pid < 0) {
+        memhooks_testing_jam_queue(0);
+        return -1;
+    }
+    if (pid == 0) {
+        alarm(10);
+        char *p = probe_map(PAGE, 0x5a);
+        if (!p)
+            _exit(2);
+        munmap(p, PAGE);
+        struct memhooks_event events[64];
+        bool covered = false;
+        for (;;) {
+            size_t n = memhooks_queue_drain(events, 64);
+            if (n == 0)
+                _exit(3);
+            for (size_t i = 0; i < n; i++) {
+                if (events[i].addr == 0 && events[i].len == UINT64_MAX &&
+                    (events[i].flags & MEMHOOKS_EVENT_COALESCED))
+                    covered = true;
+                if (events[i].addr == (uintptr_t)p && (events[i].flags & MEMHOOKS_EVENT_RELEASE))
+                    _exit(covered ? 0 : 4);
+            }
+        }
+    }
+    memhooks_testing_jam_queue(0);
+    return child_status(pid);
+}
+
 /* ---- Benchmark drivers ---------------------------------------------------------------------- */
 
 static uint64_t now_ns(void)
