@@ -37,6 +37,21 @@ export function portProblem(
   return null;
 }
 
+/**
+ * The RoCE GID to send from when none is asked for, as perftest scores them: a RoCE v2 entry (IP
+ * routable) with an IPv4-mapped address, else one with a global IPv6 address (not link-local
+ * fe80::/10), else any RoCE v2 entry, else the first entry; 0 for an empty table.
+ */
+export function roceGidIndex(table: readonly Pick<GidEntry, "index" | "gid" | "type">[]): number {
+  const v2 = table.filter((e) => e.type === "roce-v2");
+  const ipv4Mapped = (g: Uint8Array) =>
+    g.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0));
+  const linkLocal = (g: Uint8Array) => g[0] === 0xfe && (g[1] & 0xc0) === 0x80;
+  const chosen = v2.find((e) => ipv4Mapped(e.gid)) ?? v2.find((e) => !linkLocal(e.gid)) ?? v2[0] ??
+    table[0];
+  return chosen?.index ?? 0;
+}
+
 /** Device attributes (a subset of struct ibv_device_attr). */
 export interface DeviceAttributes {
   firmwareVersion: string;
@@ -197,15 +212,12 @@ export class Context extends NativeHandle {
   }
 
   /**
-   * The GID index used when none is given: on Ethernet (RoCE) ports the first RoCE v2 entry with
-   * an IPv4-mapped address, else the first RoCE v2 entry, else 0. On InfiniBand, 0.
+   * The GID index used when none is given: on Ethernet (RoCE) ports `roceGidIndex` of the port's
+   * table; on InfiniBand, 0.
    */
   defaultGidIndex(port = 1): number {
     if (this.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return 0;
-    const table = this.gidTable(port);
-    const v2 = table.filter((e) => e.type === "roce-v2");
-    const mapped = v2.find((e) => e.gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0)));
-    return (mapped ?? v2[0] ?? table[0])?.index ?? 0;
+    return roceGidIndex(this.gidTable(port));
   }
 
   /** ibv_query_gid_ex: one GID table entry. Throws RdmaError (ENODATA) for an empty entry. */

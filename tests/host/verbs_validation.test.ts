@@ -14,7 +14,7 @@ import {
   QueuePair,
   WorkCompletions,
 } from "../../verbs/mod.ts";
-import { portProblem } from "../../verbs/context.ts";
+import { portProblem, roceGidIndex } from "../../verbs/context.ts";
 import { gidBytes } from "../../verbs/validate.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
@@ -154,4 +154,22 @@ Deno.test("a port that cannot carry traffic is named, with the reason", () => {
   for (const linkLayer of [INFINIBAND, UNSPECIFIED]) {
     assert.match(portProblem({ state: ACTIVE, lid: 0, linkLayer })!, /LID 0/);
   }
+});
+
+Deno.test("the default RoCE GID: v2 with IPv4, else v2 with a global IPv6 address, else any v2", () => {
+  const entry = (index: number, text: string, type: string) => ({
+    index,
+    gid: gidBytes("gid", text),
+    type,
+  });
+  const linkLocalV1 = entry(0, "fe80::1", "roce-v1");
+  const linkLocalV2 = entry(1, "fe80::1", "roce-v2");
+  const globalV1 = entry(2, "2001:db8::5", "roce-v1");
+  const globalV2 = entry(3, "2001:db8::5", "roce-v2");
+  const ipv4V2 = entry(4, "::ffff:10.0.0.1", "roce-v2");
+  assert.equal(roceGidIndex([linkLocalV1, linkLocalV2, globalV1, globalV2, ipv4V2]), 4);
+  assert.equal(roceGidIndex([linkLocalV1, linkLocalV2, globalV1, globalV2]), 3, "IPv6-only host");
+  assert.equal(roceGidIndex([linkLocalV1, linkLocalV2]), 1);
+  assert.equal(roceGidIndex([linkLocalV1]), 0, "no v2 entry: the first one");
+  assert.equal(roceGidIndex([]), 0);
 });
