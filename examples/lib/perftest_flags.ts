@@ -24,6 +24,11 @@ export const PERFTEST_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "<index>  GID index (default: the IPv4-mapped RoCE v2 GID)",
   },
+  sl: { short: "S", type: "string", help: "<sl>  service level (default 0)" },
+  tclass: {
+    type: "string",
+    help: "<value>  traffic class in the GRH, when one is used (default 0)",
+  },
   inline_size: {
     short: "I",
     type: "string",
@@ -67,6 +72,8 @@ export function parsePerftestArgs(
       device: parsed.values["ib-dev"] as string | undefined,
       ibPort: int("ib-port", 1, 1, 255),
       gidIndex: gidIndex < 0 ? undefined : gidIndex,
+      serviceLevel: int("sl", 0, 0, 15),
+      trafficClass: int("tclass", 0, 0, 255),
       size,
       iters: int("iters", defaults.iters, 2, 1 << 30),
       bufferBytes: size,

@@ -28,6 +28,10 @@ export interface SessionOptions {
   ibPort: number;
   /** Local GID index; default: the library's choice (IPv4-mapped RoCE v2 on RoCE). */
   gidIndex?: number;
+  /** Service level (InfiniBand QoS). Default 0. */
+  serviceLevel?: number;
+  /** GRH traffic class (RoCE: the DSCP and ECN bits). Default 0. */
+  trafficClass?: number;
   /** Message size in bytes. */
   size: number;
   iters: number;
@@ -197,6 +201,8 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       {
         port: o.ibPort,
         gidIndex: info.gidIndex,
+        sl: o.serviceLevel,
+        trafficClass: o.trafficClass,
         access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
       },
     );

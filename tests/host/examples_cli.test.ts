@@ -53,3 +53,17 @@ Deno.test("perftest's default inline size: 220 for latency on ConnectX, else 0",
   assert.equal(defaultInlineSize(false, 0x02c9), 0, "bandwidth tests do not inline by default");
   assert.equal(defaultInlineSize(true, 0xffffff), 0, "rxe and other devices: none");
 });
+
+Deno.test("write_bw and write_lat: -S and --tclass are listed and range-checked", async () => {
+  for (const name of ["write_bw.ts", "write_lat.ts"]) {
+    const help = await run(name, "--help");
+    assert.match(help.out, /^ {2}-S, --sl=<sl> +service level/m);
+    assert.match(help.out, /^ {6}--tclass=<value> +traffic class/m);
+    const sl = await run(name, "-S", "16");
+    assert.equal(sl.code, 2, sl.out);
+    assert.match(sl.out, /^--sl must be an integer from 0 to 15, got "16"$/m);
+    const tclass = await run(name, "--tclass", "256");
+    assert.equal(tclass.code, 2, tclass.out);
+    assert.match(tclass.out, /^--tclass must be an integer from 0 to 255, got "256"$/m);
+  }
+});

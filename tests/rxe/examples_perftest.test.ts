@@ -33,8 +33,20 @@ Deno.test("write_bw from host A to host B: perftest's table, data verified", asy
   assert.match(out.client, new RegExp(`local address: .*\n GID: (00:){10}255:255:${ipv4}\n`));
 });
 
-Deno.test("write_bw with --report_gbits reports Gb/sec", async () => {
-  const args = ["-s", "65536", "-n", "100", "--report_gbits", "-p", "18622"];
+Deno.test("write_bw with --report_gbits (and a service level and traffic class) reports Gb/sec", async () => {
+  const args = [
+    "-s",
+    "65536",
+    "-n",
+    "100",
+    "--report_gbits",
+    "-S",
+    "3",
+    "--tclass",
+    "32",
+    "-p",
+    "18622",
+  ];
   const out = await runPair("write_bw.ts", args, args);
   assert.match(out.client, /BW average\[Gb\/sec\]/);
   assert.match(out.client, /^\s*65536\s+100\s+[\d.]+\s+[\d.]+\s+[\d.]+\s*$/m);
