@@ -31,6 +31,7 @@ import {
 import { memHooks } from "../hooks/mem_hooks.ts";
 import { Access, ACCESS_MASK } from "../verbs/constants.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
+import { NativeHandle } from "../verbs/handle.ts";
 import { ProtectionDomain } from "../verbs/protection_domain.ts";
 import { RegistrarDouble } from "./registrar_double.ts";
 
@@ -136,8 +137,9 @@ function closedError(operation: string): RdmaError {
   return new RdmaError(operation, Errno.EBADF, "the registration cache is closed");
 }
 
-const leakedCaches = new FinalizationRegistry<number>((slot) => {
-  rcacheNative().rcache_destroy(slot);
+const leakedCaches = new FinalizationRegistry<{ slot: number; releasePd: () => void }>((cache) => {
+  rcacheNative().rcache_destroy(cache.slot);
+  cache.releasePd();
 });
 
 /** A cached registration: use `lkey`/`rkey`, then `release()` (or `using`). */
@@ -259,6 +261,8 @@ export class RegistrationCache implements Disposable {
   readonly #bufferBases = new WeakMap<ArrayBufferLike, number>();
   /** Keeps the protection domain (or double) alive while regions are registered with it. */
   readonly #registrar: ProtectionDomain | RegistrarDouble;
+  /** Gives the protection domain back (see NativeHandle.holdOpen). */
+  readonly #releasePd: () => void;
   #closed = false;
 
   /**
@@ -278,10 +282,13 @@ export class RegistrationCache implements Disposable {
     this.merge = options.merge ?? true;
     let pointer: Deno.PointerValue = null;
     let pinLimit = 0;
+    let releasePd = () => {};
     if (pd instanceof RegistrarDouble) {
       pinLimit = pd.pinLimit;
     } else if (pd instanceof ProtectionDomain) {
       pointer = pd.pointerFor("RegistrationCache");
+      // The native cache registers in this domain: it stays open (EBUSY) while the cache does.
+      releasePd = NativeHandle.holdOpen(pd, "RegistrationCache");
     } else {
       throw new TypeError("a RegistrationCache needs a ProtectionDomain (or a RegistrarDouble)");
     }
@@ -295,7 +302,11 @@ export class RegistrationCache implements Disposable {
       this.maxBytes,
       this.merge ? 1 : 0,
     );
-    if (slot < 0) throw createError(native, slot);
+    if (slot < 0) {
+      releasePd();
+      throw createError(native, slot);
+    }
+    this.#releasePd = releasePd;
     this.#native = native;
     this.#slot = slot;
     const record = Deno.UnsafePointerView.getArrayBuffer(
@@ -314,7 +325,7 @@ export class RegistrationCache implements Disposable {
       Deno.UnsafePointerView.getArrayBuffer(native.rcache_front(slot)!, FRONT_SLOTS * 4),
     );
     this.#releaseHandles = new Float64Array(queue, 16, RELEASE_QUEUE_SLOTS);
-    leakedCaches.register(this, slot, this);
+    leakedCaches.register(this, { slot, releasePd }, this);
   }
 
   /** True after `close()`. */
@@ -582,6 +593,7 @@ export class RegistrationCache implements Disposable {
     this.#closed = true;
     leakedCaches.unregister(this);
     this.#native.rcache_destroy(this.#slot);
+    this.#releasePd();
   }
 
   [Symbol.dispose](): void {

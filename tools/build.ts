@@ -58,7 +58,9 @@ export const TARGETS: NativeTarget[] = [
     output: "libdeno_rdma_verbs.so",
     dir: "ffi/native",
     includes: [],
-    ldflags: ["-libverbs"],
+    // nodelete: a worker's libraries are closed when it ends, even while one of its calls (a
+    // completion-queue wait) still runs on another thread.
+    ldflags: ["-libverbs", "-Wl,-z,nodelete"],
   },
   {
     // The registration cache's native state, reached by the hooks synchronously.

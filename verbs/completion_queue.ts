@@ -42,6 +42,10 @@ function pollLimit(completions: WorkCompletions, max: number | undefined): numbe
   if (!(completions instanceof WorkCompletions)) {
     throw new TypeError("completions must be a WorkCompletions");
   }
+  // A transferred buffer reaches native code as a null pointer.
+  if (completions.bytes.byteLength === 0) {
+    throw new TypeError("the WorkCompletions' buffer was detached (transferred)");
+  }
   return max === undefined
     ? completions.capacity
     : optionalInteger("max", max, completions.capacity, 1, completions.capacity);

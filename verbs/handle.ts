@@ -122,6 +122,24 @@ export abstract class NativeHandle implements Disposable {
     leaked.register(this, this.#resource, this.#resource);
   }
 
+  /**
+   * Counts something that is not a handle but uses `parent`'s native object (a registration cache
+   * over a protection domain) as one of its open children: `parent` refuses to close (EBUSY naming
+   * `kind`) and is never destroyed while it lasts. Returns the release, idempotent, to call when
+   * that user is done. Throws RdmaError EBADF when `parent` is closed.
+   */
+  static holdOpen(parent: NativeHandle, kind: string): () => void {
+    parent.pointerFor(kind);
+    const resource = parent.#resource;
+    resource.childOpened(kind);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      resource.childClosed(kind);
+    };
+  }
+
   /** True once `close()` succeeded. */
   get closed(): boolean {
     return this.#resource.pointer === null || this.#resource.releaseWhenIdle;

@@ -213,6 +213,9 @@ export class QueuePair extends NativeHandle {
   #peerDestRdAtomic: number | undefined;
   /** Bytes described by the last #writeSges call (kept here so posting allocates nothing). */
   #sgeBytes = 0;
+  /** The regions and the address handle the last encoding used (prepareSend keeps them open). */
+  readonly #sgeRegions: MemoryRegion[] = [];
+  #encodedAh: AddressHandle | null = null;
   /** Regions and address handles of another protection domain fail on the device, later. */
   readonly #pd: NativeHandle;
 
@@ -498,6 +501,7 @@ export class QueuePair extends NativeHandle {
     verb: string,
   ): number {
     this.#sgeBytes = 0;
+    this.#sgeRegions.length = 0;
     if (sge === undefined) return 0;
     const one = !Array.isArray(sge);
     const count = one ? 1 : (sge as readonly ScatterGather[]).length;
@@ -511,22 +515,26 @@ export class QueuePair extends NativeHandle {
       let length: number;
       let lkey: number;
       if ("mr" in e) {
-        if (!(e.mr instanceof MemoryRegion)) throw new TypeError("sge.mr must be a MemoryRegion");
-        e.mr.pointerFor(verb); // EBADF if it was deregistered
-        if (e.mr.pd !== this.#pd) throw foreignPdError(verb, "the region");
-        const offset = e.offset === undefined
+        // Each field read once: a getter could answer differently, or close the region.
+        const mr = e.mr;
+        const offsetField = e.offset, lengthField = e.length;
+        if (!(mr instanceof MemoryRegion)) throw new TypeError("sge.mr must be a MemoryRegion");
+        mr.pointerFor(verb); // EBADF if it was deregistered
+        if (mr.pd !== this.#pd) throw foreignPdError(verb, "the region");
+        this.#sgeRegions.push(mr);
+        const offset = offsetField === undefined
           ? 0
-          : integerIn("sge.offset", e.offset, 0, e.mr.length);
-        length = e.length === undefined
-          ? e.mr.length - offset
-          : integerIn("sge.length", e.length, 1, 0xffffffff);
-        if (length <= 0 || offset + length > e.mr.length) {
+          : integerIn("sge.offset", offsetField, 0, mr.length);
+        length = lengthField === undefined
+          ? mr.length - offset
+          : integerIn("sge.length", lengthField, 1, 0xffffffff);
+        if (length <= 0 || offset + length > mr.length) {
           throw new RangeError(
-            `sge [${offset}, ${offset + length}) is outside the ${e.mr.length}-byte region`,
+            `sge [${offset}, ${offset + length}) is outside the ${mr.length}-byte region`,
           );
         }
-        address = Number(e.mr.address) + offset;
-        lkey = e.mr.lkey;
+        address = Number(mr.address) + offset;
+        lkey = mr.lkey;
       } else if ("lkey" in e) {
         address = typeof e.address === "bigint" ? Number(e.address) : e.address;
         if (typeof address !== "number" || !Number.isSafeInteger(address) || address <= 0) {
@@ -607,6 +615,7 @@ export class QueuePair extends NativeHandle {
       }
       writeU64(v, SEND.swap, "swap", wr.swap ?? 0);
     }
+    this.#encodedAh = null;
     if (this.type === QpType.UD) {
       const ah = wr.ah;
       // Its address goes to the provider as a struct ibv_ah *: only a real handle will do.
@@ -614,20 +623,23 @@ export class QueuePair extends NativeHandle {
         throw new TypeError("UD sends need ah: an AddressHandle (pd.createAddressHandle)");
       }
       if (ah.pd !== this.#pd) throw foreignPdError("ibv_post_send", "the address handle");
-      writeU64(v, SEND.ah, "ah", ah.address);
       v.setUint32(SEND.remote_qpn, integerIn("remoteQpn", wr.remoteQpn, 0, 0xffffff), true);
       v.setUint32(
         SEND.remote_qkey,
         optionalInteger("remoteQkey", wr.remoteQkey, DEFAULT_QKEY, 0, 0xffffffff),
         true,
       );
+      // Last, after every getter of `wr` ran: one of them may have closed the handle.
+      writeU64(v, SEND.ah, "ah", ah.address);
+      this.#encodedAh = ah;
     }
   }
 
   /** ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when full). */
   postSend(wr: SendRequest): void {
-    const qp = this.pointerFor("ibv_post_send");
     this.#encodeSend(wr, this.#sendView);
+    // After encoding: a getter in `wr` may have closed this queue pair.
+    const qp = this.pointerFor("ibv_post_send");
     const result = verbsShim().drv_post_send(qp, this.#send);
     if (result !== 0) throw errorFromResult("ibv_post_send", result);
   }
@@ -641,21 +653,22 @@ export class QueuePair extends NativeHandle {
     this.pointerFor("ibv_post_send");
     const bytes = new Uint8Array(SEND.size);
     this.#encodeSend(wr, new DataView(bytes.buffer));
-    const keepOpen: NativeHandle[] = [this];
-    const sges = wr.sge === undefined ? [] : Array.isArray(wr.sge) ? wr.sge : [wr.sge];
-    for (const e of sges as readonly ScatterGather[]) if ("mr" in e) keepOpen.push(e.mr);
-    if (this.type === QpType.UD && wr.ah) keepOpen.push(wr.ah);
+    // The handles the encoding used (reading `wr` again could give others).
+    const keepOpen: NativeHandle[] = [this, ...this.#sgeRegions];
+    if (this.#encodedAh !== null) keepOpen.push(this.#encodedAh);
+    for (const handle of keepOpen) handle.pointerFor("ibv_post_send"); // none closed meanwhile
     return new PreparedSend(bytes, keepOpen);
   }
 
   /** ibv_post_recv of one work request. */
   postRecv(wr: RecvRequest): void {
-    const qp = this.pointerFor("ibv_post_recv");
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
     const v = this.#recvView;
     const count = this.#writeSges(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
     writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
     v.setUint32(RECV.num_sge, count, true);
+    // After encoding: a getter in `wr` may have closed this queue pair.
+    const qp = this.pointerFor("ibv_post_recv");
     const result = verbsShim().drv_post_recv(qp, this.#recv);
     if (result !== 0) throw errorFromResult("ibv_post_recv", result);
   }
