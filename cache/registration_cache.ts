@@ -137,6 +137,9 @@ function closedError(operation: string): RdmaError {
   return new RdmaError(operation, Errno.EBADF, "the registration cache is closed");
 }
 
+/** Proof that a Registration is being made by this module (see its constructor). */
+const MADE_BY_CACHE: unique symbol = Symbol("RegistrationCache");
+
 const leakedCaches = new FinalizationRegistry<{ slot: number; releasePd: () => void }>((cache) => {
   rcacheNative().rcache_destroy(cache.slot);
   cache.releasePd();
@@ -160,8 +163,9 @@ export class Registration implements Disposable {
   /** Keeps a registered buffer alive (and its memory mapped) while held. */
   #target: unknown;
 
-  /** @internal Made by RegistrationCache.get. */
+  /** Made by RegistrationCache.get only (its handle goes to native code on release). */
   constructor(
+    token: typeof MADE_BY_CACHE,
     cache: RegistrationCache,
     target: unknown,
     address: number,
@@ -172,6 +176,9 @@ export class Registration implements Disposable {
     rkey: number,
     access: number,
   ) {
+    if (token !== MADE_BY_CACHE) {
+      throw new TypeError("a Registration comes from RegistrationCache.get");
+    }
     this.#cache = cache;
     this.#target = target;
     this.#address = address;
@@ -483,7 +490,18 @@ export class RegistrationCache implements Disposable {
       this.#hintEntries[slot] = entry;
     }
     const hit = status === RcacheStatus.HIT;
-    return new Registration(this, target, address, length, hit, handle, lkey, rkey, regionAccess);
+    return new Registration(
+      MADE_BY_CACHE,
+      this,
+      target,
+      address,
+      length,
+      hit,
+      handle,
+      lkey,
+      rkey,
+      regionAccess,
+    );
   }
 
   /**
@@ -522,6 +540,7 @@ export class RegistrationCache implements Disposable {
     }
     this.#frontHits++;
     return new Registration(
+      MADE_BY_CACHE,
       this,
       target,
       entry.address,

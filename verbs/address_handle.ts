@@ -68,6 +68,7 @@ export class AddressHandle extends NativeHandle {
     path: PathOptions,
     defaultGidIndex: (port: number) => number = () => 0,
   ): AddressHandle {
+    NativeHandle.expect(pd, "ProtectionDomain", "pd");
     const opts = { ...optionsObject("path", path) };
     if (opts.lid === undefined && opts.gid === undefined) {
       throw new TypeError("an address handle needs a lid or a gid");

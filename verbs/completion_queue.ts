@@ -79,6 +79,7 @@ export class CompletionQueue extends NativeHandle {
 
   /** ibv_create_cq. Prefer `Context.createCompletionQueue`. */
   static create(context: NativeHandle, options?: CompletionQueueOptions): CompletionQueue {
+    NativeHandle.expect(context, "Context", "context");
     const opts = optionsObject("options", options);
     const entries = optionalInteger("entries", opts.entries, 256, 1, 1 << 22);
     const compVector = optionalInteger("compVector", opts.compVector, 0, 0, 1 << 16);

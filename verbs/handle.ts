@@ -140,6 +140,22 @@ export abstract class NativeHandle implements Disposable {
     };
   }
 
+  /** What it is: "Context", "ProtectionDomain", "QueuePair", ... */
+  get kind(): string {
+    return this.#resource.kind;
+  }
+
+  /**
+   * `handle` if it is a `kind` handle, else a TypeError: the static factories pass their parent's
+   * pointer to native code as that type, and another handle's would be misread there.
+   */
+  static expect<T extends NativeHandle>(handle: T, kind: string, what: string): T {
+    if (!(handle instanceof NativeHandle) || handle.#resource.kind !== kind) {
+      throw new TypeError(`${what} must be a ${kind}`);
+    }
+    return handle;
+  }
+
   /** True once `close()` succeeded. */
   get closed(): boolean {
     return this.#resource.pointer === null || this.#resource.releaseWhenIdle;

@@ -142,6 +142,7 @@ export class MemoryRegion extends NativeHandle {
     source: MemorySource,
     options?: RegisterOptions,
   ): MemoryRegion {
+    NativeHandle.expect(pd, "ProtectionDomain", "pd");
     const opts = optionsObject("options", options);
     const access = opts.access === undefined
       ? Access.LOCAL_WRITE

@@ -18,6 +18,12 @@ const TWO_32 = 2 ** 32;
 const VERB = "ibv_post_send";
 
 /** A send work request encoded once; see `QueuePair.prepareSend`. */
+/**
+ * What `QueuePair.prepareSend` passes to the constructor: the descriptor goes to the provider
+ * unchecked (its `ah` field as a pointer), so nothing else may make one. Not exported by mod.ts.
+ */
+export const PREPARED_BY_QUEUE_PAIR: unique symbol = Symbol("QueuePair.prepareSend");
+
 export class PreparedSend {
   /** The request's WrOpcode (fixed at preparation). */
   readonly opcode: number;
@@ -49,7 +55,14 @@ export class PreparedSend {
    * Use `QueuePair.prepareSend`. `descriptor` is a valid send descriptor (`SEND` layout);
    * `handles` starts with the queue pair and lists every handle the descriptor refers to.
    */
-  constructor(descriptor: Uint8Array, handles: readonly NativeHandle[]) {
+  constructor(
+    token: typeof PREPARED_BY_QUEUE_PAIR,
+    descriptor: Uint8Array,
+    handles: readonly NativeHandle[],
+  ) {
+    if (token !== PREPARED_BY_QUEUE_PAIR) {
+      throw new TypeError("a PreparedSend comes from QueuePair.prepareSend");
+    }
     if (!(descriptor instanceof Uint8Array) || descriptor.length !== SEND.size) {
       throw new TypeError(`descriptor must be a ${SEND.size}-byte Uint8Array`);
     }

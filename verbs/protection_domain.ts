@@ -27,6 +27,7 @@ export class ProtectionDomain extends NativeHandle {
 
   /** ibv_alloc_pd. Prefer `Context.allocProtectionDomain()`. */
   static allocate(context: Context): ProtectionDomain {
+    NativeHandle.expect(context, "Context", "context");
     const pointer = verbsShim().drv_alloc_pd(context.pointerFor("ibv_alloc_pd"));
     if (pointer === null) throw lastError("ibv_alloc_pd");
     return new ProtectionDomain(pointer, context);

@@ -26,7 +26,7 @@ import type { Context } from "./context.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
-import { PreparedSend } from "./prepared_send.ts";
+import { PREPARED_BY_QUEUE_PAIR, PreparedSend } from "./prepared_send.ts";
 import { gidBytes, integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** Options of `ProtectionDomain.createQueuePair`. */
@@ -249,6 +249,8 @@ export class QueuePair extends NativeHandle {
 
   /** ibv_create_qp. Prefer `ProtectionDomain.createQueuePair`. */
   static create(pd: NativeHandle, context: Context, options: QueuePairOptions): QueuePair {
+    NativeHandle.expect(pd, "ProtectionDomain", "pd");
+    NativeHandle.expect(context, "Context", "context");
     const opts = optionsObject("options", options);
     const type = typeof opts.type === "string" ? TYPE_NAMES[opts.type] : opts.type;
     if (typeof type !== "number") throw new TypeError(`type must be "RC", "UC" or "UD"`);
@@ -261,6 +263,9 @@ export class QueuePair extends NativeHandle {
       throw new TypeError("sendCq (and recvCq if given) must be CompletionQueues");
     }
     // The kernel looks handles up per opened device: another context's queue is not this one.
+    if ((pd as unknown as { context?: unknown }).context !== context) {
+      throw new TypeError("pd must belong to context");
+    }
     if (sendCq.context !== context || recvCq.context !== context) {
       throw new TypeError(
         "sendCq and recvCq must come from the protection domain's context (the same openDevice)",
@@ -657,7 +662,7 @@ export class QueuePair extends NativeHandle {
     const keepOpen: NativeHandle[] = [this, ...this.#sgeRegions];
     if (this.#encodedAh !== null) keepOpen.push(this.#encodedAh);
     for (const handle of keepOpen) handle.pointerFor("ibv_post_send"); // none closed meanwhile
-    return new PreparedSend(bytes, keepOpen);
+    return new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, keepOpen);
   }
 
   /** ibv_post_recv of one work request. */

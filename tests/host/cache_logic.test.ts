@@ -6,7 +6,7 @@
  * hook ever touches them; the double never dereferences them.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble, Registration, RegistrationCache } from "../../cache/mod.ts";
 import { Access } from "../../verbs/constants.ts";
 import { RdmaError } from "../../verbs/errors.ts";
 
@@ -366,4 +366,12 @@ Deno.test("releases queued past the queue's capacity are all applied, in order",
   assert.equal(touch(cache, at(base, 2 * 299)), true);
   assert.equal(touch(cache, at(base, 2 * 200)), true);
   assert.equal(touch(cache, at(base, 2 * 199)), false);
+});
+
+Deno.test("only the cache makes a Registration (its release hands a handle to native code)", () => {
+  using cache = new RegistrationCache(createRegistrarDouble());
+  assert.throws(
+    () => new Registration(Symbol("forged") as never, cache, null, 1, 8, true, 16, 1, 1, 1),
+    /comes from RegistrationCache.get/,
+  );
 });

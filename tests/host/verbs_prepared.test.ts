@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { MAX_CHAIN, MAX_SGE, SEND, SGE } from "../../ffi/layout.ts";
 import { verbsShim } from "../../ffi/verbs_symbols.ts";
 import { Errno, NativeHandle, PreparedSend, RdmaError, WrOpcode } from "../../verbs/mod.ts";
+import { PREPARED_BY_QUEUE_PAIR } from "../../verbs/prepared_send.ts";
 
 /** Test double: a handle with a fake pointer that is only closed, never passed to a verb. */
 class ClosableHandleDouble extends NativeHandle {
@@ -33,7 +34,7 @@ function fixture(opcode: number = WrOpcode.RDMA_WRITE, length = 4096, remote = 0
   const qp = new ClosableHandleDouble("QueuePair");
   const mr = new ClosableHandleDouble("MemoryRegion");
   const view = new DataView(bytes.buffer);
-  return { bytes, view, qp, mr, w: new PreparedSend(bytes, [qp, mr]) };
+  return { bytes, view, qp, mr, w: new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, [qp, mr]) };
 }
 
 Deno.test("prepared send: setters write the descriptor in place", async (t) => {
@@ -122,8 +123,17 @@ Deno.test("prepared send: bad values are TypeError/RangeError and change nothing
   });
   await t.step("the constructor checks its descriptor", () => {
     const qp = new ClosableHandleDouble("QueuePair");
-    assert.throws(() => new PreparedSend(new Uint8Array(8), [qp]), TypeError);
-    assert.throws(() => new PreparedSend(new Uint8Array(SEND.size), []), TypeError);
+    const token: typeof PREPARED_BY_QUEUE_PAIR = PREPARED_BY_QUEUE_PAIR;
+    assert.throws(() => new PreparedSend(token, new Uint8Array(8), [qp]), TypeError);
+    assert.throws(() => new PreparedSend(token, new Uint8Array(SEND.size), []), TypeError);
+  });
+  await t.step("only QueuePair.prepareSend makes one", () => {
+    const qp = new ClosableHandleDouble("QueuePair");
+    assert.throws(
+      // @ts-expect-error: without the module's token, on purpose
+      () => new PreparedSend(Symbol("forged"), descriptor(WrOpcode.SEND, 8, 0n), [qp]),
+      /comes from QueuePair.prepareSend/,
+    );
   });
 });
 

@@ -6,11 +6,13 @@ import {
   Access,
   AddressHandle,
   CompletionQueue,
+  type Context,
   gidText,
   LinkLayer,
   MemoryRegion,
   NativeHandle,
   PortState,
+  ProtectionDomain,
   QueuePair,
   WorkCompletions,
 } from "../../verbs/mod.ts";
@@ -18,12 +20,19 @@ import { portProblem, roceGidIndex } from "../../verbs/context.ts";
 import { gidBytes } from "../../verbs/validate.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
-class UnreachablePd extends NativeHandle {
-  constructor() {
-    super(Deno.UnsafePointer.create(0x1000n)!, "ProtectionDomain", "none", () => 0);
+/** A handle of `kind` whose pointer nothing may use: validation must fail first. */
+class Unreachable extends NativeHandle {
+  constructor(kind: string) {
+    super(Deno.UnsafePointer.create(0x1000n)!, kind, "none", () => 0);
   }
   override pointerFor(verb: string): Deno.PointerObject {
     throw new Error(`validation let ${verb} run`);
+  }
+}
+
+class UnreachablePd extends Unreachable {
+  constructor() {
+    super("ProtectionDomain");
   }
 }
 
@@ -123,20 +132,44 @@ Deno.test("work completions: capacity and index bounds", () => {
 
 Deno.test("queue pairs, completion queues and address handles check options first", () => {
   const parent = new UnreachablePd();
+  const context = new Unreachable("Context") as unknown as Context;
   const cq = {} as CompletionQueue;
   // @ts-expect-error: wrong type on purpose
-  assert.throws(() => QueuePair.create(parent, null, { type: "XRC", sendCq: cq }), TypeError);
+  assert.throws(() => QueuePair.create(parent, context, { type: "XRC", sendCq: cq }), TypeError);
+  assert.throws(() => QueuePair.create(parent, context, { type: 9, sendCq: cq }), RangeError);
+  assert.throws(() => QueuePair.create(parent, context, { type: "RC" } as never), TypeError);
+  assert.throws(() => CompletionQueue.create(context, { entries: 0 }), RangeError);
   // @ts-expect-error: wrong type on purpose
-  assert.throws(() => QueuePair.create(parent, null, { type: 9, sendCq: cq }), RangeError);
-  // @ts-expect-error: wrong type on purpose
-  assert.throws(() => QueuePair.create(parent, null, { type: "RC" }), TypeError);
-  assert.throws(() => CompletionQueue.create(parent, { entries: 0 }), RangeError);
-  // @ts-expect-error: wrong type on purpose
-  assert.throws(() => CompletionQueue.create(parent, { channel: "yes" }), TypeError);
+  assert.throws(() => CompletionQueue.create(context, { channel: "yes" }), TypeError);
   assert.throws(() => AddressHandle.create(parent, {}), TypeError);
   assert.throws(() => AddressHandle.create(parent, { gid: "::1", hopLimit: 256 }), RangeError);
   assert.throws(() => AddressHandle.create(parent, { lid: -1 }), RangeError);
   parent.close();
+});
+
+Deno.test("a factory given another kind of parent handle: TypeError before native code", () => {
+  const pd = new UnreachablePd();
+  const context = new Unreachable("Context") as unknown as Context;
+  const cq = new Unreachable("CompletionQueue");
+  const expectKind = (kind: string) => (e: unknown) =>
+    e instanceof TypeError && e.message.endsWith(`must be a ${kind}`);
+  assert.throws(() => CompletionQueue.create(pd), expectKind("Context"));
+  assert.throws(() => ProtectionDomain.allocate(pd as never), expectKind("Context"));
+  assert.throws(() => MemoryRegion.register(cq, new Uint8Array(8)), expectKind("ProtectionDomain"));
+  assert.throws(() => AddressHandle.create(context, { lid: 1 }), expectKind("ProtectionDomain"));
+  assert.throws(
+    () => QueuePair.create(cq, context, { type: "RC", sendCq: {} as CompletionQueue }),
+    expectKind("ProtectionDomain"),
+  );
+  assert.throws(
+    () => QueuePair.create(pd, pd as never, { type: "RC", sendCq: {} as CompletionQueue }),
+    expectKind("Context"),
+  );
+  // The right kind but another device's: the queue pair's domain must belong to its context.
+  assert.throws(
+    () => QueuePair.create(pd, context, { type: "RC", sendCq: {} as CompletionQueue }),
+    TypeError,
+  );
 });
 
 Deno.test("a port that cannot carry traffic is named, with the reason", () => {
