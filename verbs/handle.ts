@@ -109,7 +109,8 @@ export abstract class NativeHandle implements Disposable {
     parents: readonly NativeHandle[] = [],
     keepAlive?: unknown,
   ) {
-    const parentResources = parents.map((p) => p.#resource);
+    // Once per parent: a queue pair whose send and receive queues are one CQ is one child of it.
+    const parentResources = [...new Set(parents)].map((p) => p.#resource);
     this.#resource = new NativeResource(
       pointer,
       kind,

@@ -38,12 +38,13 @@ export {
 } from "./completion_queue.ts";
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
 export { CompletionError } from "./completion_error.ts";
-export { gidText } from "./validate.ts";
+export { gidText, parseGid } from "./validate.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
 export { PreparedSend } from "./prepared_send.ts";
 export {
   type ConnectionInfo,
   type ConnectOptions,
+  type LocalInfo,
   QueuePair,
   type QueuePairAttributes,
   type QueuePairOptions,

@@ -27,7 +27,7 @@ import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
 import { PREPARED_BY_QUEUE_PAIR, PreparedSend } from "./prepared_send.ts";
-import { gidBytes, integerIn, optionalInteger, optionsObject } from "./validate.ts";
+import { gidBytes, gidText, integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** Options of `ProtectionDomain.createQueuePair`. */
 export interface QueuePairOptions {
@@ -50,7 +50,7 @@ export interface QueuePairOptions {
   signalAll?: boolean;
 }
 
-/** What one end tells the other to connect: a plain, serializable object. */
+/** What one end tells the other to connect (what `localInfo()` returns may be JSON'd). */
 export interface ConnectionInfo {
   qpn: number;
   psn: number;
@@ -70,11 +70,16 @@ export interface ConnectionInfo {
   maxDestRdAtomic?: number;
 }
 
+/** `QueuePair.localInfo()`: every field set, the GID as IPv6 text; JSON keeps it whole. */
+export interface LocalInfo extends Required<ConnectionInfo> {
+  gid: string;
+}
+
 /** Local choices for `connect()`; all optional. */
 export interface ConnectOptions {
-  /** Local port. Default 1. */
+  /** Local port. Default: the one `localInfo()` announced, else 1. */
   port?: number;
-  /** Local GID index. Default: chosen by `defaultGidIndex()`. */
+  /** Local GID index. Default: the one `localInfo()` announced, else `defaultGidIndex()`. */
   gidIndex?: number;
   /** What remote peers may do through this QP (RC/UC). Default: local write only. */
   access?: number;
@@ -175,6 +180,10 @@ export interface QueuePairAttributes {
   maxRdAtomic: number;
   /** RDMA READs/atomics this end accepts as responder (0 before RTR). */
   maxDestRdAtomic: number;
+  /** The local port (0 before INIT). */
+  port: number;
+  /** The source GID index of the path (RC/UC, from RTR on; meaningful when a GRH is used). */
+  gidIndex: number;
 }
 
 /** RDMA READs/atomics an RC responder accepts unless told otherwise (or the device's limit). */
@@ -202,11 +211,15 @@ export class QueuePair extends NativeHandle {
   readonly recvCq: CompletionQueue;
   readonly maxSendSge: number;
   readonly maxRecvSge: number;
+  /** Bytes a send may carry inline: what the provider gave, which may exceed what was asked. */
+  readonly maxInlineData: number;
   readonly #context: Context;
   readonly #send = new Uint8Array(SEND.size);
   readonly #sendView = new DataView(this.#send.buffer);
   readonly #recv = new Uint8Array(RECV.size);
   readonly #recvView = new DataView(this.#recv.buffer);
+  /** The port and GID index `localInfo()` announced: connect() uses them unless told otherwise. */
+  #announced: { port: number; gidIndex: number } | undefined;
   /** The responder depth `localInfo()` announced, which RTR then uses. */
   #announcedDestRdAtomic: number | undefined;
   /** What the peer said it accepts (`remote.maxDestRdAtomic` at RTR): RTS issues no more. */
@@ -228,6 +241,7 @@ export class QueuePair extends NativeHandle {
     recvCq: CompletionQueue,
     maxSendSge: number,
     maxRecvSge: number,
+    maxInlineData: number,
   ) {
     super(
       pointer,
@@ -243,6 +257,7 @@ export class QueuePair extends NativeHandle {
     this.recvCq = recvCq;
     this.maxSendSge = maxSendSge;
     this.maxRecvSge = maxRecvSge;
+    this.maxInlineData = maxInlineData;
     this.#context = context;
     this.#pd = pd;
   }
@@ -300,7 +315,20 @@ export class QueuePair extends NativeHandle {
           `inline data also has to fit a send queue entry)`,
       );
     }
-    return new QueuePair(pointer, pd, context, type, sendCq, recvCq, maxSendSge, maxRecvSge);
+    // The provider may round the inline size up: sends are checked against what it gave.
+    const caps = new Uint32Array(9);
+    const given = verbsShim().drv_query_qp_attributes(pointer, caps) === 0 ? caps[4] : maxInline;
+    return new QueuePair(
+      pointer,
+      pd,
+      context,
+      type,
+      sendCq,
+      recvCq,
+      maxSendSge,
+      maxRecvSge,
+      Math.max(given, maxInline),
+    );
   }
 
   /**
@@ -308,7 +336,7 @@ export class QueuePair extends NativeHandle {
    * read/atomic depths in force.
    */
   queryAttributes(): QueuePairAttributes {
-    const out = new Uint32Array(7);
+    const out = new Uint32Array(9);
     const result = verbsShim().drv_query_qp_attributes(this.pointerFor("ibv_query_qp"), out);
     if (result !== 0) throw errorFromResult("ibv_query_qp", result, "attributes");
     const [maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData] = out;
@@ -320,12 +348,16 @@ export class QueuePair extends NativeHandle {
       maxInlineData,
       maxRdAtomic: out[5],
       maxDestRdAtomic: out[6],
+      port: out[7],
+      gidIndex: out[8],
     };
   }
 
-  /** The current state (QpState), as libibverbs last set it. */
+  /** The current state (QpState), as the device reports it (ibv_query_qp). */
   get state(): number {
-    return verbsShim().drv_qp_state(this.pointerFor("ibv_query_qp"));
+    const state = verbsShim().drv_qp_state(this.pointerFor("ibv_query_qp"));
+    if (state < 0) throw errorFromResult("ibv_query_qp", state, "state");
+    return state;
   }
 
   /** `Context.defaultGidIndex` of this queue pair's device. */
@@ -341,7 +373,7 @@ export class QueuePair extends NativeHandle {
    */
   localInfo(
     options?: { port?: number; gidIndex?: number; maxDestRdAtomic?: number },
-  ): Required<ConnectionInfo> {
+  ): LocalInfo {
     const opts = optionsObject("options", options);
     const maxDestRdAtomic = this.type === QpType.RC ? this.#responderDepth(opts) : 0;
     const port = optionalInteger("port", opts.port, 1, 1, 255);
@@ -352,11 +384,13 @@ export class QueuePair extends NativeHandle {
     const gid = opts.gidIndex === undefined && attr.linkLayer !== LinkLayer.ETHERNET
       ? new Uint8Array(16)
       : this.#context.queryGid(port, gidIndex).gid;
+    this.#announced = { port, gidIndex };
+    // Text, so the object survives JSON as it is: connect() takes it back.
     return {
       qpn: this.qpn,
       psn: this.psn,
       lid: attr.lid,
-      gid,
+      gid: gidText(gid),
       gidIndex,
       mtu: attr.activeMtu,
       port,
@@ -371,7 +405,7 @@ export class QueuePair extends NativeHandle {
     if ((access & ~ACCESS_MASK) !== 0) throw new RangeError("access has unknown bits");
     const result = verbsShim().drv_modify_qp_init(
       this.pointerFor("ibv_modify_qp"),
-      optionalInteger("port", opts.port, 1, 1, 255),
+      this.#localPort(opts),
       optionalInteger("pkeyIndex", opts.pkeyIndex, 0, 0, 0xffff),
       access,
       optionalInteger("qkey", opts.qkey, DEFAULT_QKEY, 0, 0xffffffff),
@@ -388,10 +422,12 @@ export class QueuePair extends NativeHandle {
       const v = new DataView(desc.buffer);
       v.setUint32(PATH.dest_qpn, integerIn("remote.qpn", r.qpn, 0, 0xffffff), true);
       v.setUint32(PATH.rq_psn, integerIn("remote.psn", r.psn, 0, 0xffffff), true);
-      const port = optionalInteger("port", opts.port, 1, 1, 255);
-      const gidIndex = opts.gidIndex === undefined
-        ? this.defaultGidIndex(port)
-        : integerIn("gidIndex", opts.gidIndex, 0, 255);
+      const port = this.#localPort(opts);
+      const gidIndex = opts.gidIndex !== undefined
+        ? integerIn("gidIndex", opts.gidIndex, 0, 255)
+        : this.#announced?.port === port
+        ? this.#announced.gidIndex
+        : this.defaultGidIndex(port);
       const path: PathOptions = {
         lid: integerIn("remote.lid", r.lid, 0, 0xffff),
         gid: r.gid === undefined ? undefined : gidBytes("remote.gid", r.gid),
@@ -492,6 +528,13 @@ export class QueuePair extends NativeHandle {
     return Math.min(peer ?? 1, this.#deviceDepthLimit("maxRdAtomic"));
   }
 
+  /** The local port: asked for, else the one `localInfo()` announced, else 1. */
+  #localPort(opts: ConnectOptions): number {
+    return opts.port !== undefined
+      ? integerIn("port", opts.port, 1, 255)
+      : this.#announced?.port ?? 1;
+  }
+
   /** Moves to ERR: outstanding requests complete with WR_FLUSH_ERR. */
   toError(): void {
     const result = verbsShim().drv_modify_qp_error(this.pointerFor("ibv_modify_qp"));
@@ -582,7 +625,15 @@ export class QueuePair extends NativeHandle {
     let flags = 0;
     if (wr.signaled) flags |= SendFlags.SIGNALED;
     if (wr.solicited) flags |= SendFlags.SOLICITED;
-    if (wr.inline) flags |= SendFlags.INLINE;
+    if (wr.inline) {
+      // The provider would only say EINVAL.
+      if (this.#sgeBytes > this.maxInlineData) {
+        throw new RangeError(
+          `${this.#sgeBytes} bytes inline; this queue pair takes ${this.maxInlineData}`,
+        );
+      }
+      flags |= SendFlags.INLINE;
+    }
     if (wr.fence) flags |= SendFlags.FENCE;
     v.setUint32(SEND.send_flags, flags, true);
     const withImm = opcode === WrOpcode.SEND_WITH_IMM || opcode === WrOpcode.RDMA_WRITE_WITH_IMM;

@@ -55,7 +55,7 @@ export function optionalInteger(
   return value === undefined ? fallback : integerIn(name, value, min, max);
 }
 
-/** Parses a GID given as 16 bytes or as text ("fe80::1", or 32 hex digits with optional colons). */
+/** `parseGid`, naming the argument `name` in its errors. */
 export function gidBytes(name: string, value: unknown): Uint8Array {
   if (value instanceof Uint8Array) {
     if (value.length !== 16) throw new RangeError(`${name} must be 16 bytes, got ${value.length}`);
@@ -64,9 +64,25 @@ export function gidBytes(name: string, value: unknown): Uint8Array {
   if (typeof value !== "string") {
     throw new TypeError(`${name} must be a 16-byte Uint8Array or a string`);
   }
-  const parsed = parseIpv6(value);
+  const parsed = /^[0-9a-fA-F]{32}$/.test(value) ? parseHexBytes(value) : parseIpv6(value);
   if (!parsed) throw new RangeError(`${name} is not a GID: ${JSON.stringify(value)}`);
   return parsed;
+}
+
+/**
+ * A GID from 16 bytes (returned as they are), IPv6 text ("fe80::1", "::ffff:10.0.0.1") or 32 hex
+ * digits in byte order (the wire form of rdma-core's pingpong examples). TypeError or RangeError
+ * otherwise.
+ */
+export function parseGid(value: Uint8Array | string): Uint8Array {
+  return gidBytes("gid", value);
+}
+
+/** 32 hex digits as 16 bytes, first byte first. */
+function parseHexBytes(text: string): Uint8Array {
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return out;
 }
 
 function parseIpv6(text: string): Uint8Array | null {

@@ -14,6 +14,7 @@ import {
   type Context,
   type MemoryRegion,
   openDevice,
+  parseGid,
   type ProtectionDomain,
   type QueuePair,
 } from "../../mod.ts";
@@ -172,7 +173,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       lid: info.lid,
       qpn: info.qpn,
       psn: info.psn,
-      gid: gidToWire(info.gid as Uint8Array),
+      gid: gidToWire(parseGid(info.gid)),
       mtu: info.mtu,
       rkey: mr.rkey,
       address: mr.address.toString(),

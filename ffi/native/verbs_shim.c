@@ -457,15 +457,17 @@ EXPORT uint32_t drv_qp_num(struct ibv_qp *qp)
 	return qp->qp_num;
 }
 
-/* The capacities the provider gave the queue pair (it may round requests up) and its read/atomic
- * depths: max_send_wr, max_recv_wr, max_send_sge, max_recv_sge, max_inline_data, max_rd_atomic,
- * max_dest_rd_atomic, in that order. */
+/* The capacities the provider gave the queue pair (it may round requests up), its read/atomic
+ * depths and its path's port and source GID index: max_send_wr, max_recv_wr, max_send_sge,
+ * max_recv_sge, max_inline_data, max_rd_atomic, max_dest_rd_atomic, port_num, sgid_index. */
 EXPORT int drv_query_qp_attributes(struct ibv_qp *qp, uint32_t *out)
 {
 	struct ibv_qp_attr attr;
 	struct ibv_qp_init_attr init;
 	int err = ibv_query_qp(qp, &attr,
-			       IBV_QP_CAP | IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC, &init);
+			       IBV_QP_CAP | IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC |
+				       IBV_QP_PORT | IBV_QP_AV,
+			       &init);
 	if (err)
 		return fail(err);
 	out[0] = attr.cap.max_send_wr;
@@ -475,12 +477,19 @@ EXPORT int drv_query_qp_attributes(struct ibv_qp *qp, uint32_t *out)
 	out[4] = attr.cap.max_inline_data;
 	out[5] = attr.max_rd_atomic;
 	out[6] = attr.max_dest_rd_atomic;
+	out[7] = attr.port_num;
+	out[8] = attr.ah_attr.grh.sgid_index;
 	return 0;
 }
 
+/* The state the device reports (qp->state is only what libibverbs last set: a queue pair the
+ * device moved to ERR still reads RTS there). -errno on failure. */
 EXPORT int32_t drv_qp_state(struct ibv_qp *qp)
 {
-	return qp->state;
+	struct ibv_qp_attr attr;
+	struct ibv_qp_init_attr init;
+	int err = ibv_query_qp(qp, &attr, IBV_QP_STATE, &init);
+	return err ? fail(err) : (int32_t)attr.qp_state;
 }
 
 /* RESET -> INIT. RC uses access_flags, UD uses qkey. */

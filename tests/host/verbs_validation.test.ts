@@ -11,6 +11,7 @@ import {
   LinkLayer,
   MemoryRegion,
   NativeHandle,
+  parseGid,
   PortState,
   ProtectionDomain,
   QueuePair,
@@ -107,6 +108,9 @@ Deno.test("GIDs parse from text and bytes and print back", () => {
   assert.throws(() => gidBytes("gid", "not a gid"), RangeError);
   assert.throws(() => gidBytes("gid", new Uint8Array(15)), RangeError);
   assert.throws(() => gidBytes("gid", 42), TypeError);
+  // rdma-core's pingpong wire form: 32 hex digits, first byte first.
+  assert.deepEqual(parseGid("fe80000000000000505400fffe123456"), gid);
+  assert.throws(() => parseGid("fe80000000000000505400fffe12345"), RangeError, "31 digits");
 });
 
 Deno.test("work completions: capacity and index bounds", () => {

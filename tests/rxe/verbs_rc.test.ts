@@ -1,7 +1,16 @@
 // rxe suite: an RC queue pair pair in loopback: SEND/RECV, RDMA WRITE (with immediate), RDMA READ
 // of 1 MiB verified byte for byte, atomics, completion events, and bad work requests.
 import assert from "node:assert/strict";
-import { Access, RdmaError, WcFlags, WcOpcode, WcStatus, WrOpcode } from "../../verbs/mod.ts";
+import {
+  Access,
+  gidText,
+  QpState,
+  RdmaError,
+  WcFlags,
+  WcOpcode,
+  WcStatus,
+  WrOpcode,
+} from "../../verbs/mod.ts";
 import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
 
 const MiB = 1 << 20;
@@ -160,6 +169,51 @@ Deno.test("remote access is only what the region granted: a WRITE to a local-onl
   });
   const [wc] = await lo.completions(1);
   assert.equal(wc.status, WcStatus.REM_ACCESS_ERR);
+  // The device moved the queue pair to ERR; `state` asks the device, not libibverbs' copy.
+  assert.equal(lo.a.state, QpState.ERR);
+});
+
+Deno.test("connect() uses the port and GID index localInfo() announced", () => {
+  using lo = openLoopback();
+  // Another routable RoCE v2 entry than the default (rxe0 sits on the loopback device: ::1 beside
+  // ::ffff:127.0.0.1); the peer's path uses the same kind of address, as if both ends chose it.
+  const table = lo.ctx.gidTable(1);
+  const linkLocal = (g: Uint8Array) => g[0] === 0xfe && (g[1] & 0xc0) === 0x80;
+  const other = table.find((e) =>
+    e.type === "roce-v2" && e.index !== lo.a.defaultGidIndex() && !linkLocal(e.gid)
+  );
+  assert.ok(other, JSON.stringify(table.map((e) => [e.index, e.text, e.type])));
+  using qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  const mine = qp.localInfo({ gidIndex: other.index });
+  assert.equal(mine.gid, gidText(other.gid));
+  qp.connect(lo.b.localInfo({ gidIndex: other.index }));
+  const attributes = qp.queryAttributes();
+  assert.equal(attributes.gidIndex, other.index, "the source GID is the one announced");
+  assert.equal(attributes.port, 1);
+});
+
+Deno.test("inline data beyond what the queue pair takes is a RangeError naming its limit", () => {
+  using lo = openLoopback();
+  using qp = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq, maxInlineData: 64 });
+  assert.ok(qp.maxInlineData >= 64);
+  const big = qp.maxInlineData + 1;
+  using mr = lo.pd.registerMemory(new Uint8Array(big));
+  assert.throws(
+    () => qp.postSend({ sge: { mr }, inline: true }),
+    (e: unknown) => e instanceof RangeError && e.message.includes(`takes ${qp.maxInlineData}`),
+  );
+});
+
+Deno.test("a completion queue's EBUSY counts each queue pair once", () => {
+  using lo = openLoopback();
+  const cq = lo.ctx.createCompletionQueue();
+  const qps = [0, 1].map(() => lo.pd.createQueuePair({ type: "RC", sendCq: cq }));
+  assert.throws(
+    () => cq.close(),
+    (e: unknown) => e instanceof RdmaError && /open 2 QueuePairs;/.test(e.message),
+  );
+  for (const qp of qps) qp.close();
+  cq.close();
 });
 
 Deno.test("cq.wait() does not block the event loop: a timer fires while it waits", async () => {
