@@ -15,8 +15,8 @@ export interface PathOptions {
   lid?: number;
   /** Remote GID (16 bytes or IPv6 text). Needed on RoCE, where a GRH is required. */
   gid?: Uint8Array | string;
-  /** Local GID index to send from (sgid_index). Default: `Context.defaultGidIndex(port)` for an
-   * address handle (RoCE v2 on Ethernet), 0 for a queue pair's path. */
+  /** Local GID index to send from (sgid_index). Default: `Context.defaultGidIndex(port)` (RoCE v2
+   * on Ethernet, 0 on InfiniBand). */
   gidIndex?: number;
   /** Local port. Default 1. */
   port?: number;
