@@ -7,6 +7,7 @@ import { PATH } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
+import type { ProtectionDomain } from "./protection_domain.ts";
 import { gidBytes, integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** The remote end of a path: what an address handle and an RC RTR transition need. */
@@ -55,11 +56,11 @@ export function writePath(desc: Uint8Array, path: PathOptions): void {
 /** An address handle (struct ibv_ah), for UD sends. */
 export class AddressHandle extends NativeHandle {
   /** The protection domain it was created in: only its UD queue pairs can send through it. */
-  readonly pd: NativeHandle;
+  readonly pd: ProtectionDomain;
 
   private constructor(pointer: Deno.PointerObject, pd: NativeHandle) {
     super(pointer, "AddressHandle", "ibv_destroy_ah", (p) => verbsShim().drv_destroy_ah(p), [pd]);
-    this.pd = pd;
+    this.pd = pd as ProtectionDomain;
   }
 
   /** ibv_create_ah. Prefer `ProtectionDomain.createAddressHandle`. */

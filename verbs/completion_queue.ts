@@ -15,6 +15,7 @@ import { POLL_FAILED, verbsShim } from "../ffi/verbs_symbols.ts";
 import { CompletionError } from "./completion_error.ts";
 import { WcStatus } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
+import type { Context } from "./context.ts";
 import { NativeHandle } from "./handle.ts";
 import { optionalInteger, optionsObject } from "./validate.ts";
 import { WorkCompletions } from "./work_completions.ts";
@@ -56,7 +57,7 @@ export class CompletionQueue extends NativeHandle {
   /** Entries the queue can hold (at least what was asked for). */
   readonly capacity: number;
   /** The device context it was created on (queue pairs must use queues of their own context). */
-  readonly context: NativeHandle;
+  readonly context: Context;
   readonly #channel: Deno.PointerObject | null;
   #waiting = false;
 
@@ -73,7 +74,7 @@ export class CompletionQueue extends NativeHandle {
       return result;
     }, [parent]);
     this.capacity = verbsShim().drv_cq_capacity(pointer);
-    this.context = parent;
+    this.context = parent as Context;
     this.#channel = channel;
   }
 

@@ -15,6 +15,7 @@ import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { Access, ACCESS_MASK } from "./constants.ts";
 import { Errno, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
+import type { ProtectionDomain } from "./protection_domain.ts";
 import { integerIn, optionsObject } from "./validate.ts";
 
 /** Memory to register: a buffer or view, or a native address and length. */
@@ -110,7 +111,7 @@ export class MemoryRegion extends NativeHandle {
   /** The registered bytes when registered from a buffer (null for an address). */
   readonly bytes: Uint8Array | null;
   /** The protection domain it was registered in: only its queue pairs can use the lkey. */
-  readonly pd: NativeHandle;
+  readonly pd: ProtectionDomain;
 
   private constructor(
     parent: NativeHandle,
@@ -133,7 +134,7 @@ export class MemoryRegion extends NativeHandle {
     this.length = resolved.length;
     this.access = access;
     this.bytes = resolved.bytes;
-    this.pd = parent;
+    this.pd = parent as ProtectionDomain;
   }
 
   /** ibv_reg_mr. Prefer `ProtectionDomain.registerMemory`. */
