@@ -69,7 +69,9 @@ class NativeResource {
     try {
       this.release();
     } catch {
-      // A finalizer cannot report; the object stays allocated until the process exits.
+      // A finalizer cannot report; the object stays allocated until the process exits, and so
+      // does what it keeps alive (a region the device may still write to keeps its buffer).
+      undestroyed.add(this);
     }
   }
 
@@ -90,6 +92,9 @@ class NativeResource {
     return [...this.children].map(([kind, n]) => `${n} ${kind}${n === 1 ? "" : "s"}`).join(", ");
   }
 }
+
+/** Native objects whose destroy verb failed after their handle was gone: kept reachable. */
+const undestroyed = new Set<NativeResource>();
 
 const leaked = new FinalizationRegistry<NativeResource>((resource) => {
   resource.releaseWhenIdle = true;
