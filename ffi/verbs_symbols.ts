@@ -45,6 +45,11 @@ const SYMBOLS = {
   drv_poll_cq_checked: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
   // Runs on a worker thread: returns -errno itself rather than through drv_last_errno.
   drv_wait_cq_event: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  drv_wait_async_event: {
+    parameters: ["pointer", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
 
   drv_create_qp: {
     parameters: ["pointer", "pointer", "pointer", "i32", "u32", "u32", "u32", "u32", "u32", "i32"],

@@ -17,7 +17,7 @@ import { WcStatus } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import type { Context } from "./context.ts";
 import { NativeHandle } from "./handle.ts";
-import { optionalInteger, optionsObject } from "./validate.ts";
+import { optionalInteger, optionsObject, timeoutOption } from "./validate.ts";
 import { WorkCompletions } from "./work_completions.ts";
 
 /** Options of `Context.createCompletionQueue`. */
@@ -173,13 +173,7 @@ export class CompletionQueue extends NativeHandle {
    * One wait at a time per queue (a second concurrent wait rejects with RdmaError EBUSY).
    */
   async wait(options?: WaitOptions): Promise<boolean> {
-    const opts = optionsObject("options", options);
-    let timeout = Infinity;
-    if (opts.timeoutMs !== undefined) {
-      if (typeof opts.timeoutMs !== "number") throw new TypeError("timeoutMs must be a number");
-      if (!(opts.timeoutMs >= 0)) throw new RangeError("timeoutMs must be >= 0");
-      timeout = opts.timeoutMs;
-    }
+    const timeout = timeoutOption(options);
     const channel = this.#channel;
     if (channel === null) {
       this.pointerFor("ibv_get_cq_event"); // closed beats "no channel"

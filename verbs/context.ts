@@ -6,12 +6,17 @@
  */
 import { DEVICE_ATTR, GID, PORT_ATTR } from "../ffi/layout.ts";
 import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
-import { CompletionQueue, type CompletionQueueOptions } from "./completion_queue.ts";
+import { type AsyncEvent, decodeAsyncEvent } from "./async_events.ts";
+import {
+  CompletionQueue,
+  type CompletionQueueOptions,
+  type WaitOptions,
+} from "./completion_queue.ts";
 import { GID_TYPES, LinkLayer, PortState } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { ProtectionDomain } from "./protection_domain.ts";
-import { gidText, integerIn } from "./validate.ts";
+import { gidText, integerIn, timeoutOption } from "./validate.ts";
 
 const PORT_STATE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
   Object.entries(PortState).map(([name, value]) => [value, name]),
@@ -116,6 +121,7 @@ export interface GidEntry {
 export class Context extends NativeHandle {
   /** The device's name, e.g. "rxe0". */
   readonly deviceName: string;
+  #waitingAsync = false;
 
   private constructor(pointer: Deno.PointerObject, deviceName: string) {
     super(pointer, "Context", "ibv_close_device", (p) => verbsShim().drv_close_device(p));
@@ -251,6 +257,44 @@ export class Context extends NativeHandle {
       if (desc.subarray(0, 16).some((b) => b !== 0)) entries.push(this.queryGid(port, index));
     }
     return entries;
+  }
+
+  /**
+   * The device's next asynchronous event (ibv_get_async_event): a port going down or up, a queue
+   * pair or completion queue in error, the device failing. Waits on a worker thread, so the event
+   * loop keeps running, for up to `timeoutMs` (default: no limit); null on timeout. Each event is
+   * acknowledged before it is returned. One wait at a time (EBUSY); closing the context ends it
+   * (EBADF).
+   */
+  async waitAsyncEvent(options?: WaitOptions): Promise<AsyncEvent | null> {
+    const timeout = timeoutOption(options);
+    if (this.#waitingAsync) {
+      throw new RdmaError(
+        "ibv_get_async_event",
+        Errno.EBUSY,
+        "another waitAsyncEvent() is pending",
+      );
+    }
+    const pointer = this.pin("ibv_get_async_event");
+    this.#waitingAsync = true;
+    const out = new Uint32Array(3);
+    const deadline = performance.now() + timeout;
+    try {
+      for (;;) {
+        // Bounded slices, so a close() is noticed.
+        const slice = Math.max(0, Math.min(100, Math.ceil(deadline - performance.now())));
+        const result = await verbsShim().drv_wait_async_event(pointer, slice, out);
+        if (this.closed) {
+          throw new RdmaError("ibv_get_async_event", Errno.EBADF, "Context was closed");
+        }
+        if (result < 0) throw errorFromResult("ibv_get_async_event", result);
+        if (result > 0) return decodeAsyncEvent(out);
+        if (performance.now() >= deadline) return null;
+      }
+    } finally {
+      this.#waitingAsync = false;
+      this.unpin();
+    }
   }
 
   /** ibv_alloc_pd. */

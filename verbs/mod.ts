@@ -38,6 +38,7 @@ export {
 } from "./completion_queue.ts";
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
 export { CompletionError } from "./completion_error.ts";
+export { type AsyncEvent, asyncEventName, AsyncEventType } from "./async_events.ts";
 export { gidText, parseGid } from "./validate.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
 export { PreparedSend } from "./prepared_send.ts";

@@ -55,6 +55,15 @@ export function optionalInteger(
   return value === undefined ? fallback : integerIn(name, value, min, max);
 }
 
+/** A wait's `timeoutMs` option in milliseconds: a number >= 0, Infinity when absent. */
+export function timeoutOption(options: { timeoutMs?: number } | undefined): number {
+  const opts = optionsObject("options", options);
+  if (opts.timeoutMs === undefined) return Infinity;
+  if (typeof opts.timeoutMs !== "number") throw new TypeError("timeoutMs must be a number");
+  if (!(opts.timeoutMs >= 0)) throw new RangeError("timeoutMs must be >= 0");
+  return opts.timeoutMs;
+}
+
 /** `parseGid`, naming the argument `name` in its errors. */
 export function gidBytes(name: string, value: unknown): Uint8Array {
   if (value instanceof Uint8Array) {

@@ -421,6 +421,65 @@ EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeo
 	return 1;
 }
 
+/*
+ * Waits up to timeout_ms for an asynchronous event of the device (ibv_get_async_event), copies it
+ * and acknowledges it at once (destroying a queue pair waits for its events' acks). out[0] is the
+ * enum ibv_event_type, out[1] what it concerns (1 queue pair, 2 completion queue, 3 shared receive
+ * queue, 4 port, 5 device), out[2] the queue pair's number or the port's. Nonblocking FFI symbol,
+ * like drv_wait_cq_event: returns 1 (event), 0 (timeout) or -errno.
+ */
+EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms, uint32_t *out)
+{
+	struct pollfd pfd = { .fd = context->async_fd, .events = POLLIN };
+	int ready = poll(&pfd, 1, timeout_ms);
+	if (ready < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (ready == 0)
+		return 0;
+	if (!(pfd.revents & POLLIN))
+		return -EIO;
+	struct ibv_async_event event;
+	if (ibv_get_async_event(context, &event))
+		return -(errno ? errno : EIO);
+	out[0] = event.event_type;
+	out[1] = 5;
+	out[2] = 0;
+	switch (event.event_type) {
+	case IBV_EVENT_QP_FATAL:
+	case IBV_EVENT_QP_REQ_ERR:
+	case IBV_EVENT_QP_ACCESS_ERR:
+	case IBV_EVENT_COMM_EST:
+	case IBV_EVENT_SQ_DRAINED:
+	case IBV_EVENT_PATH_MIG:
+	case IBV_EVENT_PATH_MIG_ERR:
+	case IBV_EVENT_QP_LAST_WQE_REACHED:
+		out[1] = 1;
+		out[2] = event.element.qp->qp_num;
+		break;
+	case IBV_EVENT_CQ_ERR:
+		out[1] = 2;
+		break;
+	case IBV_EVENT_SRQ_ERR:
+	case IBV_EVENT_SRQ_LIMIT_REACHED:
+		out[1] = 3;
+		break;
+	case IBV_EVENT_PORT_ACTIVE:
+	case IBV_EVENT_PORT_ERR:
+	case IBV_EVENT_LID_CHANGE:
+	case IBV_EVENT_PKEY_CHANGE:
+	case IBV_EVENT_SM_CHANGE:
+	case IBV_EVENT_CLIENT_REREGISTER:
+	case IBV_EVENT_GID_CHANGE:
+		out[1] = 4;
+		out[2] = (uint32_t)event.element.port_num;
+		break;
+	default:
+		break;
+	}
+	ibv_ack_async_event(&event);
+	return 1;
+}
+
 /* ---------- queue pairs and address handles ---------- */
 
 EXPORT struct ibv_qp *drv_create_qp(struct ibv_pd *pd, struct ibv_cq *send_cq, struct ibv_cq *recv_cq,
