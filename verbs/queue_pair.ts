@@ -8,8 +8,7 @@
  *
  * @module
  */
-import { PATH, RECV, SEND, SGE } from "../ffi/layout.ts";
-import { MAX_SGE } from "../ffi/layout.ts";
+import { MAX_SGE, PATH, RECV, SEND } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
 import { CompletionQueue } from "./completion_queue.ts";
@@ -23,10 +22,12 @@ import {
   WrOpcode,
 } from "./constants.ts";
 import type { Context } from "./context.ts";
-import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
+import { errorFromResult, lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
-import { MemoryRegion } from "./memory_region.ts";
 import { PREPARED_BY_QUEUE_PAIR, PreparedSend } from "./prepared_send.ts";
+import { foreignPdError, type ScatterGather, SgeWriter } from "./scatter_gather.ts";
+
+export type { ScatterGather } from "./scatter_gather.ts";
 import { gidBytes, gidText, integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** Options of `ProtectionDomain.createQueuePair`. */
@@ -111,11 +112,6 @@ export interface ConnectOptions {
   trafficClass?: number;
 }
 
-/** One scatter/gather element: part of a memory region, or a raw address with its lkey. */
-export type ScatterGather =
-  | { mr: MemoryRegion; offset?: number; length?: number }
-  | { address: number | bigint; length: number; lkey: number };
-
 /** A send work request. */
 export interface SendRequest {
   /** WrOpcode. Default SEND. */
@@ -189,16 +185,6 @@ export interface QueuePairAttributes {
 /** RDMA READs/atomics an RC responder accepts unless told otherwise (or the device's limit). */
 const DEFAULT_RESPONDER_DEPTH = 16;
 
-/** A region or address handle of another protection domain: the device would fail the request
- * with a protection error completion, so it is refused at post time. */
-function foreignPdError(verb: string, what: string): RdmaError {
-  return new RdmaError(
-    verb,
-    Errno.EINVAL,
-    `${what} belongs to another protection domain than the queue pair`,
-  );
-}
-
 /** A queue pair (struct ibv_qp). */
 export class QueuePair extends NativeHandle {
   /** QpType value. */
@@ -224,10 +210,9 @@ export class QueuePair extends NativeHandle {
   #announcedDestRdAtomic: number | undefined;
   /** What the peer said it accepts (`remote.maxDestRdAtomic` at RTR): RTS issues no more. */
   #peerDestRdAtomic: number | undefined;
-  /** Bytes described by the last #writeSges call (kept here so posting allocates nothing). */
-  #sgeBytes = 0;
-  /** The regions and the address handle the last encoding used (prepareSend keeps them open). */
-  readonly #sgeRegions: MemoryRegion[] = [];
+  /** Encodes scatter/gather lists; remembers the regions of the last (prepareSend keeps them). */
+  readonly #sges: SgeWriter;
+  /** The address handle the last encoding used (prepareSend keeps it open). */
   #encodedAh: AddressHandle | null = null;
   /** Regions and address handles of another protection domain fail on the device, later. */
   readonly #pd: NativeHandle;
@@ -260,6 +245,7 @@ export class QueuePair extends NativeHandle {
     this.maxInlineData = maxInlineData;
     this.#context = context;
     this.#pd = pd;
+    this.#sges = new SgeWriter(pd);
   }
 
   /** ibv_create_qp. Prefer `ProtectionDomain.createQueuePair`. */
@@ -541,69 +527,6 @@ export class QueuePair extends NativeHandle {
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to ERR");
   }
 
-  #writeSges(
-    view: DataView,
-    at: number,
-    sge: ScatterGather | readonly ScatterGather[] | undefined,
-    max: number,
-    verb: string,
-  ): number {
-    this.#sgeBytes = 0;
-    this.#sgeRegions.length = 0;
-    if (sge === undefined) return 0;
-    const one = !Array.isArray(sge);
-    const count = one ? 1 : (sge as readonly ScatterGather[]).length;
-    if (count > max) throw new RangeError(`${count} scatter/gather elements; this QP takes ${max}`);
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const e = one ? sge as ScatterGather : (sge as readonly ScatterGather[])[i];
-      const o = at + i * SGE.size;
-      if (e === null || typeof e !== "object") throw new TypeError("sge must be an object");
-      let address: number;
-      let length: number;
-      let lkey: number;
-      if ("mr" in e) {
-        // Each field read once: a getter could answer differently, or close the region.
-        const mr = e.mr;
-        const offsetField = e.offset, lengthField = e.length;
-        if (!(mr instanceof MemoryRegion)) throw new TypeError("sge.mr must be a MemoryRegion");
-        mr.pointerFor(verb); // EBADF if it was deregistered
-        if (mr.pd !== this.#pd) throw foreignPdError(verb, "the region");
-        this.#sgeRegions.push(mr);
-        const offset = offsetField === undefined
-          ? 0
-          : integerIn("sge.offset", offsetField, 0, mr.length);
-        length = lengthField === undefined
-          ? mr.length - offset
-          : integerIn("sge.length", lengthField, 1, 0xffffffff);
-        if (length <= 0 || offset + length > mr.length) {
-          throw new RangeError(
-            `sge [${offset}, ${offset + length}) is outside the ${mr.length}-byte region`,
-          );
-        }
-        address = Number(mr.address) + offset;
-        lkey = mr.lkey;
-      } else if ("lkey" in e) {
-        address = typeof e.address === "bigint" ? Number(e.address) : e.address;
-        if (typeof address !== "number" || !Number.isSafeInteger(address) || address <= 0) {
-          throw new RangeError("sge.address must be a positive address");
-        }
-        length = integerIn("sge.length", e.length, 1, 0xffffffff);
-        lkey = integerIn("sge.lkey", e.lkey, 0, 0xffffffff);
-      } else {
-        throw new TypeError("sge must be {mr, offset?, length?} or {address, length, lkey}");
-      }
-      if (length > 0xffffffff) throw new RangeError("one sge is at most 4 GiB - 1");
-      view.setUint32(o + SGE.addr, address % TWO_32, true);
-      view.setUint32(o + SGE.addr + 4, Math.floor(address / TWO_32), true);
-      view.setUint32(o + SGE.length, length, true);
-      view.setUint32(o + SGE.lkey, lkey, true);
-      total += length;
-    }
-    this.#sgeBytes = total;
-    return count;
-  }
-
   /**
    * Validates `wr` and encodes it into a send descriptor (`SEND` layout); throws TypeError or
    * RangeError, leaving `v` partly written, when the request is invalid.
@@ -613,7 +536,7 @@ export class QueuePair extends NativeHandle {
     const opcode = wr.opcode ?? WrOpcode.SEND;
     if (typeof opcode !== "number") throw new TypeError("opcode must be a WrOpcode value");
     if (!VALID_OPCODES.has(opcode)) throw new RangeError(`unknown opcode ${opcode}`);
-    const count = this.#writeSges(
+    const count = this.#sges.write(
       v,
       SEND.sg_list,
       wr.sge,
@@ -627,9 +550,9 @@ export class QueuePair extends NativeHandle {
     if (wr.solicited) flags |= SendFlags.SOLICITED;
     if (wr.inline) {
       // The provider would only say EINVAL.
-      if (this.#sgeBytes > this.maxInlineData) {
+      if (this.#sges.bytes > this.maxInlineData) {
         throw new RangeError(
-          `${this.#sgeBytes} bytes inline; this queue pair takes ${this.maxInlineData}`,
+          `${this.#sges.bytes} bytes inline; this queue pair takes ${this.maxInlineData}`,
         );
       }
       flags |= SendFlags.INLINE;
@@ -658,7 +581,7 @@ export class QueuePair extends NativeHandle {
       v.setUint32(SEND.rkey, 0, true);
     }
     if (atomic) {
-      if (count !== 1 || this.#sgeBytes !== 8) {
+      if (count !== 1 || this.#sges.bytes !== 8) {
         throw new RangeError("atomic operations take exactly one 8-byte sge");
       }
       if (v.getUint32(SEND.remote_addr, true) % 8 !== 0) {
@@ -710,7 +633,7 @@ export class QueuePair extends NativeHandle {
     const bytes = new Uint8Array(SEND.size);
     this.#encodeSend(wr, new DataView(bytes.buffer));
     // The handles the encoding used (reading `wr` again could give others).
-    const keepOpen: NativeHandle[] = [this, ...this.#sgeRegions];
+    const keepOpen: NativeHandle[] = [this, ...this.#sges.regions];
     if (this.#encodedAh !== null) keepOpen.push(this.#encodedAh);
     for (const handle of keepOpen) handle.pointerFor("ibv_post_send"); // none closed meanwhile
     return new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, keepOpen);
@@ -720,7 +643,7 @@ export class QueuePair extends NativeHandle {
   postRecv(wr: RecvRequest): void {
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
     const v = this.#recvView;
-    const count = this.#writeSges(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
+    const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
     writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
     v.setUint32(RECV.num_sge, count, true);
     // After encoding: a getter in `wr` may have closed this queue pair.
