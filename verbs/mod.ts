@@ -42,6 +42,7 @@ export { type AsyncEvent, asyncEventName, AsyncEventType } from "./async_events.
 export { gidText, parseGid } from "./validate.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
 export { PreparedSend } from "./prepared_send.ts";
+export { SharedReceiveQueue, type SharedReceiveQueueOptions } from "./shared_receive_queue.ts";
 export {
   type ConnectionInfo,
   type ConnectOptions,

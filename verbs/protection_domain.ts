@@ -1,6 +1,6 @@
 /**
- * Protection domains: the parent of memory regions, queue pairs and address handles, which must
- * be closed before it (see handle.ts).
+ * Protection domains: the parent of memory regions, queue pairs, shared receive queues and address
+ * handles, which must be closed before it (see handle.ts).
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { NativeHandle } from "./handle.ts";
 import { MemoryRegion, type MemoryRegion as MemoryRegionType } from "./memory_region.ts";
 import type { MemorySource, RegisterOptions } from "./memory_region.ts";
 import { QueuePair, type QueuePairOptions } from "./queue_pair.ts";
+import { SharedReceiveQueue, type SharedReceiveQueueOptions } from "./shared_receive_queue.ts";
 
 /** A protection domain (struct ibv_pd). */
 export class ProtectionDomain extends NativeHandle {
@@ -44,6 +45,11 @@ export class ProtectionDomain extends NativeHandle {
   /** ibv_create_qp. The queue pair starts in RESET; `connect()` brings it to RTS. */
   createQueuePair(options: QueuePairOptions): QueuePair {
     return QueuePair.create(this, this.context, options);
+  }
+
+  /** ibv_create_srq: receives that several of this domain's queue pairs share (`srq` option). */
+  createSharedReceiveQueue(options?: SharedReceiveQueueOptions): SharedReceiveQueue {
+    return SharedReceiveQueue.create(this, options);
   }
 
   /** ibv_create_ah: a UD destination. */

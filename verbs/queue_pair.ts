@@ -22,13 +22,21 @@ import {
   WrOpcode,
 } from "./constants.ts";
 import type { Context } from "./context.ts";
-import { errorFromResult, lastError } from "./errors.ts";
+import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { PREPARED_BY_QUEUE_PAIR, PreparedSend } from "./prepared_send.ts";
 import { foreignPdError, type ScatterGather, SgeWriter } from "./scatter_gather.ts";
+import { SharedReceiveQueue } from "./shared_receive_queue.ts";
 
 export type { ScatterGather } from "./scatter_gather.ts";
-import { gidBytes, gidText, integerIn, optionalInteger, optionsObject } from "./validate.ts";
+import {
+  gidBytes,
+  gidText,
+  integerIn,
+  optionalInteger,
+  optionsObject,
+  writeU64,
+} from "./validate.ts";
 
 /** Options of `ProtectionDomain.createQueuePair`. */
 export interface QueuePairOptions {
@@ -37,6 +45,11 @@ export interface QueuePairOptions {
   sendCq: CompletionQueue;
   /** Default: `sendCq`. */
   recvCq?: CompletionQueue;
+  /**
+   * A shared receive queue of the same protection domain: receives come from it (post them
+   * there; `postRecv` on the queue pair is refused) and `maxRecvWr`/`maxRecvSge` do not apply.
+   */
+  srq?: SharedReceiveQueue;
   /** Default 128. */
   maxSendWr?: number;
   /** Default 128. */
@@ -145,23 +158,6 @@ export interface RecvRequest {
   sge?: ScatterGather | readonly ScatterGather[];
 }
 
-const TWO_32 = 2 ** 32;
-
-function writeU64(view: DataView, offset: number, name: string, value: unknown): void {
-  if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
-    }
-    view.setUint32(offset, value % TWO_32, true);
-    view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
-  } else if (typeof value === "bigint") {
-    if (value < 0n || value >= 1n << 64n) throw new RangeError(`${name} must fit in 64 bits`);
-    view.setBigUint64(offset, value, true);
-  } else {
-    throw new TypeError(`${name} must be a number or a bigint, got ${typeof value}`);
-  }
-}
-
 const VALID_OPCODES = new Set<number>(Object.values(WrOpcode));
 const TYPE_NAMES: Record<string, number> = { RC: QpType.RC, UC: QpType.UC, UD: QpType.UD };
 
@@ -197,6 +193,8 @@ export class QueuePair extends NativeHandle {
   readonly recvCq: CompletionQueue;
   readonly maxSendSge: number;
   readonly maxRecvSge: number;
+  /** The shared receive queue its receives come from, or null. */
+  readonly srq: SharedReceiveQueue | null;
   /** Bytes a send may carry inline: what the provider gave, which may exceed what was asked. */
   readonly maxInlineData: number;
   readonly #context: Context;
@@ -227,14 +225,16 @@ export class QueuePair extends NativeHandle {
     maxSendSge: number,
     maxRecvSge: number,
     maxInlineData: number,
+    srq: SharedReceiveQueue | null,
   ) {
     super(
       pointer,
       "QueuePair",
       "ibv_destroy_qp",
       (p) => verbsShim().drv_destroy_qp(p),
-      [pd, sendCq, recvCq],
+      srq === null ? [pd, sendCq, recvCq] : [pd, sendCq, recvCq, srq],
     );
+    this.srq = srq;
     this.type = type;
     this.qpn = verbsShim().drv_qp_num(pointer);
     this.psn = crypto.getRandomValues(new Uint32Array(1))[0] & 0xffffff;
@@ -280,10 +280,18 @@ export class QueuePair extends NativeHandle {
     if (opts.signalAll !== undefined && typeof opts.signalAll !== "boolean") {
       throw new TypeError("signalAll must be a boolean");
     }
+    const srq = opts.srq ?? null;
+    if (srq !== null && !(srq instanceof SharedReceiveQueue)) {
+      throw new TypeError("srq must be a SharedReceiveQueue");
+    }
+    if (srq !== null && srq.pd !== pd) {
+      throw new TypeError("srq must belong to the queue pair's protection domain");
+    }
     const pointer = verbsShim().drv_create_qp(
       pd.pointerFor("ibv_create_qp"),
       sendCq.pointerFor("ibv_create_qp"),
       recvCq.pointerFor("ibv_create_qp"),
+      srq === null ? null : srq.pointerFor("ibv_create_qp"),
       type,
       maxSendWr,
       maxRecvWr,
@@ -314,6 +322,7 @@ export class QueuePair extends NativeHandle {
       maxSendSge,
       maxRecvSge,
       Math.max(given, maxInline),
+      srq,
     );
   }
 
@@ -642,6 +651,13 @@ export class QueuePair extends NativeHandle {
   /** ibv_post_recv of one work request. */
   postRecv(wr: RecvRequest): void {
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
+    if (this.srq !== null) {
+      throw new RdmaError(
+        "ibv_post_recv",
+        Errno.EINVAL,
+        "this queue pair receives through its shared receive queue: post there",
+      );
+    }
     const v = this.#recvView;
     const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
     writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);

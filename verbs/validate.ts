@@ -21,6 +21,24 @@ export function u32(name: string, value: unknown): number {
   return integerIn(name, value, 0, 0xffffffff);
 }
 
+const TWO_32 = 2 ** 32;
+
+/** Writes a u64 field (a number without bigint work, or a bigint) little-endian at `offset`. */
+export function writeU64(view: DataView, offset: number, name: string, value: unknown): void {
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+    }
+    view.setUint32(offset, value % TWO_32, true);
+    view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+  } else if (typeof value === "bigint") {
+    if (value < 0n || value >= 1n << 64n) throw new RangeError(`${name} must fit in 64 bits`);
+    view.setBigUint64(offset, value, true);
+  } else {
+    throw new TypeError(`${name} must be a number or a bigint, got ${typeof value}`);
+  }
+}
+
 /** A u64 from a bigint or a safe non-negative integer. */
 export function u64(name: string, value: unknown): bigint {
   if (typeof value === "bigint") {

@@ -480,16 +480,58 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
 	return 1;
 }
 
+/* ---------- shared receive queues ---------- */
+
+EXPORT struct ibv_srq *drv_create_srq(struct ibv_pd *pd, uint32_t max_wr, uint32_t max_sge,
+				      uint32_t srq_limit)
+{
+	struct ibv_srq_init_attr attr = {
+		.attr = { .max_wr = max_wr, .max_sge = max_sge, .srq_limit = srq_limit },
+	};
+	errno = 0;
+	struct ibv_srq *srq = ibv_create_srq(pd, &attr);
+	return srq ? srq : fail_ptr();
+}
+
+EXPORT int drv_destroy_srq(struct ibv_srq *srq)
+{
+	int err = ibv_destroy_srq(srq);
+	return err ? fail(err) : 0;
+}
+
+/* Arms the limit: one IBV_EVENT_SRQ_LIMIT_REACHED when fewer receives than `limit` are left. */
+EXPORT int drv_arm_srq_limit(struct ibv_srq *srq, uint32_t limit)
+{
+	struct ibv_srq_attr attr = { .srq_limit = limit };
+	int err = ibv_modify_srq(srq, &attr, IBV_SRQ_LIMIT);
+	return err ? fail(err) : 0;
+}
+
+/* What the provider gave and the armed limit: max_wr, max_sge, srq_limit. */
+EXPORT int drv_query_srq(struct ibv_srq *srq, uint32_t *out)
+{
+	struct ibv_srq_attr attr;
+	int err = ibv_query_srq(srq, &attr);
+	if (err)
+		return fail(err);
+	out[0] = attr.max_wr;
+	out[1] = attr.max_sge;
+	out[2] = attr.srq_limit;
+	return 0;
+}
+
 /* ---------- queue pairs and address handles ---------- */
 
+/* `srq` may be NULL; with one, the queue pair's receives come from it (max_recv_* are ignored). */
 EXPORT struct ibv_qp *drv_create_qp(struct ibv_pd *pd, struct ibv_cq *send_cq, struct ibv_cq *recv_cq,
-				    int32_t qp_type, uint32_t max_send_wr, uint32_t max_recv_wr,
-				    uint32_t max_send_sge, uint32_t max_recv_sge,
+				    struct ibv_srq *srq, int32_t qp_type, uint32_t max_send_wr,
+				    uint32_t max_recv_wr, uint32_t max_send_sge, uint32_t max_recv_sge,
 				    uint32_t max_inline_data, int32_t sq_sig_all)
 {
 	struct ibv_qp_init_attr attr = {
 		.send_cq = send_cq,
 		.recv_cq = recv_cq,
+		.srq = srq,
 		.cap = {
 			.max_send_wr = max_send_wr,
 			.max_recv_wr = max_recv_wr,
@@ -753,5 +795,16 @@ EXPORT int drv_post_recv(struct ibv_qp *qp, const struct drv_recv_desc *d)
 	struct ibv_recv_wr wr = { .wr_id = d->wr_id, .sg_list = sge, .num_sge = (int)d->num_sge };
 	struct ibv_recv_wr *bad = NULL;
 	int err = ibv_post_recv(qp, &wr, &bad);
+	return err ? fail(err) : 0;
+}
+
+EXPORT int drv_post_srq_recv(struct ibv_srq *srq, const struct drv_recv_desc *d)
+{
+	struct ibv_sge sge[DRV_MAX_SGE];
+	if (copy_sges(sge, d->sg_list, d->num_sge))
+		return -EINVAL;
+	struct ibv_recv_wr wr = { .wr_id = d->wr_id, .sg_list = sge, .num_sge = (int)d->num_sge };
+	struct ibv_recv_wr *bad = NULL;
+	int err = ibv_post_srq_recv(srq, &wr, &bad);
 	return err ? fail(err) : 0;
 }
