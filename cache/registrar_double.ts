@@ -23,13 +23,30 @@ export interface RegistrarDoubleOptions {
 }
 
 /** The double's counters. They are process-wide: compare before and after. */
-export type RegistrarDoubleCounters = Record<(typeof DOUBLE_COUNTER_NAMES)[number], number>;
+export type RegistrarDoubleCounters = {
+  /** Registrations made. */
+  registrations: number;
+  /** Deregistrations finished. */
+  deregistrations: number;
+  /** Registrations refused with ENOMEM because they would pin more than the pin limit. */
+  failures: number;
+  /** Bytes registered now. */
+  pinnedBytes: number;
+  /** The pin limit in force, in bytes: that of the last cache created over a double; 0 for none. */
+  pinLimit: number;
+  /** Deregistrations begun: more than `deregistrations` while one is in progress. */
+  deregistrationsStarted: number;
+};
 
 /** Pass to `new RegistrationCache(...)` instead of a ProtectionDomain. */
 export class RegistrarDouble {
   /** Emulated locked-memory limit in bytes, 0 for none. */
   readonly pinLimit: number;
 
+  /**
+   * Checks `options` (TypeError, RangeError) and applies `deregisterMicros` at once; `pinLimit`
+   * takes effect when a cache is created over this double. Both are process-wide.
+   */
   constructor(options: RegistrarDoubleOptions = {}) {
     if (options === null || typeof options !== "object") {
       throw new TypeError("registrar double options must be an object");

@@ -57,7 +57,46 @@ export interface RegistrationCacheOptions {
  * Counters and sizes from `RegistrationCache.stats()`. `hits` counts every hit; `fastHits` those
  * served without a native call (the same target object, or the same address, as a recent get).
  */
-export type RegistrationCacheStats = Record<(typeof STAT_NAMES)[number] | "fastHits", number>;
+export type RegistrationCacheStats = {
+  /** Calls of `get()` (and `sge()`), fast hits included. */
+  gets: number;
+  /** Gets served by a region already registered, fast hits included. */
+  hits: number;
+  /** Gets that registered a new region. */
+  misses: number;
+  /** Registrations of the union with overlapping or adjacent regions of the same access. */
+  merges: number;
+  /** Idle regions deregistered to stay within `maxRegions`/`maxBytes`, or before a limitRetry. */
+  evictions: number;
+  /** Regions taken out of the index because their memory was released. */
+  invalidations: number;
+  /** Deregistrations, for any reason. */
+  deregistrations: number;
+  /** Deregistrations done inside the releasing call, before the memory went. */
+  deregistrationsInRelease: number;
+  /** Deregistrations of released memory done at the next cache call (the hook could not). */
+  deregistrationsDeferred: number;
+  /** Registrations made (each a new region). */
+  registrations: number;
+  /** Regions registered now, held retired ones included. */
+  regions: number;
+  /** Bytes registered now, held retired regions included. */
+  bytes: number;
+  /** Regions held now (not idle). */
+  inUse: number;
+  /** Regions a lookup can find now. */
+  indexedRegions: number;
+  /** Registrations that failed with ENOMEM/EAGAIN, retried after evicting every idle region. */
+  limitRetries: number;
+  /** Times the ring of deferred releases overflowed (or had a stuck cell): every region went. */
+  pendingOverflows: number;
+  /** Deregistrations the registrar reported failing. */
+  deregistrationFailures: number;
+  /** Releases of a registration the cache did not hold (a bug). */
+  badReleases: number;
+  /** Hits served without a native call (counted in `hits` and `gets` too). */
+  fastHits: number;
+};
 
 /**
  * Where to post from: a scatter/gather element (the shape `QueuePair.postSend`/`postRecv` take)
@@ -615,6 +654,7 @@ export class RegistrationCache implements Disposable {
     this.#releasePd();
   }
 
+  /** `close()`, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

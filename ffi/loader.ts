@@ -16,6 +16,7 @@ export const LOCAL_BUILD_DIR = new URL("../build/", import.meta.url);
 
 /** Thrown when a native library cannot be found or opened; `attempts` lists what was tried. */
 export class NativeLibraryError extends Error {
+  /** `fileName` is the library asked for; `attempts`, each path tried with its error. */
   constructor(
     readonly fileName: string,
     readonly attempts: readonly { path: string; error: string }[],

@@ -34,13 +34,20 @@ import {
   openMemhooks,
 } from "../ffi/memhooks.ts";
 
+/** Success (return codes have the values of Open MPI's opal/constants.h). */
 export const OPAL_SUCCESS = 0;
-export const OPAL_ERR_OUT_OF_RESOURCE = -2;
-export const OPAL_ERR_RESOURCE_BUSY = -4;
-export const OPAL_ERR_BAD_PARAM = -5;
-export const OPAL_ERR_NOT_SUPPORTED = -8;
-export const OPAL_ERR_NOT_FOUND = -13;
-export const OPAL_EXISTS = -14;
+/** Registration: every native callback slot is taken. */
+export const OPAL_ERR_OUT_OF_RESOURCE: -2 = -2;
+/** `finalize()` while a registration cache relies on the hooks; nothing changes. */
+export const OPAL_ERR_RESOURCE_BUSY: -4 = -4;
+/** A null callback or another invalid argument (C API). */
+export const OPAL_ERR_BAD_PARAM: -5 = -5;
+/** `init()`: the hooks cannot work here; registration: before `init()` or without the support. */
+export const OPAL_ERR_NOT_SUPPORTED: -8 = -8;
+/** Unregistering a callback that is not registered. */
+export const OPAL_ERR_NOT_FOUND: -13 = -13;
+/** Registering a callback that is registered already. */
+export const OPAL_EXISTS: -14 = -14;
 
 /** Release callbacks fire when memory goes back to the operating system (see hooks/README.md). */
 export const OPAL_MEMORY_FREE_SUPPORT = 0x1;
@@ -51,8 +58,11 @@ export const OPAL_MEMORY_CHUNK_SUPPORT = 0x4;
 /** Alloc callbacks fire when memory is mapped (mmap, mremap growth, brk growth, shmat). */
 export const OPAL_MEMORY_MMAP_SUPPORT = 0x8;
 
+/** The event is a release: the range was about to go. */
 export const MEMHOOKS_EVENT_RELEASE = 0x1;
+/** The event is an allocation: the range was mapped (or allocated, in LD_PRELOAD mode). */
 export const MEMHOOKS_EVENT_ALLOC = 0x2;
+/** The allocator (free, realloc, heap trim) caused it, not a direct call (`fromAlloc`). */
 export const MEMHOOKS_EVENT_FROM_ALLOC = 0x4;
 /** The event is a range covering several events that overflowed the native queue. */
 export const MEMHOOKS_EVENT_COALESCED = 0x8;
@@ -91,7 +101,12 @@ export interface MemHooksStats {
 
 /** Whether each libc function was patched, and if not why (`MEMHOOKS_PATCH_*` in the header). */
 export interface PatchStatus {
+  /** The libc function, e.g. "munmap". */
   name: string;
+  /**
+   * MEMHOOKS_PATCH_*: 0 patched, 1 not installed, 2 no such symbol, 3 unknown prologue, 4 already
+   * redirected by another library, 5 no stub page in reach, 6 write failed, 7 unsupported platform.
+   */
   status: number;
 }
 
@@ -100,6 +115,7 @@ interface Listener {
   cbdata: unknown;
 }
 
+/** The opal mem_hooks API (see the module documentation); use the `memHooks` instance. */
 class MemHooks {
   #lib: MemhooksLibrary | undefined;
   #initialized = false;
@@ -154,10 +170,19 @@ class MemHooks {
     return this.#initialized ? this.#level : 0;
   }
 
+  /**
+   * Calls `fn` for every release from now on, on the JavaScript thread after the fact; returns
+   * an OPAL code: OPAL_EXISTS if it is registered already, OPAL_ERR_NOT_SUPPORTED before `init()`
+   * or without OPAL_MEMORY_FREE_SUPPORT.
+   */
   registerRelease(fn: MemHookCallback, cbdata?: unknown): number {
     return this.#register(this.#release, fn, cbdata, OPAL_MEMORY_FREE_SUPPORT);
   }
 
+  /**
+   * Calls `fn` for every allocation from now on (as `registerRelease`); OPAL_ERR_NOT_SUPPORTED
+   * without OPAL_MEMORY_MMAP_SUPPORT or OPAL_MEMORY_MALLOC_SUPPORT.
+   */
   registerAlloc(fn: MemHookCallback, cbdata?: unknown): number {
     return this.#register(
       this.#alloc,
@@ -172,6 +197,7 @@ class MemHooks {
     return this.#unregister(this.#release, fn);
   }
 
+  /** Delivers the events queued so far to `fn` too, then removes it (else OPAL_ERR_NOT_FOUND). */
   unregisterAlloc(fn: MemHookCallback): number {
     return this.#unregister(this.#alloc, fn);
   }
@@ -230,6 +256,7 @@ class MemHooks {
     return this.flush();
   }
 
+  /** The counters (loads the hooks library if needed, without installing the hooks). */
   stats(): MemHooksStats {
     const lib = this.#lib ??= openMemhooks();
     const out = new BigUint64Array(MEMHOOKS_STATS_SIZE / 8);
@@ -244,6 +271,7 @@ class MemHooks {
     };
   }
 
+  /** Each libc function the hooks patch, with its status. */
   patchStatus(): PatchStatus[] {
     const lib = this.#lib ??= openMemhooks();
     const result: PatchStatus[] = [];

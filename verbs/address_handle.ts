@@ -25,7 +25,9 @@ export interface PathOptions {
   sl?: number;
   /** GRH hop limit. Default 64. */
   hopLimit?: number;
+  /** GRH traffic class (on RoCE v2, the IP DSCP and ECN bits). Default 0. */
   trafficClass?: number;
+  /** GRH flow label, 20 bits. Default 0. */
   flowLabel?: number;
 }
 

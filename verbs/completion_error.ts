@@ -24,6 +24,7 @@ export class CompletionError extends Error {
   /** The whole completion. */
   readonly completion: WorkCompletion;
 
+  /** The failed `completion`, found at `index` of the polled WorkCompletions. */
   constructor(completion: WorkCompletion, index: number) {
     const statusName = wcStatusName(completion.status);
     super(

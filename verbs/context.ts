@@ -59,26 +59,45 @@ export function roceGidIndex(table: readonly Pick<GidEntry, "index" | "gid" | "t
 
 /** Device attributes (a subset of struct ibv_device_attr). */
 export interface DeviceAttributes {
+  /** Firmware version text (fw_ver). */
   firmwareVersion: string;
+  /** Node GUID (node_guid), in host byte order. */
   nodeGuid: bigint;
+  /** System image GUID (sys_image_guid), in host byte order. */
   sysImageGuid: bigint;
+  /** Largest memory region in bytes (max_mr_size). */
   maxMrSize: bigint;
+  /** Page sizes the device supports, one bit per power of two (page_size_cap). */
   pageSizeCap: bigint;
+  /** IEEE OUI of the vendor (vendor_id). */
   vendorId: number;
+  /** The vendor's part number of the device (vendor_part_id). */
   vendorPartId: number;
+  /** Hardware revision (hw_ver). */
   hwVersion: number;
+  /** Queue pairs the device supports (max_qp). */
   maxQp: number;
+  /** Work requests one send or receive queue holds at most (max_qp_wr). */
   maxQpWr: number;
+  /** Scatter/gather elements per work request at most (max_sge). */
   maxSge: number;
+  /** Completion queues the device supports (max_cq). */
   maxCq: number;
+  /** Entries one completion queue holds at most (max_cqe). */
   maxCqe: number;
+  /** Memory regions the device supports (max_mr). */
   maxMr: number;
+  /** Protection domains the device supports (max_pd). */
   maxPd: number;
+  /** Reads/atomics one queue pair accepts as responder (max_qp_rd_atom); caps maxDestRdAtomic. */
   maxQpRdAtom: number;
+  /** Reads/atomics one queue pair may issue at once (max_qp_init_rd_atom); caps maxRdAtomic. */
   maxQpInitRdAtom: number;
   /** enum ibv_atomic_cap: 0 none, 1 within the HCA, 2 global. */
   atomicCap: number;
+  /** Address handles the device supports (max_ah). */
   maxAh: number;
+  /** Physical ports, numbered from 1 (phys_port_cnt). */
   physPortCount: number;
 }
 
@@ -88,24 +107,35 @@ export interface PortAttributes {
   state: number;
   /** enum ibv_mtu (Mtu). */
   maxMtu: number;
+  /** enum ibv_mtu (Mtu) in use: what `localInfo()` announces and RTR caps the path MTU at. */
   activeMtu: number;
+  /** Entries of the port's GID table (gid_tbl_len), empty ones included. */
   gidTableLength: number;
+  /** IBV_PORT_* capability bits (port_cap_flags). */
   portCapFlags: number;
+  /** Largest message in bytes (max_msg_sz). */
   maxMessageSize: number;
   /** 0 on RoCE. */
   lid: number;
+  /** LID of the subnet manager (sm_lid); 0 on RoCE. */
   smLid: number;
+  /** LID mask control (lmc): the port answers to 2^lmc LIDs from `lid`. */
   lmc: number;
   /** LinkLayer: 1 InfiniBand, 2 Ethernet (RoCE). */
   linkLayer: number;
+  /** Link width (active_width): 1 1X, 2 4X, 4 8X, 8 12X, 16 2X. */
   activeWidth: number;
+  /** Lane speed (active_speed): 1 SDR, 2 DDR, 4 QDR, 8 FDR10, 16 FDR, 32 EDR, 64 HDR, 128 NDR. */
   activeSpeed: number;
+  /** Physical link state (phys_state): 1 sleep, 2 polling, 3 disabled, 5 link up, ... */
   physState: number;
 }
 
 /** One GID table entry. */
 export interface GidEntry {
+  /** The port, numbered from 1. */
   port: number;
+  /** The entry's index in the port's table: what `gidIndex` options take. */
   index: number;
   /** 16 raw bytes, network order. */
   gid: Uint8Array;

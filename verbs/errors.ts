@@ -47,6 +47,7 @@ export class RdmaError extends Error {
   /** The errno name, e.g. "ENOMEM". */
   readonly code: string;
 
+  /** `verb` failed with `errno`; the message has `detail` (if given), then the errno's text. */
   constructor(verb: string, errno: number, detail?: string) {
     const { code, text } = describeErrno(errno);
     super(`${verb} failed: ${detail ? detail + ": " : ""}${text} (${code})`);

@@ -106,6 +106,11 @@ const leaked = new FinalizationRegistry<NativeResource>((resource) => {
 export abstract class NativeHandle implements Disposable {
   readonly #resource: NativeResource;
 
+  /**
+   * Takes ownership of `pointer`, a native `kind` object that `destroy` (the verb `destroyVerb`,
+   * named in errors) destroys; it counts as an open child of each of `parents` until then, and
+   * `keepAlive` (a registered buffer) is kept referenced with it.
+   */
   protected constructor(
     pointer: Deno.PointerObject,
     kind: string,
@@ -194,6 +199,7 @@ export abstract class NativeHandle implements Disposable {
     return pointer;
   }
 
+  /** Ends a call marked by `pin()`; destroys the object if it was closed meanwhile. */
   protected unpin(): void {
     const resource = this.#resource;
     resource.pins--;

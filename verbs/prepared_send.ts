@@ -17,13 +17,13 @@ import { MemoryRegion } from "./memory_region.ts";
 const TWO_32 = 2 ** 32;
 const VERB = "ibv_post_send";
 
-/** A send work request encoded once; see `QueuePair.prepareSend`. */
 /**
  * What `QueuePair.prepareSend` passes to the constructor: the descriptor goes to the provider
  * unchecked (its `ah` field as a pointer), so nothing else may make one. Not exported by mod.ts.
  */
 export const PREPARED_BY_QUEUE_PAIR: unique symbol = Symbol("QueuePair.prepareSend");
 
+/** A send work request encoded once; see `QueuePair.prepareSend`. */
 export class PreparedSend {
   /** The request's WrOpcode (fixed at preparation). */
   readonly opcode: number;

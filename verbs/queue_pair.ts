@@ -42,6 +42,7 @@ import {
 export interface QueuePairOptions {
   /** "RC", "UC" or "UD" (or a QpType value). */
   type: "RC" | "UC" | "UD" | number;
+  /** Where send completions go (send_cq); from the protection domain's device context. */
   sendCq: CompletionQueue;
   /** Default: `sendCq`. */
   recvCq?: CompletionQueue;
@@ -66,7 +67,9 @@ export interface QueuePairOptions {
 
 /** What one end tells the other to connect (what `localInfo()` returns may be JSON'd). */
 export interface ConnectionInfo {
+  /** The sender's queue pair number (the peer's dest_qp_num). */
   qpn: number;
+  /** The sender's initial packet sequence number, 24 bits (the peer's rq_psn). */
   psn: number;
   /** 0 on RoCE. */
   lid: number;
@@ -76,6 +79,7 @@ export interface ConnectionInfo {
   gidIndex?: number;
   /** enum ibv_mtu (Mtu). The path MTU is the smaller of both ends'. */
   mtu?: number;
+  /** The sender's port (informational for the peer). */
   port?: number;
   /**
    * RC: RDMA READs/atomics the sender accepts as responder; the other end issues at most this
@@ -86,6 +90,7 @@ export interface ConnectionInfo {
 
 /** `QueuePair.localInfo()`: every field set, the GID as IPv6 text; JSON keeps it whole. */
 export interface LocalInfo extends Required<ConnectionInfo> {
+  /** The GID as IPv6 text (all zero on InfiniBand when no `gidIndex` was asked for). */
   gid: string;
 }
 
@@ -97,6 +102,7 @@ export interface ConnectOptions {
   gidIndex?: number;
   /** What remote peers may do through this QP (RC/UC). Default: local write only. */
   access?: number;
+  /** P_Key table index (pkey_index). Default 0. */
   pkeyIndex?: number;
   /** UD qkey. Default DEFAULT_QKEY. */
   qkey?: number;
@@ -120,8 +126,11 @@ export interface ConnectOptions {
   maxDestRdAtomic?: number;
   /** Default 12 (0.64 ms). */
   minRnrTimer?: number;
+  /** RC/UC service level of the path. Default 0. */
   sl?: number;
+  /** RC/UC GRH hop limit. Default 64. */
   hopLimit?: number;
+  /** RC/UC GRH traffic class. Default 0. */
   trafficClass?: number;
 }
 
@@ -129,18 +138,23 @@ export interface ConnectOptions {
 export interface SendRequest {
   /** WrOpcode. Default SEND. */
   opcode?: number;
+  /** Comes back in the completion (wr_id). Default 0. */
   wrId?: number | bigint;
   /** Local buffers; none for a zero-byte send or write. */
   sge?: ScatterGather | readonly ScatterGather[];
   /** Ask for a completion (when the QP does not signal all). */
   signaled?: boolean;
+  /** Set the solicited event bit (SendFlags.SOLICITED). */
   solicited?: boolean;
+  /** Copy the payload into the request (SendFlags.INLINE): up to the QP's `maxInlineData` bytes. */
   inline?: boolean;
+  /** Start after earlier RDMA READs and atomics have completed (SendFlags.FENCE). */
   fence?: boolean;
   /** Immediate data (host order) for SEND_WITH_IMM and RDMA_WRITE_WITH_IMM. */
   imm?: number;
   /** RDMA and atomics: the remote address and key. */
   remoteAddress?: number | bigint;
+  /** The rkey of the remote region. */
   rkey?: number;
   /** Fetch-add: the addend. Compare-swap: the expected value. */
   compareAdd?: number | bigint;
@@ -148,13 +162,17 @@ export interface SendRequest {
   swap?: number | bigint;
   /** UD: the destination. */
   ah?: AddressHandle;
+  /** UD: the destination queue pair number (required). */
   remoteQpn?: number;
+  /** UD: the destination's qkey. Default DEFAULT_QKEY. */
   remoteQkey?: number;
 }
 
 /** A receive work request. */
 export interface RecvRequest {
+  /** Comes back in the completion (wr_id). Default 0. */
   wrId?: number | bigint;
+  /** Where received bytes go (UD: the first 40 take the GRH); none for a zero-byte receive. */
   sge?: ScatterGather | readonly ScatterGather[];
 }
 
@@ -163,10 +181,15 @@ const TYPE_NAMES: Record<string, number> = { RC: QpType.RC, UC: QpType.UC, UD: Q
 
 /** From `QueuePair.queryAttributes()`: its capacities (struct ibv_qp_cap) and read depths. */
 export interface QueuePairAttributes {
+  /** Work requests the send queue holds (cap.max_send_wr). */
   maxSendWr: number;
+  /** Work requests the receive queue holds (cap.max_recv_wr). */
   maxRecvWr: number;
+  /** Scatter/gather elements per send (cap.max_send_sge). */
   maxSendSge: number;
+  /** Scatter/gather elements per receive (cap.max_recv_sge). */
   maxRecvSge: number;
+  /** Bytes a send may carry inline (cap.max_inline_data). */
   maxInlineData: number;
   /** RDMA READs/atomics this end may have outstanding as initiator (0 before RTS). */
   maxRdAtomic: number;
@@ -189,9 +212,13 @@ export class QueuePair extends NativeHandle {
   readonly qpn: number;
   /** This end's initial packet sequence number (random, 24 bits). */
   readonly psn: number;
+  /** Where send completions go. */
   readonly sendCq: CompletionQueue;
+  /** Where receive completions go (`sendCq` unless another was given). */
   readonly recvCq: CompletionQueue;
+  /** Scatter/gather elements a send may have: as asked at creation (default 1). */
   readonly maxSendSge: number;
+  /** Scatter/gather elements a receive may have: as asked at creation (default 1). */
   readonly maxRecvSge: number;
   /** The shared receive queue its receives come from, or null. */
   readonly srq: SharedReceiveQueue | null;
@@ -623,7 +650,10 @@ export class QueuePair extends NativeHandle {
     }
   }
 
-  /** ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when full). */
+  /**
+   * ibv_post_send of one work request. Throws RdmaError when the queue refuses it (ENOMEM when
+   * full).
+   */
   postSend(wr: SendRequest): void {
     this.#encodeSend(wr, this.#sendView);
     // After encoding: a getter in `wr` may have closed this queue pair.

@@ -11,21 +11,29 @@ import { integerIn } from "./validate.ts";
 
 /** One work completion as a plain object (allocates; for convenience and tests). */
 export interface WorkCompletion {
+  /** The `wrId` of the work request this completes (wr_id). */
   wrId: bigint;
   /** enum ibv_wc_status (WcStatus); 0 is success. */
   status: number;
   /** enum ibv_wc_opcode (WcOpcode). */
   opcode: number;
+  /** The provider's error detail (vendor_err); meaningful when `status` is not SUCCESS. */
   vendorError: number;
+  /** Bytes transferred (byte_len): for a receive, what arrived (UD: the 40-byte GRH included). */
   byteLength: number;
   /** Immediate data (host order) when `flags` has WcFlags.WITH_IMM, else 0. */
   immData: number;
+  /** Number of the local queue pair the request was posted to (qp_num). */
   qpNum: number;
+  /** UD receives: the sender's queue pair number (src_qp). */
   srcQp: number;
   /** WcFlags bits. */
   flags: number;
+  /** P_Key index (pkey_index); meaningful for GSI queue pairs only. */
   pkeyIndex: number;
+  /** UD receives: the sender's LID (slid); 0 on RoCE. */
   slid: number;
+  /** UD receives: the service level of the packet (sl). */
   sl: number;
 }
 
@@ -41,6 +49,7 @@ export class WorkCompletions {
   /** How many entries the last poll filled. */
   count = 0;
 
+  /** Room for `capacity` completions (1 to 2^20); throws RangeError otherwise. */
   constructor(capacity: number) {
     this.#capacity = integerIn("capacity", capacity, 1, 1 << 20);
     this.#bytes = new Uint8Array(capacity * WC.size);
@@ -76,30 +85,37 @@ export class WorkCompletions {
     return this.#view.getBigUint64(this.#at(i) + WC.wr_id, true);
   }
 
+  /** enum ibv_wc_status (WcStatus) of entry `i`; 0 is success. */
   status(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.status, true);
   }
 
+  /** enum ibv_wc_opcode (WcOpcode) of entry `i`. */
   opcode(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.opcode, true);
   }
 
+  /** Bytes transferred by entry `i` (see `WorkCompletion.byteLength`). */
   byteLength(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.byte_len, true);
   }
 
+  /** Immediate data (host order) of entry `i` when its flags have WITH_IMM, else 0. */
   immData(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.imm_data, true);
   }
 
+  /** The local queue pair number of entry `i`. */
   qpNum(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.qp_num, true);
   }
 
+  /** UD receives: the sender's queue pair number in entry `i`. */
   srcQp(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.src_qp, true);
   }
 
+  /** WcFlags bits of entry `i`. */
   flags(i: number): number {
     return this.#view.getUint32(this.#at(i) + WC.wc_flags, true);
   }
