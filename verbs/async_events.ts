@@ -5,7 +5,48 @@
  */
 
 /** enum ibv_event_type. */
-export const AsyncEventType = Object.freeze(
+export const AsyncEventType: {
+  /** A completion queue overran or failed; its queue pairs are in error. */
+  readonly CQ_ERR: 0;
+  /** A queue pair failed and went to ERR. */
+  readonly QP_FATAL: 1;
+  /** A queue pair received an invalid request (its peer broke the protocol). */
+  readonly QP_REQ_ERR: 2;
+  /** A queue pair received a request that violated an access right. */
+  readonly QP_ACCESS_ERR: 3;
+  /** A queue pair in RTR received its first message. */
+  readonly COMM_EST: 4;
+  /** A queue pair's send queue drained (SQD state). */
+  readonly SQ_DRAINED: 5;
+  /** A queue pair migrated to its alternate path. */
+  readonly PATH_MIG: 6;
+  /** A path migration failed. */
+  readonly PATH_MIG_ERR: 7;
+  /** The device failed: close everything and open it again. */
+  readonly DEVICE_FATAL: 8;
+  /** A port became ACTIVE. */
+  readonly PORT_ACTIVE: 9;
+  /** A port left ACTIVE (link down, cable out). */
+  readonly PORT_ERR: 10;
+  /** A port's LID changed (InfiniBand). */
+  readonly LID_CHANGE: 11;
+  /** A port's P_Key table changed (InfiniBand). */
+  readonly PKEY_CHANGE: 12;
+  /** The subnet manager of a port changed (InfiniBand). */
+  readonly SM_CHANGE: 13;
+  /** A shared receive queue failed. */
+  readonly SRQ_ERR: 14;
+  /** A shared receive queue fell below its armed limit. */
+  readonly SRQ_LIMIT_REACHED: 15;
+  /** A queue pair on a shared receive queue took its last receive (in ERR). */
+  readonly QP_LAST_WQE_REACHED: 16;
+  /** The subnet manager asks clients to register again (InfiniBand). */
+  readonly CLIENT_REREGISTER: 17;
+  /** A port's GID table changed (an address added or removed on RoCE). */
+  readonly GID_CHANGE: 18;
+  /** A work queue failed. */
+  readonly WQ_FATAL: 19;
+} = Object.freeze(
   {
     CQ_ERR: 0,
     QP_FATAL: 1,
