@@ -16,8 +16,8 @@ export interface PathOptions {
   lid?: number;
   /** Remote GID (16 bytes or IPv6 text). Needed on RoCE, where a GRH is required. */
   gid?: Uint8Array | string;
-  /** Local GID index to send from (sgid_index). Default: `Context.defaultGidIndex(port)` (RoCE v2
-   * on Ethernet, 0 on InfiniBand). */
+  /** Local GID index to send from (sgid_index). Default: `Context.sourceGidIndex(port, gid)` (a
+   * RoCE v2 entry with the same kind of address as `gid` on Ethernet, 0 on InfiniBand). */
   gidIndex?: number;
   /** Local port. Default 1. */
   port?: number;
@@ -66,22 +66,31 @@ export class AddressHandle extends NativeHandle {
   }
 
   /** ibv_create_ah. Prefer `ProtectionDomain.createAddressHandle`. */
-  static create(
-    pd: NativeHandle,
-    path: PathOptions,
-    defaultGidIndex: (port: number) => number = () => 0,
-  ): AddressHandle {
+  static create(pd: NativeHandle, path: PathOptions): AddressHandle {
     NativeHandle.expect(pd, "ProtectionDomain", "pd");
-    const opts = { ...optionsObject("path", path) };
+    const p = optionsObject("path", path);
+    // Each field read once, getters included (a spread copies own properties only).
+    const opts: PathOptions = {
+      lid: p.lid,
+      gid: p.gid,
+      gidIndex: p.gidIndex,
+      port: p.port,
+      sl: p.sl,
+      hopLimit: p.hopLimit,
+      trafficClass: p.trafficClass,
+      flowLabel: p.flowLabel,
+    };
     if (opts.lid === undefined && opts.gid === undefined) {
       throw new TypeError("an address handle needs a lid or a gid");
     }
     if (opts.lid !== undefined) integerIn("lid", opts.lid, 0, 0xffff);
-    if (opts.gidIndex === undefined && opts.gid !== undefined) {
-      opts.gidIndex = defaultGidIndex(optionalInteger("port", opts.port, 1, 1, 255));
-    }
     const desc = new Uint8Array(PATH.size);
-    writePath(desc, opts);
+    writePath(desc, opts); // validates every field
+    if (opts.gidIndex === undefined && desc[PATH.is_global] === 1) {
+      const gid = desc.slice(PATH.dgid, PATH.dgid + 16);
+      const port = desc[PATH.port_num];
+      desc[PATH.sgid_index] = (pd as ProtectionDomain).context.sourceGidIndex(port, gid);
+    }
     const pointer = verbsShim().drv_create_ah(pd.pointerFor("ibv_create_ah"), desc);
     if (pointer === null) throw lastError("ibv_create_ah");
     return new AddressHandle(pointer, pd);

@@ -81,7 +81,7 @@ export function asyncEventName(type: number): string {
 }
 
 /** What an event concerns, as the shim reports it (drv_wait_async_event). */
-const ELEMENTS = ["", "qp", "cq", "srq", "port", "device"] as const;
+const ELEMENTS = ["", "qp", "cq", "srq", "port", "device", "wq"] as const;
 
 /** One asynchronous event of a device. */
 export interface AsyncEvent {
@@ -90,7 +90,7 @@ export interface AsyncEvent {
   /** Its name, e.g. "PORT_ERR". */
   typeName: string;
   /** What it concerns. */
-  element: "qp" | "cq" | "srq" | "port" | "device";
+  element: "qp" | "cq" | "srq" | "port" | "device" | "wq";
   /** The queue pair's number, for a queue pair event. */
   qpn?: number;
   /** The port's number, for a port event. */

@@ -49,12 +49,29 @@ export function portProblem(
  */
 export function roceGidIndex(table: readonly Pick<GidEntry, "index" | "gid" | "type">[]): number {
   const v2 = table.filter((e) => e.type === "roce-v2");
-  const ipv4Mapped = (g: Uint8Array) =>
-    g.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0));
-  const linkLocal = (g: Uint8Array) => g[0] === 0xfe && (g[1] & 0xc0) === 0x80;
-  const chosen = v2.find((e) => ipv4Mapped(e.gid)) ?? v2.find((e) => !linkLocal(e.gid)) ?? v2[0] ??
-    table[0];
+  const chosen = v2.find((e) => addressKind(e.gid) === "ipv4") ??
+    v2.find((e) => addressKind(e.gid) === "ipv6") ?? v2[0] ?? table[0];
   return chosen?.index ?? 0;
+}
+
+/** What kind of IP address a RoCE GID holds: IPv4-mapped, IPv6 link-local (fe80::/10), or other. */
+function addressKind(gid: Uint8Array): "ipv4" | "link-local" | "ipv6" {
+  if (gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0))) return "ipv4";
+  return gid[0] === 0xfe && (gid[1] & 0xc0) === 0x80 ? "link-local" : "ipv6";
+}
+
+/**
+ * The RoCE GID to send to `destination` from when none is asked for: a RoCE v2 entry with the
+ * same kind of address (an IPv4 source for an IPv4 destination, link-local for link-local; the
+ * device refuses a path that mixes them), else `roceGidIndex`.
+ */
+export function roceSourceGidIndex(
+  table: readonly Pick<GidEntry, "index" | "gid" | "type">[],
+  destination: Uint8Array,
+): number {
+  const kind = addressKind(destination);
+  const match = table.find((e) => e.type === "roce-v2" && addressKind(e.gid) === kind);
+  return match?.index ?? roceGidIndex(table);
 }
 
 /** Device attributes (a subset of struct ibv_device_attr). */
@@ -254,6 +271,15 @@ export class Context extends NativeHandle {
   defaultGidIndex(port = 1): number {
     if (this.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return 0;
     return roceGidIndex(this.gidTable(port));
+  }
+
+  /**
+   * The GID index to reach `destination` from when none is given: on Ethernet (RoCE) ports
+   * `roceSourceGidIndex` of the port's table, on InfiniBand 0.
+   */
+  sourceGidIndex(port: number, destination: Uint8Array): number {
+    if (this.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return 0;
+    return roceSourceGidIndex(this.gidTable(port), destination);
   }
 
   /** ibv_query_gid_ex: one GID table entry. Throws RdmaError (ENODATA) for an empty entry. */

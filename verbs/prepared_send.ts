@@ -19,7 +19,8 @@ const VERB = "ibv_post_send";
 
 /**
  * What `QueuePair.prepareSend` passes to the constructor: the descriptor goes to the provider
- * unchecked (its `ah` field as a pointer), so nothing else may make one. Not exported by mod.ts.
+ * unchecked (its `ah` field as a pointer), so nothing else may make one. Internal: not exported by
+ * mod.ts (tests use it to drive the class without a device).
  */
 export const PREPARED_BY_QUEUE_PAIR: unique symbol = Symbol("QueuePair.prepareSend");
 

@@ -54,6 +54,6 @@ export class ProtectionDomain extends NativeHandle {
 
   /** ibv_create_ah: a UD destination. */
   createAddressHandle(path: PathOptions): AddressHandle {
-    return AddressHandle.create(this, path, (port) => this.context.defaultGidIndex(port));
+    return AddressHandle.create(this, path);
   }
 }

@@ -96,9 +96,12 @@ export interface LocalInfo extends Required<ConnectionInfo> {
 
 /** Local choices for `connect()`; all optional. */
 export interface ConnectOptions {
-  /** Local port. Default: the one `localInfo()` announced, else 1. */
+  /** Local port. Default: the one `localInfo()` announced (if it announced one port), else 1. */
   port?: number;
-  /** Local GID index. Default: the one `localInfo()` announced, else `defaultGidIndex()`. */
+  /**
+   * Local GID index. Default: the one `localInfo()` announced for the port, else on RoCE an entry
+   * with the same kind of address as the remote GID (`Context.sourceGidIndex`).
+   */
   gidIndex?: number;
   /** What remote peers may do through this QP (RC/UC). Default: local write only. */
   access?: number;
@@ -121,7 +124,8 @@ export interface ConnectOptions {
   maxRdAtomic?: number;
   /**
    * Outstanding RDMA reads/atomics this end accepts. Default: what `localInfo()` announced, else
-   * 16 (or the device's limit if lower).
+   * 16 (or the device's limit if lower). Never less than `localInfo()` announced: the peer may
+   * issue that many.
    */
   maxDestRdAtomic?: number;
   /** Default 12 (0.64 ms). */
@@ -229,8 +233,8 @@ export class QueuePair extends NativeHandle {
   readonly #sendView = new DataView(this.#send.buffer);
   readonly #recv = new Uint8Array(RECV.size);
   readonly #recvView = new DataView(this.#recv.buffer);
-  /** The port and GID index `localInfo()` announced: connect() uses them unless told otherwise. */
-  #announced: { port: number; gidIndex: number } | undefined;
+  /** The GID index `localInfo()` announced for each port: connect() uses it unless told otherwise. */
+  readonly #announced = new Map<number, number>(); // port -> GID index
   /** The responder depth `localInfo()` announced, which RTR then uses. */
   #announcedDestRdAtomic: number | undefined;
   /** What the peer said it accepts (`remote.maxDestRdAtomic` at RTR): RTS issues no more. */
@@ -239,6 +243,8 @@ export class QueuePair extends NativeHandle {
   readonly #sges: SgeWriter;
   /** The address handle the last encoding used (prepareSend keeps it open). */
   #encodedAh: AddressHandle | null = null;
+  /** A request is being encoded (see #startEncoding). */
+  #encoding = false;
   /** Regions and address handles of another protection domain fail on the device, later. */
   readonly #pd: NativeHandle;
 
@@ -397,16 +403,23 @@ export class QueuePair extends NativeHandle {
     options?: { port?: number; gidIndex?: number; maxDestRdAtomic?: number },
   ): LocalInfo {
     const opts = optionsObject("options", options);
-    const maxDestRdAtomic = this.type === QpType.RC ? this.#responderDepth(opts) : 0;
     const port = optionalInteger("port", opts.port, 1, 1, 255);
     const attr = this.#context.queryActivePort(port);
+    const maxDestRdAtomic = this.type !== QpType.RC
+      ? 0
+      : opts.maxDestRdAtomic !== undefined
+      ? this.#explicitDepth("maxDestRdAtomic", opts.maxDestRdAtomic)
+      : this.#defaultResponderDepth();
     const gidIndex = opts.gidIndex === undefined
       ? this.defaultGidIndex(port)
       : integerIn("gidIndex", opts.gidIndex, 0, 255);
     const gid = opts.gidIndex === undefined && attr.linkLayer !== LinkLayer.ETHERNET
       ? new Uint8Array(16)
       : this.#context.queryGid(port, gidIndex).gid;
-    this.#announced = { port, gidIndex };
+    // What the peer is told, this end must do: connect() uses the same, and never accepts fewer
+    // reads than any announcement said.
+    this.#announced.set(port, gidIndex);
+    this.#announcedDestRdAtomic = Math.max(this.#announcedDestRdAtomic ?? 0, maxDestRdAtomic);
     // Text, so the object survives JSON as it is: connect() takes it back.
     return {
       qpn: this.qpn,
@@ -445,14 +458,16 @@ export class QueuePair extends NativeHandle {
       v.setUint32(PATH.dest_qpn, integerIn("remote.qpn", r.qpn, 0, 0xffffff), true);
       v.setUint32(PATH.rq_psn, integerIn("remote.psn", r.psn, 0, 0xffffff), true);
       const port = this.#localPort(opts);
+      const remoteGid = r.gid === undefined ? undefined : gidBytes("remote.gid", r.gid);
       const gidIndex = opts.gidIndex !== undefined
         ? integerIn("gidIndex", opts.gidIndex, 0, 255)
-        : this.#announced?.port === port
-        ? this.#announced.gidIndex
-        : this.defaultGidIndex(port);
+        : this.#announced.get(port) ??
+          (remoteGid !== undefined && remoteGid.some((b) => b !== 0)
+            ? this.#context.sourceGidIndex(port, remoteGid)
+            : this.defaultGidIndex(port));
       const path: PathOptions = {
         lid: integerIn("remote.lid", r.lid, 0, 0xffff),
-        gid: r.gid === undefined ? undefined : gidBytes("remote.gid", r.gid),
+        gid: remoteGid,
         gidIndex,
         port,
         sl: opts.sl,
@@ -524,17 +539,17 @@ export class QueuePair extends NativeHandle {
     return depth;
   }
 
-  /** RC responder depth: asked for, else announced by localInfo(), else the default. */
+  /** RC responder depth: asked for but never below what localInfo() announced, else announced,
+   * else the default. */
   #responderDepth(opts: { maxDestRdAtomic?: number }): number {
-    let depth: number;
-    if (opts.maxDestRdAtomic !== undefined) {
-      depth = this.#explicitDepth("maxDestRdAtomic", opts.maxDestRdAtomic);
-    } else {
-      depth = this.#announcedDestRdAtomic ??
-        Math.min(DEFAULT_RESPONDER_DEPTH, this.#deviceDepthLimit("maxDestRdAtomic"));
-    }
-    this.#announcedDestRdAtomic = depth;
-    return depth;
+    const announced = this.#announcedDestRdAtomic;
+    if (opts.maxDestRdAtomic === undefined) return announced ?? this.#defaultResponderDepth();
+    const asked = this.#explicitDepth("maxDestRdAtomic", opts.maxDestRdAtomic);
+    return Math.max(asked, announced ?? 0); // the peer may issue what it was told
+  }
+
+  #defaultResponderDepth(): number {
+    return Math.min(DEFAULT_RESPONDER_DEPTH, this.#deviceDepthLimit("maxDestRdAtomic"));
   }
 
   /** RC initiator depth: asked for (never above what the peer accepts), else the peer's. */
@@ -552,9 +567,9 @@ export class QueuePair extends NativeHandle {
 
   /** The local port: asked for, else the one `localInfo()` announced, else 1. */
   #localPort(opts: ConnectOptions): number {
-    return opts.port !== undefined
-      ? integerIn("port", opts.port, 1, 255)
-      : this.#announced?.port ?? 1;
+    if (opts.port !== undefined) return integerIn("port", opts.port, 1, 255);
+    const announced = this.#announced;
+    return announced.size === 1 ? announced.keys().next().value! : 1;
   }
 
   /** Moves to ERR: outstanding requests complete with WR_FLUSH_ERR. */
@@ -568,6 +583,30 @@ export class QueuePair extends NativeHandle {
    * RangeError, leaving `v` partly written, when the request is invalid.
    */
   #encodeSend(wr: SendRequest, v: DataView): void {
+    this.#startEncoding("ibv_post_send");
+    try {
+      this.#encodeSendFields(wr, v);
+    } finally {
+      this.#encoding = false;
+    }
+  }
+
+  /**
+   * Encoding uses state shared by every post (the descriptors, the scatter/gather writer): a getter
+   * of the request that posts on this queue pair again would overwrite it half-way.
+   */
+  #startEncoding(verb: string): void {
+    if (this.#encoding) {
+      throw new RdmaError(
+        verb,
+        Errno.EBUSY,
+        "a getter of the work request posted on this queue pair",
+      );
+    }
+    this.#encoding = true;
+  }
+
+  #encodeSendFields(wr: SendRequest, v: DataView): void {
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
     const opcode = wr.opcode ?? WrOpcode.SEND;
     if (typeof opcode !== "number") throw new TypeError("opcode must be a WrOpcode value");
@@ -672,7 +711,7 @@ export class QueuePair extends NativeHandle {
     const bytes = new Uint8Array(SEND.size);
     this.#encodeSend(wr, new DataView(bytes.buffer));
     // The handles the encoding used (reading `wr` again could give others).
-    const keepOpen: NativeHandle[] = [this, ...this.#sges.regions];
+    const keepOpen: NativeHandle[] = [this, ...this.#sges.regions()];
     if (this.#encodedAh !== null) keepOpen.push(this.#encodedAh);
     for (const handle of keepOpen) handle.pointerFor("ibv_post_send"); // none closed meanwhile
     return new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, keepOpen);
@@ -689,9 +728,14 @@ export class QueuePair extends NativeHandle {
       );
     }
     const v = this.#recvView;
-    const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
-    writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
-    v.setUint32(RECV.num_sge, count, true);
+    this.#startEncoding("ibv_post_recv");
+    try {
+      const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
+      writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
+      v.setUint32(RECV.num_sge, count, true);
+    } finally {
+      this.#encoding = false;
+    }
     // After encoding: a getter in `wr` may have closed this queue pair.
     const qp = this.pointerFor("ibv_post_recv");
     const result = verbsShim().drv_post_recv(qp, this.#recv);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { SGE } from "../ffi/layout.ts";
+import { MAX_SGE, SGE } from "../ffi/layout.ts";
 import { Errno, RdmaError } from "./errors.ts";
 import type { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
@@ -34,10 +34,17 @@ export function foreignPdError(verb: string, what: string): RdmaError {
 export class SgeWriter {
   /** Bytes the last list described. */
   bytes = 0;
-  /** The regions the last list used. */
-  readonly regions: MemoryRegion[] = [];
+  /** The regions the last list used: the first `#regionCount` slots (written in place, so that
+   * encoding allocates nothing; emptying the array would drop its storage). */
+  readonly #regions: (MemoryRegion | null)[] = new Array(MAX_SGE).fill(null);
+  #regionCount = 0;
 
   constructor(readonly pd: NativeHandle) {}
+
+  /** A copy of the regions the last list used (for a request that keeps them). */
+  regions(): MemoryRegion[] {
+    return this.#regions.slice(0, this.#regionCount) as MemoryRegion[];
+  }
 
   /**
    * Validates `sge` (at most `max` elements; regions open, of this domain, ranges inside them)
@@ -52,7 +59,7 @@ export class SgeWriter {
     verb: string,
   ): number {
     this.bytes = 0;
-    this.regions.length = 0;
+    this.#regionCount = 0;
     if (sge === undefined) return 0;
     const one = !Array.isArray(sge);
     const count = one ? 1 : (sge as readonly ScatterGather[]).length;
@@ -74,7 +81,7 @@ export class SgeWriter {
         if (!(mr instanceof MemoryRegion)) throw new TypeError("sge.mr must be a MemoryRegion");
         mr.pointerFor(verb); // EBADF if it was deregistered
         if (mr.pd !== this.pd) throw foreignPdError(verb, "the region");
-        this.regions.push(mr);
+        this.#regions[this.#regionCount++] = mr;
         const offset = offsetField === undefined
           ? 0
           : integerIn("sge.offset", offsetField, 0, mr.length);

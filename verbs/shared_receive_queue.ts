@@ -6,7 +6,7 @@
  */
 import { MAX_SGE, RECV } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
-import { errorFromResult, lastError } from "./errors.ts";
+import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
 import type { RecvRequest } from "./queue_pair.ts";
@@ -30,6 +30,8 @@ export class SharedReceiveQueue extends NativeHandle {
   readonly #sges: SgeWriter;
   readonly #recv = new Uint8Array(RECV.size);
   readonly #recvView = new DataView(this.#recv.buffer);
+  /** A receive is being encoded: a getter of it may not post on this queue again. */
+  #encoding = false;
 
   private constructor(pointer: Deno.PointerObject, pd: NativeHandle, maxSge: number) {
     super(pointer, "SharedReceiveQueue", "ibv_destroy_srq", (p) => verbsShim().drv_destroy_srq(p), [
@@ -57,9 +59,21 @@ export class SharedReceiveQueue extends NativeHandle {
   postRecv(wr: RecvRequest): void {
     if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
     const v = this.#recvView;
-    const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxSge, "ibv_post_srq_recv");
-    writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
-    v.setUint32(RECV.num_sge, count, true);
+    if (this.#encoding) {
+      throw new RdmaError(
+        "ibv_post_srq_recv",
+        Errno.EBUSY,
+        "a getter of the work request posted on this queue",
+      );
+    }
+    this.#encoding = true;
+    try {
+      const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxSge, "ibv_post_srq_recv");
+      writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
+      v.setUint32(RECV.num_sge, count, true);
+    } finally {
+      this.#encoding = false;
+    }
     // After encoding: a getter in `wr` may have closed this queue.
     const srq = this.pointerFor("ibv_post_srq_recv");
     const result = verbsShim().drv_post_srq_recv(srq, this.#recv);

@@ -139,7 +139,8 @@ function parseIpv6(text: string): Uint8Array | null {
 }
 
 /** A GID as IPv6 text with full groups, e.g. "fe80:0000:0000:0000:5054:00ff:fe12:3456". */
-export function gidText(gid: Uint8Array): string {
+export function gidText(gid: Uint8Array | string): string {
+  if (typeof gid === "string") gid = gidBytes("gid", gid); // any accepted form, normalized
   const parts: string[] = [];
   for (let i = 0; i < 16; i += 2) {
     parts.push(((gid[i] << 8) | gid[i + 1]).toString(16).padStart(4, "0"));

@@ -425,7 +425,7 @@ EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeo
  * Waits up to timeout_ms for an asynchronous event of the device (ibv_get_async_event), copies it
  * and acknowledges it at once (destroying a queue pair waits for its events' acks). out[0] is the
  * enum ibv_event_type, out[1] what it concerns (1 queue pair, 2 completion queue, 3 shared receive
- * queue, 4 port, 5 device), out[2] the queue pair's number or the port's. Nonblocking FFI symbol,
+ * queue, 4 port, 5 device, 6 work queue), out[2] the queue pair's number or the port's. Nonblocking FFI symbol,
  * like drv_wait_cq_event: returns 1 (event), 0 (timeout) or -errno.
  */
 EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms, uint32_t *out)
@@ -462,6 +462,9 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
 	case IBV_EVENT_SRQ_ERR:
 	case IBV_EVENT_SRQ_LIMIT_REACHED:
 		out[1] = 3;
+		break;
+	case IBV_EVENT_WQ_FATAL:
+		out[1] = 6;
 		break;
 	case IBV_EVENT_PORT_ACTIVE:
 	case IBV_EVENT_PORT_ERR:

@@ -17,7 +17,7 @@ import {
   QueuePair,
   WorkCompletions,
 } from "../../verbs/mod.ts";
-import { portProblem, roceGidIndex } from "../../verbs/context.ts";
+import { portProblem, roceGidIndex, roceSourceGidIndex } from "../../verbs/context.ts";
 import { gidBytes } from "../../verbs/validate.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
@@ -209,4 +209,24 @@ Deno.test("the default RoCE GID: v2 with IPv4, else v2 with a global IPv6 addres
   assert.equal(roceGidIndex([linkLocalV1, linkLocalV2]), 1);
   assert.equal(roceGidIndex([linkLocalV1]), 0, "no v2 entry: the first one");
   assert.equal(roceGidIndex([]), 0);
+});
+
+Deno.test("the source GID for a destination: the same kind of address, else the default", () => {
+  const entry = (index: number, text: string, type = "roce-v2") => ({
+    index,
+    gid: parseGid(text),
+    type,
+  });
+  const table = [
+    entry(0, "fe80::1"),
+    entry(1, "::ffff:10.0.0.1"),
+    entry(2, "2001:db8::5"),
+    entry(3, "fe80::1", "roce-v1"),
+  ];
+  assert.equal(roceSourceGidIndex(table, parseGid("::ffff:10.0.0.2")), 1);
+  assert.equal(roceSourceGidIndex(table, parseGid("fe80::9")), 0, "link-local to link-local");
+  assert.equal(roceSourceGidIndex(table, parseGid("2001:db8::9")), 2);
+  assert.equal(roceSourceGidIndex([table[1]], parseGid("fe80::9")), 1, "none alike: the default");
+  // gidText takes text too, in any form parseGid does.
+  assert.equal(gidText("fe80::1"), "fe80:0000:0000:0000:0000:0000:0000:0001");
 });

@@ -80,6 +80,19 @@ Deno.test("getters that close handles while a request is encoded: EBADF, never a
         },
       }), isRdmaError("EBADF"));
   });
+  await t.step("a getter that posts on the same queue pair: EBUSY, the outer post intact", () => {
+    using lo = openLoopback();
+    using mr = lo.pd.registerMemory(new Uint8Array(64));
+    assert.throws(() =>
+      lo.a.postSend({
+        sge: { mr },
+        get wrId() {
+          lo.a.postSend({ sge: { mr }, wrId: 2 });
+          return 1;
+        },
+      }), isRdmaError("EBUSY"));
+    lo.a.postSend({ sge: { mr }, wrId: 3 }); // not left half-encoded
+  });
   await t.step("the address handle of a UD send", () => {
     using lo = openLoopback("UD");
     using mr = lo.pd.registerMemory(new Uint8Array(64));

@@ -383,6 +383,12 @@ Deno.test("read/atomic depths: each end announces what it accepts, the other iss
   );
   b.connect(peer);
   assert.equal(b.queryAttributes().maxRdAtomic, 2);
+  // Asking for fewer than this end announced: the announcement wins (the peer may issue that).
+  using e = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  const announced = e.localInfo().maxDestRdAtomic;
+  assert.ok(announced > 1);
+  e.connect(lo.b.localInfo(), { maxDestRdAtomic: 1 });
+  assert.equal(e.queryAttributes().maxDestRdAtomic, announced);
   // A peer that does not say (a C program's exchange): one at a time.
   using d = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
   const { maxDestRdAtomic: _, ...silent } = lo.a.localInfo();

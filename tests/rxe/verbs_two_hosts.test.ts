@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   Access,
   type ConnectionInfo,
+  GRH_BYTES,
   type LocalInfo,
   openDevice,
   WcStatus,
@@ -49,4 +50,30 @@ Deno.test("RC RDMA WRITE from rxeA to rxeB across the veth pair", async () => {
   assert.equal(await cqA.pollOrWait(wcs, { timeoutMs: 10_000 }), 1);
   assert.equal(wcs.status(0), WcStatus.SUCCESS);
   assert.equal(firstDifference(target, source), -1);
+});
+
+Deno.test("UD to a link-local GID: the address handle picks a link-local source by itself", async () => {
+  using ctxA = openDevice(deviceA);
+  using ctxB = openDevice(deviceB);
+  using pdA = ctxA.allocProtectionDomain();
+  using pdB = ctxB.allocProtectionDomain();
+  using cqA = ctxA.createCompletionQueue({ channel: true });
+  using cqB = ctxB.createCompletionQueue({ channel: true });
+  using qpA = pdA.createQueuePair({ type: "UD", sendCq: cqA });
+  using qpB = pdB.createQueuePair({ type: "UD", sendCq: cqB });
+  qpA.connect();
+  qpB.connect();
+  const linkLocalB = ctxB.gidTable(1).find((e) => e.type === "roce-v2" && e.gid[0] === 0xfe);
+  assert.ok(linkLocalB, "rxeB has a link-local RoCE v2 GID");
+  // No gidIndex: an IPv4 source (the port's default) with this destination is refused (EINVAL).
+  using ah = pdA.createAddressHandle({ gid: linkLocalB.gid });
+  const inbox = new Uint8Array(GRH_BYTES + 64);
+  using inMr = pdB.registerMemory(inbox);
+  qpB.postRecv({ wrId: 1, sge: { mr: inMr } });
+  using out = pdA.registerMemory(pattern(64, 3));
+  qpA.postSend({ wrId: 2, sge: { mr: out }, ah, remoteQpn: qpB.qpn });
+  const wcs = new WorkCompletions(1);
+  assert.equal(await cqB.pollOrWait(wcs, { timeoutMs: 10_000 }), 1);
+  assert.equal(wcs.status(0), WcStatus.SUCCESS);
+  assert.equal(firstDifference(inbox.subarray(GRH_BYTES), pattern(64, 3)), -1);
 });
