@@ -95,6 +95,11 @@ export interface AsyncEvent {
   qpn?: number;
   /** The port's number, for a port event. */
   port?: number;
+  /**
+   * The address of the native completion queue, shared receive queue or work queue, for their
+   * events: `cq.concerns(event)` and `srq.concerns(event)` compare it.
+   */
+  handle?: bigint;
 }
 
 /** The event the shim wrote into `out` (type, element kind, number). */
@@ -103,5 +108,8 @@ export function decodeAsyncEvent(out: Uint32Array): AsyncEvent {
   const event: AsyncEvent = { type: out[0], typeName: asyncEventName(out[0]), element };
   if (element === "qp") event.qpn = out[2];
   if (element === "port") event.port = out[2];
+  if (element === "cq" || element === "srq" || element === "wq") {
+    event.handle = (BigInt(out[4]) << 32n) | BigInt(out[3]);
+  }
   return event;
 }

@@ -15,6 +15,7 @@ import { POLL_FAILED, verbsShim } from "../ffi/verbs_symbols.ts";
 import { CompletionError } from "./completion_error.ts";
 import { WcStatus } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
+import type { AsyncEvent } from "./async_events.ts";
 import type { Context } from "./context.ts";
 import { NativeHandle } from "./handle.ts";
 import { optionalInteger, optionsObject, timeoutOption } from "./validate.ts";
@@ -59,6 +60,8 @@ export class CompletionQueue extends NativeHandle {
   /** The device context it was created on (queue pairs must use queues of their own context). */
   readonly context: Context;
   readonly #channel: Deno.PointerObject | null;
+  /** Where the native queue lives: how an asynchronous event names it. */
+  readonly #address: bigint;
   #waiting = false;
 
   private constructor(
@@ -76,6 +79,12 @@ export class CompletionQueue extends NativeHandle {
     this.capacity = verbsShim().drv_cq_capacity(pointer);
     this.context = parent as Context;
     this.#channel = channel;
+    this.#address = BigInt(Deno.UnsafePointer.value(pointer));
+  }
+
+  /** Whether `event` (from `Context.waitAsyncEvent`) is this queue's CQ_ERR. */
+  concerns(event: AsyncEvent): boolean {
+    return event.element === "cq" && event.handle === this.#address;
   }
 
   /** ibv_create_cq. Prefer `Context.createCompletionQueue`. */

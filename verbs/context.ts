@@ -16,7 +16,7 @@ import { GID_TYPES, LinkLayer, PortState } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { ProtectionDomain } from "./protection_domain.ts";
-import { gidText, integerIn, timeoutOption } from "./validate.ts";
+import { gidText, integerIn, isIpv4MappedGid, timeoutOption } from "./validate.ts";
 
 const PORT_STATE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
   Object.entries(PortState).map(([name, value]) => [value, name]),
@@ -56,7 +56,7 @@ export function roceGidIndex(table: readonly Pick<GidEntry, "index" | "gid" | "t
 
 /** What kind of IP address a RoCE GID holds: IPv4-mapped, IPv6 link-local (fe80::/10), or other. */
 function addressKind(gid: Uint8Array): "ipv4" | "link-local" | "ipv6" {
-  if (gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0))) return "ipv4";
+  if (isIpv4MappedGid(gid)) return "ipv4";
   return gid[0] === 0xfe && (gid[1] & 0xc0) === 0x80 ? "link-local" : "ipv6";
 }
 
@@ -333,7 +333,7 @@ export class Context extends NativeHandle {
     }
     const pointer = this.pin("ibv_get_async_event");
     this.#waitingAsync = true;
-    const out = new Uint32Array(3);
+    const out = new Uint32Array(5);
     const deadline = performance.now() + timeout;
     try {
       for (;;) {

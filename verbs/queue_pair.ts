@@ -21,6 +21,7 @@ import {
   SendFlags,
   WrOpcode,
 } from "./constants.ts";
+import type { AsyncEvent } from "./async_events.ts";
 import type { Context } from "./context.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
@@ -33,6 +34,7 @@ import {
   gidBytes,
   gidText,
   integerIn,
+  isIpv4MappedGid,
   optionalInteger,
   optionsObject,
   writeU64,
@@ -320,6 +322,9 @@ export class QueuePair extends NativeHandle {
     if (srq !== null && srq.pd !== pd) {
       throw new TypeError("srq must belong to the queue pair's protection domain");
     }
+    if (srq !== null && type === QpType.UC) {
+      throw new TypeError("a shared receive queue serves RC and UD queue pairs, not UC");
+    }
     const pointer = verbsShim().drv_create_qp(
       pd.pointerFor("ibv_create_qp"),
       sendCq.pointerFor("ibv_create_qp"),
@@ -327,9 +332,9 @@ export class QueuePair extends NativeHandle {
       srq === null ? null : srq.pointerFor("ibv_create_qp"),
       type,
       maxSendWr,
-      maxRecvWr,
+      srq === null ? maxRecvWr : 0, // a receive queue of its own: some providers refuse sizes
       maxSendSge,
-      maxRecvSge,
+      srq === null ? maxRecvSge : 0,
       maxInline,
       opts.signalAll === false ? 0 : 1,
     );
@@ -379,6 +384,11 @@ export class QueuePair extends NativeHandle {
       port: out[7],
       gidIndex: out[8],
     };
+  }
+
+  /** Whether `event` (from `Context.waitAsyncEvent`) is about this queue pair (QP_FATAL, ...). */
+  concerns(event: AsyncEvent): boolean {
+    return event.element === "qp" && event.qpn === this.qpn;
   }
 
   /** The current state (QpState), as the device reports it (ibv_query_qp). */
@@ -465,6 +475,7 @@ export class QueuePair extends NativeHandle {
           (remoteGid !== undefined && remoteGid.some((b) => b !== 0)
             ? this.#context.sourceGidIndex(port, remoteGid)
             : this.defaultGidIndex(port));
+      if (remoteGid !== undefined) this.#checkSameFamily(port, gidIndex, remoteGid);
       const path: PathOptions = {
         lid: integerIn("remote.lid", r.lid, 0, 0xffff),
         gid: remoteGid,
@@ -563,6 +574,22 @@ export class QueuePair extends NativeHandle {
       return depth;
     }
     return Math.min(peer ?? 1, this.#deviceDepthLimit("maxRdAtomic"));
+  }
+
+  /**
+   * On RoCE, an IPv4 source GID cannot reach an IPv6 destination or the reverse: the device would
+   * only say EINVAL at RTR. (A zero GID means no GRH: nothing to compare.)
+   */
+  #checkSameFamily(port: number, gidIndex: number, remote: Uint8Array): void {
+    if (!remote.some((b) => b !== 0)) return;
+    if (this.#context.queryPort(port).linkLayer !== LinkLayer.ETHERNET) return;
+    const local = this.#context.queryGid(port, gidIndex).gid;
+    if (isIpv4MappedGid(local) !== isIpv4MappedGid(remote)) {
+      throw new RangeError(
+        `GID index ${gidIndex} (${gidText(local)}) cannot reach the peer's GID ` +
+          `${gidText(remote)}: one is IPv4, the other IPv6; use a gidIndex of the peer's kind`,
+      );
+    }
   }
 
   /** The local port: asked for, else the one `localInfo()` announced, else 1. */
@@ -695,6 +722,7 @@ export class QueuePair extends NativeHandle {
    */
   postSend(wr: SendRequest): void {
     this.#encodeSend(wr, this.#sendView);
+    this.#sges.forget();
     // After encoding: a getter in `wr` may have closed this queue pair.
     const qp = this.pointerFor("ibv_post_send");
     const result = verbsShim().drv_post_send(qp, this.#send);
@@ -712,6 +740,7 @@ export class QueuePair extends NativeHandle {
     this.#encodeSend(wr, new DataView(bytes.buffer));
     // The handles the encoding used (reading `wr` again could give others).
     const keepOpen: NativeHandle[] = [this, ...this.#sges.regions()];
+    this.#sges.forget();
     if (this.#encodedAh !== null) keepOpen.push(this.#encodedAh);
     for (const handle of keepOpen) handle.pointerFor("ibv_post_send"); // none closed meanwhile
     return new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, keepOpen);
@@ -736,6 +765,7 @@ export class QueuePair extends NativeHandle {
     } finally {
       this.#encoding = false;
     }
+    this.#sges.forget();
     // After encoding: a getter in `wr` may have closed this queue pair.
     const qp = this.pointerFor("ibv_post_recv");
     const result = verbsShim().drv_post_recv(qp, this.#recv);

@@ -41,6 +41,12 @@ export class SgeWriter {
 
   constructor(readonly pd: NativeHandle) {}
 
+  /** Drops the last list's regions once posted: a region its user let go must stay collectable. */
+  forget(): void {
+    for (let i = 0; i < this.#regionCount; i++) this.#regions[i] = null;
+    this.#regionCount = 0;
+  }
+
   /** A copy of the regions the last list used (for a request that keeps them). */
   regions(): MemoryRegion[] {
     return this.#regions.slice(0, this.#regionCount) as MemoryRegion[];
@@ -59,7 +65,7 @@ export class SgeWriter {
     verb: string,
   ): number {
     this.bytes = 0;
-    this.#regionCount = 0;
+    this.forget(); // a list that failed half-way left some
     if (sge === undefined) return 0;
     const one = !Array.isArray(sge);
     const count = one ? 1 : (sge as readonly ScatterGather[]).length;

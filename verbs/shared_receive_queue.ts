@@ -6,6 +6,7 @@
  */
 import { MAX_SGE, RECV } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
+import type { AsyncEvent } from "./async_events.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
@@ -30,6 +31,8 @@ export class SharedReceiveQueue extends NativeHandle {
   readonly #sges: SgeWriter;
   readonly #recv = new Uint8Array(RECV.size);
   readonly #recvView = new DataView(this.#recv.buffer);
+  /** Where the native queue lives: how an asynchronous event names it. */
+  readonly #address: bigint;
   /** A receive is being encoded: a getter of it may not post on this queue again. */
   #encoding = false;
 
@@ -39,6 +42,7 @@ export class SharedReceiveQueue extends NativeHandle {
     ]);
     this.pd = pd as ProtectionDomain;
     this.maxSge = maxSge;
+    this.#address = BigInt(Deno.UnsafePointer.value(pointer));
     this.#sges = new SgeWriter(pd);
   }
 
@@ -74,6 +78,7 @@ export class SharedReceiveQueue extends NativeHandle {
     } finally {
       this.#encoding = false;
     }
+    this.#sges.forget();
     // After encoding: a getter in `wr` may have closed this queue.
     const srq = this.pointerFor("ibv_post_srq_recv");
     const result = verbsShim().drv_post_srq_recv(srq, this.#recv);
@@ -89,6 +94,11 @@ export class SharedReceiveQueue extends NativeHandle {
     const value = integerIn("limit", limit, 1, 0xffffffff);
     const result = verbsShim().drv_arm_srq_limit(this.pointerFor("ibv_modify_srq"), value);
     if (result !== 0) throw errorFromResult("ibv_modify_srq", result, `limit ${value}`);
+  }
+
+  /** Whether `event` (from `Context.waitAsyncEvent`) is about this queue (SRQ_LIMIT_REACHED, ...). */
+  concerns(event: AsyncEvent): boolean {
+    return event.element === "srq" && event.handle === this.#address;
   }
 
   /** ibv_query_srq: the receives and sges it holds (which may exceed the request) and the limit. */

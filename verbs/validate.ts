@@ -82,6 +82,11 @@ export function timeoutOption(options: { timeoutMs?: number } | undefined): numb
   return opts.timeoutMs;
 }
 
+/** Whether a (RoCE) GID holds an IPv4 address (::ffff:a.b.c.d). */
+export function isIpv4MappedGid(gid: Uint8Array): boolean {
+  return gid.subarray(0, 12).every((b, i) => b === (i >= 10 ? 255 : 0));
+}
+
 /** `parseGid`, naming the argument `name` in its errors. */
 export function gidBytes(name: string, value: unknown): Uint8Array {
   if (value instanceof Uint8Array) {

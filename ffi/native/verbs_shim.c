@@ -7,6 +7,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <infiniband/verbs.h>
 #include <poll.h>
 #include <stddef.h>
@@ -425,11 +426,17 @@ EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeo
  * Waits up to timeout_ms for an asynchronous event of the device (ibv_get_async_event), copies it
  * and acknowledges it at once (destroying a queue pair waits for its events' acks). out[0] is the
  * enum ibv_event_type, out[1] what it concerns (1 queue pair, 2 completion queue, 3 shared receive
- * queue, 4 port, 5 device, 6 work queue), out[2] the queue pair's number or the port's. Nonblocking FFI symbol,
+ * queue, 4 port, 5 device, 6 work queue), out[2] the queue pair's number or the port's, out[3..4]
+ * the address of the CQ, SRQ or WQ (low, high word). Nonblocking FFI symbol,
  * like drv_wait_cq_event: returns 1 (event), 0 (timeout) or -errno.
  */
 EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms, uint32_t *out)
 {
+	/* Non-blocking, so the read after poll cannot block: the kernel drops the unread events of an
+	 * object destroyed in between, and a blocking read would then wait for the next event. */
+	int flags = fcntl(context->async_fd, F_GETFL);
+	if (flags >= 0 && !(flags & O_NONBLOCK))
+		fcntl(context->async_fd, F_SETFL, flags | O_NONBLOCK);
 	struct pollfd pfd = { .fd = context->async_fd, .events = POLLIN };
 	int ready = poll(&pfd, 1, timeout_ms);
 	if (ready < 0)
@@ -440,10 +447,11 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
 		return -EIO;
 	struct ibv_async_event event;
 	if (ibv_get_async_event(context, &event))
-		return -(errno ? errno : EIO);
+		return errno == EAGAIN ? 0 : -(errno ? errno : EIO);
 	out[0] = event.event_type;
 	out[1] = 5;
 	out[2] = 0;
+	uintptr_t object = 0; /* the CQ, SRQ or WQ, for the caller to tell which one */
 	switch (event.event_type) {
 	case IBV_EVENT_QP_FATAL:
 	case IBV_EVENT_QP_REQ_ERR:
@@ -458,13 +466,16 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
 		break;
 	case IBV_EVENT_CQ_ERR:
 		out[1] = 2;
+		object = (uintptr_t)event.element.cq;
 		break;
 	case IBV_EVENT_SRQ_ERR:
 	case IBV_EVENT_SRQ_LIMIT_REACHED:
 		out[1] = 3;
+		object = (uintptr_t)event.element.srq;
 		break;
 	case IBV_EVENT_WQ_FATAL:
 		out[1] = 6;
+		object = (uintptr_t)event.element.wq;
 		break;
 	case IBV_EVENT_PORT_ACTIVE:
 	case IBV_EVENT_PORT_ERR:
@@ -479,6 +490,8 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
 	default:
 		break;
 	}
+	out[3] = (uint32_t)object;
+	out[4] = (uint32_t)((uint64_t)object >> 32);
 	ibv_ack_async_event(&event);
 	return 1;
 }

@@ -48,6 +48,31 @@ Deno.test("a registration cache keeps its protection domain open", () => {
   }
 });
 
+Deno.test("a region posted once and then dropped is still collected and deregistered", async () => {
+  using lo = openLoopback();
+  const pd = lo.ctx.allocProtectionDomain();
+  const qp = pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  qp.toInit();
+  (() => {
+    const mr = pd.registerMemory(new Uint8Array(64));
+    qp.postRecv({ wrId: 1, sge: { mr } });
+  })();
+  qp.close();
+  // The safety net deregisters a region nobody references; then the domain can close.
+  let closed = false;
+  for (let i = 0; i < 20 && !closed; i++) {
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      pd.close();
+      closed = true;
+    } catch (e) {
+      if (!(e instanceof RdmaError && e.code === "EBUSY")) throw e;
+    }
+  }
+  assert.ok(closed, "something kept the region reachable");
+});
+
 Deno.test("a completion buffer transferred away is a TypeError, not a write through null", () => {
   using lo = openLoopback();
   const wcs = new WorkCompletions(4);

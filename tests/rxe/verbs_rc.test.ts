@@ -190,6 +190,13 @@ Deno.test("connect() uses the port and GID index localInfo() announced", () => {
   const attributes = qp.queryAttributes();
   assert.equal(attributes.gidIndex, other.index, "the source GID is the one announced");
   assert.equal(attributes.port, 1);
+  // Announced an IPv6 GID, given the peer's IPv4 one: named, rather than RTR's bare EINVAL.
+  using mixed = lo.pd.createQueuePair({ type: "RC", sendCq: lo.cq });
+  mixed.localInfo({ gidIndex: other.index });
+  assert.throws(
+    () => mixed.connect(lo.b.localInfo()),
+    (e: unknown) => e instanceof RangeError && /one is IPv4, the other IPv6/.test(e.message),
+  );
 });
 
 Deno.test("inline data beyond what the queue pair takes is a RangeError naming its limit", () => {

@@ -58,7 +58,12 @@ Deno.test("an armed limit raises one SRQ_LIMIT_REACHED event", async () => {
   using out = lo.pd.registerMemory(new Uint8Array(8));
   a.postSend({ wrId: 9, sge: { mr: out } }); // leaves 3 receives: fewer than 4
   await lo.completions(2);
-  assert.deepEqual(await event, { type: 15, typeName: "SRQ_LIMIT_REACHED", element: "srq" });
+  const ev = await event;
+  assert.equal(ev?.typeName, "SRQ_LIMIT_REACHED");
+  assert.equal(ev?.element, "srq");
+  using other = lo.pd.createSharedReceiveQueue();
+  assert.ok(srq.concerns(ev!), "the event names this queue");
+  assert.ok(!other.concerns(ev!) && !lo.cq.concerns(ev!) && !b.concerns(ev!));
   assert.equal(srq.query().limit, 0, "disarmed once reported");
 });
 
@@ -82,5 +87,6 @@ Deno.test("shared receive queues refuse misuse with typed errors", () => {
   assert.throws(() => srq.postRecv({ sge: { mr: foreign } }), isRdmaError("EINVAL"));
   assert.throws(() => srq.postRecv({ sge: [{ mr }, { mr }] }), RangeError, "one sge by default");
   assert.throws(() => lo.pd.createSharedReceiveQueue({ maxWr: 0 }), RangeError);
+  assert.throws(() => lo.pd.createQueuePair({ type: "UC", sendCq: lo.cq, srq }), TypeError);
   assert.throws(() => srq.armLimit(0), RangeError);
 });
