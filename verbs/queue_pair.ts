@@ -245,8 +245,6 @@ export class QueuePair extends NativeHandle {
   readonly #sges: SgeWriter;
   /** The address handle the last encoding used (prepareSend keeps it open). */
   #encodedAh: AddressHandle | null = null;
-  /** A request is being encoded (see #startEncoding). */
-  #encoding = false;
   /** Regions and address handles of another protection domain fail on the device, later. */
   readonly #pd: NativeHandle;
 
@@ -610,27 +608,12 @@ export class QueuePair extends NativeHandle {
    * RangeError, leaving `v` partly written, when the request is invalid.
    */
   #encodeSend(wr: SendRequest, v: DataView): void {
-    this.#startEncoding("ibv_post_send");
+    this.#sges.begin("ibv_post_send");
     try {
       this.#encodeSendFields(wr, v);
     } finally {
-      this.#encoding = false;
+      this.#sges.end();
     }
-  }
-
-  /**
-   * Encoding uses state shared by every post (the descriptors, the scatter/gather writer): a getter
-   * of the request that posts on this queue pair again would overwrite it half-way.
-   */
-  #startEncoding(verb: string): void {
-    if (this.#encoding) {
-      throw new RdmaError(
-        verb,
-        Errno.EBUSY,
-        "a getter of the work request posted on this queue pair",
-      );
-    }
-    this.#encoding = true;
   }
 
   #encodeSendFields(wr: SendRequest, v: DataView): void {
@@ -748,7 +731,6 @@ export class QueuePair extends NativeHandle {
 
   /** ibv_post_recv of one work request. */
   postRecv(wr: RecvRequest): void {
-    if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
     if (this.srq !== null) {
       throw new RdmaError(
         "ibv_post_recv",
@@ -756,16 +738,7 @@ export class QueuePair extends NativeHandle {
         "this queue pair receives through its shared receive queue: post there",
       );
     }
-    const v = this.#recvView;
-    this.#startEncoding("ibv_post_recv");
-    try {
-      const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxRecvSge, "ibv_post_recv");
-      writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
-      v.setUint32(RECV.num_sge, count, true);
-    } finally {
-      this.#encoding = false;
-    }
-    this.#sges.forget();
+    this.#sges.encodeRecv(this.#recvView, wr, this.maxRecvSge, "ibv_post_recv");
     // After encoding: a getter in `wr` may have closed this queue pair.
     const qp = this.pointerFor("ibv_post_recv");
     const result = verbsShim().drv_post_recv(qp, this.#recv);

@@ -4,11 +4,12 @@
  *
  * @module
  */
-import { MAX_SGE, SGE } from "../ffi/layout.ts";
+import { MAX_SGE, RECV, SGE } from "../ffi/layout.ts";
 import { Errno, RdmaError } from "./errors.ts";
 import type { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
-import { integerIn } from "./validate.ts";
+import type { RecvRequest } from "./queue_pair.ts";
+import { integerIn, writeU64 } from "./validate.ts";
 
 /** One scatter/gather element: part of a memory region, or a raw address with its lkey. */
 export type ScatterGather =
@@ -39,7 +40,44 @@ export class SgeWriter {
   readonly #regions: (MemoryRegion | null)[] = new Array(MAX_SGE).fill(null);
   #regionCount = 0;
 
+  /** A request is being encoded with this writer (see `begin`). */
+  #busy = false;
+
   constructor(readonly pd: NativeHandle) {}
+
+  /**
+   * Starts encoding a request with the queue's shared state (descriptors, this writer): a getter of
+   * the request that posts on the same queue again would overwrite it half-way, so that is EBUSY.
+   * Pair with `end()` in a `finally`.
+   */
+  begin(verb: string): void {
+    if (this.#busy) {
+      throw new RdmaError(
+        verb,
+        Errno.EBUSY,
+        "a getter of the work request posted on the same queue",
+      );
+    }
+    this.#busy = true;
+  }
+
+  end(): void {
+    this.#busy = false;
+  }
+
+  /** Validates a receive and encodes it (`RECV` layout: its list, wr_id, num_sge) into `view`. */
+  encodeRecv(view: DataView, wr: RecvRequest, max: number, verb: string): void {
+    if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
+    this.begin(verb);
+    try {
+      const count = this.write(view, RECV.sg_list, wr.sge, max, verb);
+      writeU64(view, RECV.wr_id, "wrId", wr.wrId ?? 0);
+      view.setUint32(RECV.num_sge, count, true);
+    } finally {
+      this.end();
+    }
+    this.forget();
+  }
 
   /** Drops the last list's regions once posted: a region its user let go must stay collectable. */
   forget(): void {

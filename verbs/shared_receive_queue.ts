@@ -7,12 +7,12 @@
 import { MAX_SGE, RECV } from "../ffi/layout.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import type { AsyncEvent } from "./async_events.ts";
-import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
+import { errorFromResult, lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
 import type { RecvRequest } from "./queue_pair.ts";
 import { SgeWriter } from "./scatter_gather.ts";
-import { integerIn, optionalInteger, optionsObject, writeU64 } from "./validate.ts";
+import { integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** Options of `ProtectionDomain.createSharedReceiveQueue`. */
 export interface SharedReceiveQueueOptions {
@@ -33,8 +33,6 @@ export class SharedReceiveQueue extends NativeHandle {
   readonly #recvView = new DataView(this.#recv.buffer);
   /** Where the native queue lives: how an asynchronous event names it. */
   readonly #address: bigint;
-  /** A receive is being encoded: a getter of it may not post on this queue again. */
-  #encoding = false;
 
   private constructor(pointer: Deno.PointerObject, pd: NativeHandle, maxSge: number) {
     super(pointer, "SharedReceiveQueue", "ibv_destroy_srq", (p) => verbsShim().drv_destroy_srq(p), [
@@ -61,24 +59,7 @@ export class SharedReceiveQueue extends NativeHandle {
 
   /** ibv_post_srq_recv of one receive, taken by whichever of its queue pairs gets a message first. */
   postRecv(wr: RecvRequest): void {
-    if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
-    const v = this.#recvView;
-    if (this.#encoding) {
-      throw new RdmaError(
-        "ibv_post_srq_recv",
-        Errno.EBUSY,
-        "a getter of the work request posted on this queue",
-      );
-    }
-    this.#encoding = true;
-    try {
-      const count = this.#sges.write(v, RECV.sg_list, wr.sge, this.maxSge, "ibv_post_srq_recv");
-      writeU64(v, RECV.wr_id, "wrId", wr.wrId ?? 0);
-      v.setUint32(RECV.num_sge, count, true);
-    } finally {
-      this.#encoding = false;
-    }
-    this.#sges.forget();
+    this.#sges.encodeRecv(this.#recvView, wr, this.maxSge, "ibv_post_srq_recv");
     // After encoding: a getter in `wr` may have closed this queue.
     const srq = this.pointerFor("ibv_post_srq_recv");
     const result = verbsShim().drv_post_srq_recv(srq, this.#recv);

@@ -402,18 +402,27 @@ EXPORT int32_t drv_poll_cq_checked(struct ibv_cq *cq, int32_t max, struct drv_wc
  * of leaving it in the worker's thread-local errno. Returns 1 (event), 0 (timeout) or -errno.
  * The bounded timeout lets the caller notice that its queue is being closed.
  */
-EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeout_ms)
+/*
+ * Waits up to timeout_ms for `fd` to be readable: 1 readable, 0 timeout (or a signal), -errno.
+ * An error or hang-up with nothing to read (say, the device went away) is -EIO: the verb's read
+ * would never return.
+ */
+static int32_t wait_readable(int fd, int32_t timeout_ms)
 {
-	struct pollfd pfd = { .fd = channel->fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int ready = poll(&pfd, 1, timeout_ms);
 	if (ready < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (ready == 0)
 		return 0;
-	/* An error or hang-up with nothing to read (say, the device went away): ibv_get_cq_event's
-	 * blocking read would never return. */
-	if (!(pfd.revents & POLLIN))
-		return -EIO;
+	return (pfd.revents & POLLIN) ? 1 : -EIO;
+}
+
+EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeout_ms)
+{
+	int32_t ready = wait_readable(channel->fd, timeout_ms);
+	if (ready <= 0)
+		return ready;
 	struct ibv_cq *cq = NULL;
 	void *cq_context = NULL;
 	if (ibv_get_cq_event(channel, &cq, &cq_context))
@@ -437,14 +446,9 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
 	int flags = fcntl(context->async_fd, F_GETFL);
 	if (flags >= 0 && !(flags & O_NONBLOCK))
 		fcntl(context->async_fd, F_SETFL, flags | O_NONBLOCK);
-	struct pollfd pfd = { .fd = context->async_fd, .events = POLLIN };
-	int ready = poll(&pfd, 1, timeout_ms);
-	if (ready < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (ready == 0)
-		return 0;
-	if (!(pfd.revents & POLLIN))
-		return -EIO;
+	int32_t ready = wait_readable(context->async_fd, timeout_ms);
+	if (ready <= 0)
+		return ready;
 	struct ibv_async_event event;
 	if (ibv_get_async_event(context, &event))
 		return errno == EAGAIN ? 0 : -(errno ? errno : EIO);

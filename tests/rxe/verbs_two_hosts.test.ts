@@ -16,20 +16,36 @@ import { firstDifference, pattern } from "./verbs_loopback.ts";
 const deviceA = Deno.env.get("DENO_RDMA_DEVICE_A") ?? "rxeA";
 const deviceB = Deno.env.get("DENO_RDMA_DEVICE_B") ?? "rxeB";
 
+/** One end: a device, its protection domain and completion queue, and a queue pair of `type`. */
+function openEnd(device: string, type: "RC" | "UD") {
+  const ctx = openDevice(device);
+  const pd = ctx.allocProtectionDomain();
+  const cq = ctx.createCompletionQueue({ channel: true });
+  const qp = pd.createQueuePair({ type, sendCq: cq });
+  return {
+    ctx,
+    pd,
+    cq,
+    qp,
+    [Symbol.dispose]() {
+      qp.close();
+      cq.close();
+      pd.close();
+      ctx.close();
+    },
+  };
+}
+
 /** Round-trips through JSON, as connection info sent over a socket would: nothing to convert. */
 function overTheWire(info: LocalInfo): ConnectionInfo {
   return JSON.parse(JSON.stringify(info));
 }
 
 Deno.test("RC RDMA WRITE from rxeA to rxeB across the veth pair", async () => {
-  using ctxA = openDevice(deviceA);
-  using ctxB = openDevice(deviceB);
-  using pdA = ctxA.allocProtectionDomain();
-  using pdB = ctxB.allocProtectionDomain();
-  using cqA = ctxA.createCompletionQueue({ channel: true });
-  using cqB = ctxB.createCompletionQueue({ channel: true });
-  using qpA = pdA.createQueuePair({ type: "RC", sendCq: cqA });
-  using qpB = pdB.createQueuePair({ type: "RC", sendCq: cqB });
+  using a = openEnd(deviceA, "RC");
+  using b = openEnd(deviceB, "RC");
+  const { pd: pdA, cq: cqA, qp: qpA } = a;
+  const { pd: pdB, qp: qpB } = b;
   const infoA = qpA.localInfo();
   const infoB = qpB.localInfo();
   assert.notDeepEqual(infoA.gid, infoB.gid);
@@ -53,14 +69,10 @@ Deno.test("RC RDMA WRITE from rxeA to rxeB across the veth pair", async () => {
 });
 
 Deno.test("UD to a link-local GID: the address handle picks a link-local source by itself", async () => {
-  using ctxA = openDevice(deviceA);
-  using ctxB = openDevice(deviceB);
-  using pdA = ctxA.allocProtectionDomain();
-  using pdB = ctxB.allocProtectionDomain();
-  using cqA = ctxA.createCompletionQueue({ channel: true });
-  using cqB = ctxB.createCompletionQueue({ channel: true });
-  using qpA = pdA.createQueuePair({ type: "UD", sendCq: cqA });
-  using qpB = pdB.createQueuePair({ type: "UD", sendCq: cqB });
+  using a = openEnd(deviceA, "UD");
+  using b = openEnd(deviceB, "UD");
+  const { pd: pdA, qp: qpA } = a;
+  const { ctx: ctxB, pd: pdB, cq: cqB, qp: qpB } = b;
   qpA.connect();
   qpB.connect();
   const linkLocalB = ctxB.gidTable(1).find((e) => e.type === "roce-v2" && e.gid[0] === 0xfe);
