@@ -4,6 +4,8 @@
 #include "pending_ring.h"
 
 #include <sched.h>
+#include <stdint.h>
+#include <time.h>
 
 #define MASK (RC_PENDING_SLOTS - 1u)
 
@@ -15,6 +17,7 @@ void rc_pending_init(struct rc_pending_ring *ring) {
   atomic_store(&ring->dequeue_at, 0);
   atomic_store(&ring->overflow, false);
   atomic_store(&ring->overflows, 0);
+  ring->stuck_at = SIZE_MAX;
 }
 
 void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t end) {
@@ -42,19 +45,32 @@ void rc_pending_push(struct rc_pending_ring *ring, uintptr_t start, uintptr_t en
   }
 }
 
+/* How long a drain waits for a claimed cell before calling it stuck: a preempted pusher gets
+ * several scheduler slices (a loaded machine), a stopped one costs this once. */
+#define STUCK_AFTER_NS 5000000L
+
+static long elapsed_ns(const struct timespec *since) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
 /*
  * A cell a pusher has claimed but not yet filled: its range is on its way, and releases pushed
  * after it (whose memory may already be gone) wait behind it. The pusher is a few stores away from
- * publishing, so wait a little for it (yielding, in case it was preempted on this CPU), but not
- * for ever: a pusher can also be stopped for good (a signal handler that longjmps out of the hook,
- * a thread starved by a real-time one), and this runs with the cache lock held.
+ * publishing, so wait for it (yielding, in case it was preempted on this CPU), but not for ever: a
+ * pusher can also be stopped for good (a signal handler that longjmps out of the hook, a thread
+ * starved by a real-time one), and this runs with the cache lock held.
  */
 static bool published_in_time(struct rc_pending_cell *cell, size_t at) {
-  for (unsigned tries = 0; tries < 64 + 32; tries++) {
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (unsigned tries = 0;; tries++) {
     if (atomic_load_explicit(&cell->sequence, memory_order_acquire) == at + 1) return true;
-    if (tries >= 64) sched_yield();
+    if (tries < 64) continue;
+    if (elapsed_ns(&start) > STUCK_AFTER_NS) return false;
+    sched_yield();
   }
-  return false;
 }
 
 int rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *end) {
@@ -63,8 +79,13 @@ int rc_pending_pop(struct rc_pending_ring *ring, uintptr_t *start, uintptr_t *en
   size_t sequence = atomic_load_explicit(&cell->sequence, memory_order_acquire);
   if (sequence != at + 1) {
     if (atomic_load_explicit(&ring->enqueue_at, memory_order_acquire) == at) return 0; /* empty */
-    if (!published_in_time(cell, at)) return -1;
+    if (ring->stuck_at == at) return -1; /* waited for once already: no second wait */
+    if (!published_in_time(cell, at)) {
+      ring->stuck_at = at;
+      return -1;
+    }
   }
+  ring->stuck_at = SIZE_MAX;
   *start = cell->start;
   *end = cell->end;
   atomic_store_explicit(&ring->dequeue_at, at + 1, memory_order_relaxed);

@@ -28,6 +28,9 @@ struct rc_pending_ring {
   _Atomic size_t dequeue_at; /* only the lock holder moves it */
   _Atomic bool overflow;
   _Atomic uint64_t overflows; /* times the ring was full (statistics) */
+  /* Lock holder only: the position of a cell found stuck (claimed, not filled in time), or
+   * SIZE_MAX. Later drains look at it once instead of waiting for it again. */
+  size_t stuck_at;
 };
 
 void rc_pending_init(struct rc_pending_ring *ring);

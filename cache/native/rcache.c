@@ -59,6 +59,9 @@ struct rc_cache {
 };
 
 static struct rc_cache caches[RCACHE_MAX_CACHES];
+/* The cells rcache_testing_jam_rings claimed (tests only); forgotten in a forked child. */
+static size_t jammed_at[RCACHE_MAX_CACHES];
+static bool jammed[RCACHE_MAX_CACHES];
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int hooks_status = OPAL_SUCCESS;
@@ -93,6 +96,7 @@ static void after_fork_child(void) {
     /* A cell another thread had claimed would never be filled here. */
     rc_pending_init(&caches[i].pending);
     caches[i].stuck_covered_valid = false;
+    jammed[i] = false;
     pthread_mutex_unlock(&caches[i].lock);
   }
   pthread_mutex_unlock(&create_lock);
@@ -810,7 +814,18 @@ int rcache_hooks_status(void) { return atomic_load(&hooks_status); }
 
 void rcache_double_set_dereg_delay(double ns) { rc_registrar_double_set_dereg_delay((uint64_t)ns); }
 
+/*
+ * The test-only entry points below change a cache's state behind its back, so they do nothing
+ * unless the process opted in with DENO_RDMA_TESTING=1 in its environment.
+ */
+static bool testing_enabled(void) {
+  const char *value = getenv("DENO_RDMA_TESTING");
+  return value != NULL && value[0] == '1' && value[1] == 0;
+}
+
 int rcache_testing_add_holds(double address, double count, int through_front) {
+  /* Counts wrap modulo 2^32 on purpose: a test takes holds back by adding 2^32 - n. */
+  if (!testing_enabled() || !(count >= 0 && count < 4294967296.0)) return -1;
   int changed = 0;
   for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
     struct rc_cache *c = enter(i);
@@ -830,19 +845,24 @@ int rcache_testing_add_holds(double address, double count, int through_front) {
 }
 
 int rcache_testing_jam_rings(int jam) {
-  static size_t claimed_at[RCACHE_MAX_CACHES];
-  static bool jammed[RCACHE_MAX_CACHES];
+  if (!testing_enabled()) return -1;
   int changed = 0;
   for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
     struct rc_pending_ring *ring = &caches[i].pending;
     if (jam && atomic_load(&caches[i].live) && !jammed[i]) {
-      claimed_at[i] = atomic_fetch_add(&ring->enqueue_at, 1); /* the cell is expected to be free */
+      /* Claimed as a pusher claims it, and only if it is free (a full ring is left alone). */
+      size_t at = atomic_load(&ring->enqueue_at);
+      if (atomic_load(&ring->cells[at & (RC_PENDING_SLOTS - 1)].sequence) != at ||
+          !atomic_compare_exchange_strong(&ring->enqueue_at, &at, at + 1)) {
+        continue;
+      }
+      jammed_at[i] = at;
       jammed[i] = true;
       changed++;
     } else if (!jam && jammed[i]) {
-      struct rc_pending_cell *cell = &ring->cells[claimed_at[i] & (RC_PENDING_SLOTS - 1)];
+      struct rc_pending_cell *cell = &ring->cells[jammed_at[i] & (RC_PENDING_SLOTS - 1)];
       cell->start = cell->end = 0; /* an empty range: invalidates nothing */
-      atomic_store_explicit(&cell->sequence, claimed_at[i] + 1, memory_order_release);
+      atomic_store_explicit(&cell->sequence, jammed_at[i] + 1, memory_order_release);
       jammed[i] = false;
       changed++;
     }

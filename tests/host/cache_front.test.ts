@@ -228,6 +228,10 @@ Deno.test("holds that are never released cannot wrap a region's counts", () => {
   assert.equal(cache.stats().fastHits, 1, "precondition: the front word is in use");
   const native = rcacheNative();
   const address = Number(block.address);
+  Deno.env.delete("DENO_RDMA_TESTING");
+  assert.equal(native.rcache_testing_add_holds(address, 1, 0), -1, "inert unless opted in");
+  Deno.env.set("DENO_RDMA_TESTING", "1");
+  assert.equal(native.rcache_testing_add_holds(address, 2 ** 32, 0), -1, "a count beyond 32 bits");
   // As if 2^30 - 2 gets through the front word had never been released.
   assert.equal(native.rcache_testing_add_holds(address, FRONT_HOLDS - 1, 1), 1);
   const last = cache.get(target); // takes the word's last count
