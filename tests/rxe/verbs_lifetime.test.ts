@@ -60,7 +60,7 @@ Deno.test("a region posted once and then dropped is still collected and deregist
   qp.close();
   // The safety net deregisters a region nobody references; then the domain can close.
   let closed = false;
-  for (let i = 0; i < 20 && !closed; i++) {
+  for (let i = 0; i < 50 && !closed; i++) {
     (globalThis as { gc?: () => void }).gc?.();
     await new Promise((resolve) => setTimeout(resolve, 20));
     try {
