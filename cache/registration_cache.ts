@@ -94,6 +94,11 @@ export type RegistrationCacheStats = {
   deregistrationFailures: number;
   /** Releases of a registration the cache did not hold (a bug). */
   badReleases: number;
+  /**
+   * Memory releases (munmap, free, ...) in the process that touched the spans of this cache's
+   * regions, so the release hook applied or queued them; the others it passed over.
+   */
+  releasesExamined: number;
   /** Hits served without a native call (counted in `hits` and `gets` too). */
   fastHits: number;
 };

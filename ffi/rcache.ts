@@ -113,6 +113,7 @@ export const STAT_NAMES = [
   "pendingOverflows",
   "deregistrationFailures",
   "badReleases",
+  "releasesExamined",
 ] as const;
 
 /** Entries in struct rcache_release_queue (a power of two). */

@@ -33,11 +33,15 @@ struct rc_cache {
   uint64_t max_regions, max_bytes; /* 0: unbounded */
   bool merge;
   struct rc_region *root;
-  /* From the lowest start to the highest end of the indexed regions (empty: start > end). The
-   * hook reads it without the lock to pass over releases no region can overlap: most releases in
-   * a process concern other memory, and each pushed one costs a ring cell (see release_hook). */
-  _Atomic uintptr_t span_start, span_end;
+  /* Two spans, from the lowest start to the highest end of the indexed regions that start below
+   * SPAN_SPLIT (the heap) and of those that start above it (the mmap area); empty: start > end.
+   * The hook reads them without the lock to pass over releases no region can overlap: most
+   * releases in a process concern other memory, and each pushed one costs a ring cell (see
+   * release_hook). One span over a heap region and an mmap-area region would cover nearly every
+   * mapping between them. */
+  _Atomic uintptr_t span_start[2], span_end[2];
   bool span_stale; /* a region left the index since the span was computed */
+  _Atomic uint64_t releases_examined; /* releases the hook did not pass over (statistics) */
   /* rc_pending_claimed() when a stuck ring cell last made the drain invalidate everything: the
    * ranges claimed up to then are covered (see drain_rounds). */
   size_t stuck_covered;
@@ -122,23 +126,67 @@ static void unlock_cache(struct rc_cache *c) {
 
 /* ---- The span of the index (lock held) ---------------------------------------------------- */
 
-static void span_clear(struct rc_cache *c) {
-  atomic_store(&c->span_start, UINTPTR_MAX);
-  atomic_store(&c->span_end, 0);
+/*
+ * Where the two spans divide, on x86-64 Linux: executables and their brk heap sit below (PIE at
+ * 0x55..-0x56.., others lower), the mmap area below the stack, near 0x7f... A wrong guess costs
+ * precision only: between them the spans always cover every region.
+ */
+#define SPAN_SPLIT ((uintptr_t)0x600000000000)
+
+static int span_of(uintptr_t start) { return start >= SPAN_SPLIT; }
+
+static void span_set(struct rc_cache *c, int which, uintptr_t start, uintptr_t end) {
+  atomic_store(&c->span_start[which], start);
+  atomic_store(&c->span_end[which], end);
 }
 
-/* Shrinks the span to the index after removals (never leaves a region outside it). */
+static void span_clear(struct rc_cache *c) {
+  span_set(c, 0, UINTPTR_MAX, 0);
+  span_set(c, 1, UINTPTR_MAX, 0);
+}
+
+/* The region with the smallest start >= addr, or NULL. */
+static struct rc_region *index_ceiling(struct rc_region *node, uintptr_t addr) {
+  struct rc_region *best = NULL;
+  while (node) {
+    if (node->start >= addr) {
+      best = node;
+      node = node->left;
+    } else {
+      node = node->right;
+    }
+  }
+  return best;
+}
+
+/* Shrinks the spans to the index after removals (never leaves a region outside them). */
 static void span_refresh(struct rc_cache *c) {
   if (!c->span_stale) return;
   c->span_stale = false;
-  if (!c->root) {
-    span_clear(c);
-    return;
+  struct rc_region *low_first = index_ceiling(c->root, 0);
+  struct rc_region *low_last = rc_index_below(c->root, SPAN_SPLIT);
+  struct rc_region *high_first = index_ceiling(c->root, SPAN_SPLIT);
+  struct rc_region *high_last = rc_index_floor(c->root, UINTPTR_MAX);
+  if (low_last) {
+    span_set(c, 0, low_first->start, low_last->end);
+  } else {
+    span_set(c, 0, UINTPTR_MAX, 0);
   }
-  struct rc_region *first = c->root, *last = rc_index_floor(c->root, UINTPTR_MAX);
-  while (first->left) first = first->left;
-  atomic_store(&c->span_start, first->start);
-  atomic_store(&c->span_end, last->end);
+  if (high_first) {
+    span_set(c, 1, high_first->start, high_last->end);
+  } else {
+    span_set(c, 1, UINTPTR_MAX, 0);
+  }
+}
+
+/* Whether [start, end) overlaps a span: only then can it concern a region. */
+static bool span_touches(struct rc_cache *c, uintptr_t start, uintptr_t end) {
+  for (int which = 0; which < 2; which++) {
+    if (end > atomic_load(&c->span_start[which]) && start < atomic_load(&c->span_end[which])) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /* Takes `r` out of the tree; the span shrinks at the end of the operation (span_refresh). */
@@ -149,10 +197,13 @@ static void index_remove(struct rc_cache *c, struct rc_region *r) {
 
 /* Before registering [start, end): from here on the hook sees releases of that memory. */
 static void span_widen(struct rc_cache *c, uintptr_t start, uintptr_t end) {
-  if (start < atomic_load_explicit(&c->span_start, memory_order_relaxed)) {
-    atomic_store(&c->span_start, start);
+  int which = span_of(start);
+  if (start < atomic_load_explicit(&c->span_start[which], memory_order_relaxed)) {
+    atomic_store(&c->span_start[which], start);
   }
-  if (end > atomic_load_explicit(&c->span_end, memory_order_relaxed)) atomic_store(&c->span_end, end);
+  if (end > atomic_load_explicit(&c->span_end[which], memory_order_relaxed)) {
+    atomic_store(&c->span_end[which], end);
+  }
 }
 
 /* ---- Front words (lock held) ----------------------------------------------------------------- */
@@ -465,7 +516,8 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
     /* Outside every region: nothing to do. A region registered while its memory is being
      * released could be missed, but registering memory another thread is unmapping is already
      * undefined (ibv_reg_mr may pin either side of the unmap). */
-    if (end <= atomic_load(&c->span_start) || start >= atomic_load(&c->span_end)) continue;
+    if (!span_touches(c, start, end)) continue;
+    atomic_fetch_add_explicit(&c->releases_examined, 1, memory_order_relaxed);
     if (must_defer || atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
       rc_pending_push(&c->pending, start, end);
       atomic_fetch_or_explicit(&c->releases.deferred, RCACHE_DEFERRED, memory_order_seq_cst);
@@ -538,6 +590,7 @@ int rcache_create(void *pd, int use_double, double double_pin_limit, double max_
     c->retired = (struct rc_list){0};
     c->graveyard = NULL;
     for (int s = 0; s < RCACHE_STAT_COUNT; s++) c->stats[s] = 0;
+    atomic_store(&c->releases_examined, 0);
     c->result = (struct rcache_result){0};
     atomic_store(&c->releases.head, 0);
     atomic_store(&c->releases.tail, 0);
@@ -792,6 +845,7 @@ int rcache_stats(int slot, double *out, int count) {
   struct rc_cache *c = enter(slot);
   if (!c) return RCACHE_ERR_CLOSED;
   c->stats[RCACHE_STAT_PENDING_OVERFLOWS] = atomic_load(&c->pending.overflows);
+  c->stats[RCACHE_STAT_RELEASES_EXAMINED] = atomic_load(&c->releases_examined);
   /* In use: every live region but the idle ones (those on the idle list that TypeScript has not
    * taken since). Counted here rather than kept, because front holds are taken without a call. */
   uint64_t idle = 0;

@@ -111,6 +111,7 @@ enum rcache_stat {
   RCACHE_STAT_PENDING_OVERFLOWS,
   RCACHE_STAT_DEREGISTRATION_FAILURES,
   RCACHE_STAT_BAD_RELEASES, /* queued releases of regions that were not held (a bug) */
+  RCACHE_STAT_RELEASES_EXAMINED, /* releases that touched a span: applied or queued */
   RCACHE_STAT_COUNT
 };
 

@@ -263,6 +263,27 @@ Deno.test("the span shrinks when a region goes: releases where it was are passed
   assertStillHitsAfterReleasesElsewhere(cache, block);
 });
 
+Deno.test("a region low (where the heap is) and one in the mmap area: releases between pass over", () => {
+  using cache = new RegistrationCache(double);
+  // Mapped where executables and their brk heap live (a test thread's malloc comes from an mmap'd
+  // arena, so the heap itself is out of reach here).
+  const low = mapAnonymous(4096, 0x500000000000n);
+  // Above the mmap area's allocations (they grow down from below the stack), so that glibc's
+  // blocks land between the two regions.
+  const block = mapAnonymous(4096, 0x7ff000000000n);
+  cache.get(target(low)).release();
+  cache.get(target(block)).release();
+  // The 64 MiB blocks land in the mmap area, between the two regions but in neither span: the
+  // hook passes over them (one span from `low` to `block` would take in every one).
+  const examined = cache.stats().releasesExamined;
+  assertStillHitsAfterReleasesElsewhere(cache, block);
+  assert.ok(cache.stats().releasesExamined - examined < 40, JSON.stringify(cache.stats()));
+  const r = cache.get(target(low));
+  assert.equal(r.hit, true);
+  r.release();
+  unmap(low);
+});
+
 Deno.test("a ring cell stuck before a deferred release: no stale hit, no hang, hits go native", () => {
   using cache = new RegistrationCache(double);
   const native = rcacheNative();
