@@ -33,6 +33,16 @@ import { Access, ACCESS_MASK } from "../verbs/constants.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
 import { NativeHandle } from "../verbs/handle.ts";
 import { ProtectionDomain } from "../verbs/protection_domain.ts";
+import { CHECK_POSTABLE } from "../verbs/scatter_gather.ts";
+import {
+  bufferByteLength,
+  isArrayBuffer,
+  isDetached,
+  isGrowable,
+  isSharedArrayBuffer,
+  viewFacts,
+  viewLength,
+} from "../verbs/buffer_facts.ts";
 import { RegistrarDouble } from "./registrar_double.ts";
 
 /** What to register: a buffer or view (all its bytes), or native memory. */
@@ -278,6 +288,16 @@ export class Registration implements Disposable {
   [Symbol.dispose](): void {
     if (this.#cache !== null) this.release();
   }
+
+  /** @internal Posting it as a scatter/gather element: RdmaError EBADF once released. */
+  [CHECK_POSTABLE](verb: string): void {
+    if (this.#cache === null) {
+      throw new RdmaError(verb, Errno.EBADF, "the cached registration was released");
+    }
+    if (this.#cache.closed) {
+      throw new RdmaError(verb, Errno.EBADF, "the registration cache was closed");
+    }
+  }
 }
 
 /** The lazy-unpin registration cache over one protection domain. */
@@ -325,12 +345,14 @@ export class RegistrationCache implements Disposable {
     if (options === null || typeof options !== "object") {
       throw new TypeError("options must be an object");
     }
+    // Each option read once, before the domain is checked: a getter may close it.
     this.maxRegions = bound("maxRegions", options.maxRegions, DEFAULT_MAX_REGIONS);
     this.maxBytes = bound("maxBytes", options.maxBytes, DEFAULT_MAX_BYTES);
-    if (options.merge !== undefined && typeof options.merge !== "boolean") {
+    const merge: unknown = options.merge;
+    if (merge !== undefined && typeof merge !== "boolean") {
       throw new TypeError("merge must be a boolean");
     }
-    this.merge = options.merge ?? true;
+    this.merge = merge ?? true;
     let pointer: Deno.PointerValue = null;
     let pinLimit = 0;
     let releasePd = () => {};
@@ -392,17 +414,24 @@ export class RegistrationCache implements Disposable {
    */
   get(target: CacheTarget, access: number = Access.LOCAL_WRITE): Registration {
     if (this.#closed) throw closedError("RegistrationCache.get");
-    memHooks.flushIfPending();
+    memHooks.flushIfPending(); // runs the program's hook listeners
     if (access !== Access.LOCAL_WRITE) checkAccess(access);
     // The hit path: the same object as before (any other value finds nothing).
     const entry = this.#byTarget.get(target as object);
     if (entry !== undefined) {
       let length: unknown;
       if (entry.key === undefined) {
-        length = (target as ArrayBufferLike | ArrayBufferView).byteLength; // 0 once detached
+        // Only buffers and views that #getSlow took have such entries; read by the engine's own
+        // accessors, so no user code runs. 0 once detached.
+        length = ArrayBuffer.isView(target)
+          ? viewLength(target)
+          : bufferByteLength(target as ArrayBufferLike);
       } else if ((target as { address: unknown }).address === entry.key) {
         length = (target as { length: unknown }).length;
       }
+      // After the last user code (listeners, the target's getters): one may have closed this cache
+      // (and another may have taken its native slot).
+      if (this.#closed) throw closedError("RegistrationCache.get");
       if (typeof length === "number" && length > 0 && Number.isSafeInteger(length)) {
         const hit = this.#frontHit(entry, target, length, access);
         if (hit !== null) return hit;
@@ -421,20 +450,22 @@ export class RegistrationCache implements Disposable {
     let offset = 0;
     let address: number;
     let length: number;
+    // Buffers and views are read by the engine's own accessors: no getter of theirs runs.
     if (ArrayBuffer.isView(target)) {
-      // Read first: it also moves a small typed array's bytes off the V8 heap, where they could move.
-      buffer = target.buffer;
-      length = target.byteLength;
+      // The buffer first: it also moves a small typed array's bytes off the V8 heap, where they
+      // could move.
+      [buffer, offset, length] = viewFacts(target);
       if (length === 0) throw emptyBufferError(buffer);
-      offset = target.byteOffset;
+      if (isGrowable(buffer)) throw growableError();
       // A view's bytes never move, so an entry of this same view knows its address.
       address = known !== undefined && known.key === undefined
         ? known.address
         : (this.#bufferBases.get(buffer) ?? NaN) + offset;
-    } else if (target instanceof ArrayBuffer || target instanceof SharedArrayBuffer) {
+    } else if (isArrayBuffer(target) || isSharedArrayBuffer(target)) {
       buffer = target;
-      length = target.byteLength;
+      length = bufferByteLength(target);
       if (length === 0) throw emptyBufferError(target);
+      if (isGrowable(buffer)) throw growableError();
       address = known !== undefined && known.key === undefined
         ? known.address
         : this.#bufferBases.get(target) ?? NaN;
@@ -456,6 +487,9 @@ export class RegistrationCache implements Disposable {
         "target must be an ArrayBuffer, a typed array, a DataView or {address: bigint, length}",
       );
     }
+    // After the last user code (the target's getters, or get()'s listeners): one may have closed
+    // this cache, and another cache may have taken its native slot.
+    if (this.#closed) throw closedError("RegistrationCache.get");
     const addressKnown = !Number.isNaN(address); // NaN: a buffer whose memory is not known yet
     if (addressKnown) {
       const slot = hintSlot(address);
@@ -477,7 +511,7 @@ export class RegistrationCache implements Disposable {
       status = native.rcache_get_buffer(
         this.#slot,
         // FFI takes views of a SharedArrayBuffer, not the buffer itself.
-        target instanceof SharedArrayBuffer ? new Uint8Array(target) : target as BufferSource,
+        isSharedArrayBuffer(target) ? new Uint8Array(target) : target as BufferSource,
         length,
         access,
         offered,
@@ -490,13 +524,9 @@ export class RegistrationCache implements Disposable {
       this.#frontGenerations[word]++;
       this.#nextFront = (offered + 1) % FRONT_SLOTS;
     }
-    // Only a miss can be a growable buffer's memory: one refused at its miss leaves nothing.
-    if (status === RcacheStatus.MISS && buffer !== null && isGrowable(buffer)) {
-      throw this.#refuseGrowable();
-    }
     if (status < 0) throw this.#getError(status, f64[ResultField.ADDRESS], length);
     address = f64[ResultField.ADDRESS];
-    if (buffer !== null && !addressKnown && !isGrowable(buffer)) {
+    if (buffer !== null && !addressKnown) {
       this.#bufferBases.set(buffer, address - offset);
     }
     const handle = f64[ResultField.REGION];
@@ -703,12 +733,6 @@ export class RegistrationCache implements Disposable {
     control[ReleaseQueueField.TAIL] = (tail + 1) | 0;
   }
 
-  /** Undoes the registration just returned (see isGrowable) and says why. */
-  #refuseGrowable(): TypeError {
-    this.#native.rcache_discard(this.#slot, this.#f64[ResultField.REGION]);
-    return new TypeError("cannot register a resizable ArrayBuffer or growable SharedArrayBuffer");
-  }
-
   #getError(status: number, address: number, length: number): Error {
     const what = `${length} bytes at 0x${address.toString(16)}`;
     const errno = this.#i32[ResultField.ERROR];
@@ -746,7 +770,7 @@ export class RegistrationCache implements Disposable {
 
 /** The error for a buffer (or a view's buffer) with no bytes. */
 function emptyBufferError(buffer: ArrayBufferLike): Error {
-  if (buffer instanceof ArrayBuffer && buffer.detached) {
+  if (isDetached(buffer)) {
     return new TypeError("cannot register a detached ArrayBuffer");
   }
   return new RangeError("cannot register an empty buffer or view");
@@ -767,10 +791,9 @@ function withKey(entry: FrontEntry, key: bigint | undefined): FrontEntry {
   );
 }
 
-/** Resizable and growable buffers can change length under a registration: refused. */
-function isGrowable(buffer: ArrayBufferLike): boolean {
-  return (buffer as ArrayBuffer).resizable === true ||
-    (buffer as SharedArrayBuffer).growable === true;
+/** Resizable and growable buffers can change length under a registration: refused, hit or miss. */
+function growableError(): TypeError {
+  return new TypeError("cannot register a resizable ArrayBuffer or growable SharedArrayBuffer");
 }
 
 function createError(native: RcacheSymbols, status: number): Error {

@@ -13,15 +13,17 @@
  * @module
  */
 import {
+  gidCompactText,
+  gidWireText,
   Mtu,
   openDevice,
+  parseGid,
   type QueuePair,
   WcStatus,
   wcStatusName,
   WorkCompletions,
   WrOpcode,
 } from "../mod.ts";
-import { gidToIpv6, gidToWire, wireToGid } from "./lib/gid_text.ts";
 import {
   DEVICE_PORT_FLAGS,
   type FlagSpec,
@@ -78,7 +80,7 @@ interface Destination {
 
 function encodeDestination(d: Destination): Uint8Array {
   const hex = (value: number, digits: number) => value.toString(16).padStart(digits, "0");
-  const text = `${hex(d.lid, 4)}:${hex(d.qpn, 6)}:${hex(d.psn, 6)}:${gidToWire(d.gid)}`;
+  const text = `${hex(d.lid, 4)}:${hex(d.qpn, 6)}:${hex(d.psn, 6)}:${gidWireText(d.gid)}`;
   const message = new Uint8Array(MESSAGE_BYTES); // the trailing NUL is already there
   message.set(new TextEncoder().encode(text));
   return message;
@@ -93,14 +95,14 @@ function decodeDestination(message: Uint8Array): Destination {
     lid: parseInt(m[1], 16),
     qpn: parseInt(m[2], 16),
     psn: parseInt(m[3], 16),
-    gid: wireToGid(m[4]),
+    gid: parseGid(m[4]),
   };
 }
 
 function describe(label: string, d: Destination): string {
   const hex = (value: number, digits: number) => value.toString(16).padStart(digits, "0");
   return `  ${label} LID 0x${hex(d.lid, 4)}, QPN 0x${hex(d.qpn, 6)}, PSN 0x${hex(d.psn, 6)}, ` +
-    `GID ${gidToIpv6(d.gid)}`;
+    `GID ${gidCompactText(d.gid)}`;
 }
 
 /** INIT -> RTR -> RTS with exactly the attributes `ibv_rc_pingpong` uses. */

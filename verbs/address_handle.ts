@@ -8,7 +8,8 @@ import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
-import { gidBytes, integerIn, optionalInteger, optionsObject } from "./validate.ts";
+import { gidBytes } from "./gid.ts";
+import { integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
 /** The remote end of a path: what an address handle and an RC RTR transition need. */
 export interface PathOptions {

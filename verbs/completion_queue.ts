@@ -93,13 +93,14 @@ export class CompletionQueue extends NativeHandle {
     const opts = optionsObject("options", options);
     const entries = optionalInteger("entries", opts.entries, 256, 1, 1 << 22);
     const compVector = optionalInteger("compVector", opts.compVector, 0, 0, 1 << 16);
-    if (opts.channel !== undefined && typeof opts.channel !== "boolean") {
+    const wantsChannel: unknown = opts.channel; // read once: a getter may close the context
+    if (wantsChannel !== undefined && typeof wantsChannel !== "boolean") {
       throw new TypeError("channel must be a boolean");
     }
     const shim = verbsShim();
     const contextPointer = context.pointerFor("ibv_create_cq");
     let channel: Deno.PointerObject | null = null;
-    if (opts.channel) {
+    if (wantsChannel) {
       channel = shim.drv_create_comp_channel(contextPointer);
       if (channel === null) throw lastError("ibv_create_comp_channel");
     }
@@ -220,8 +221,7 @@ export class CompletionQueue extends NativeHandle {
    * Returns the number of completions (0 on timeout). Needs `{ channel: true }`.
    */
   async pollOrWait(completions: WorkCompletions, options?: WaitOptions): Promise<number> {
-    const opts = optionsObject("options", options);
-    const deadline = performance.now() + (opts.timeoutMs ?? Infinity);
+    const deadline = performance.now() + timeoutOption(options);
     for (;;) {
       const n = this.poll(completions);
       if (n > 0) return n;

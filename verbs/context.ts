@@ -16,7 +16,8 @@ import { GID_TYPES, LinkLayer, PortState } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { ProtectionDomain } from "./protection_domain.ts";
-import { gidText, integerIn, isIpv4MappedGid, timeoutOption } from "./validate.ts";
+import { gidText, isIpv4MappedGid } from "./gid.ts";
+import { integerIn, timeoutOption } from "./validate.ts";
 
 const PORT_STATE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
   Object.entries(PortState).map(([name, value]) => [value, name]),

@@ -17,6 +17,14 @@ import { Errno, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
 import { integerIn, optionsObject } from "./validate.ts";
+import {
+  bufferByteLength,
+  isArrayBuffer,
+  isDetached,
+  isGrowable,
+  isSharedArrayBuffer,
+  viewFacts,
+} from "./buffer_facts.ts";
 
 /** Memory to register: a buffer or view, or a native address and length. */
 export type MemorySource =
@@ -47,17 +55,18 @@ interface Resolved {
 }
 
 function resolve(source: unknown, options: Partial<RegisterOptions>): Resolved {
-  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-    const buffer = source instanceof ArrayBuffer ? source : source.buffer;
-    if (!(buffer instanceof ArrayBuffer)) {
+  if (isArrayBuffer(source) || isSharedArrayBuffer(source) || ArrayBuffer.isView(source)) {
+    // The engine's accessors: a getter of the source cannot report other bytes than it has.
+    const [buffer, base, size] = ArrayBuffer.isView(source)
+      ? viewFacts(source)
+      : [source, 0, bufferByteLength(source)];
+    if (!isArrayBuffer(buffer)) {
       throw new TypeError(
         "memory must be an ArrayBuffer or a view of one (not a SharedArrayBuffer)",
       );
     }
-    if (buffer.detached) throw new TypeError("cannot register a detached ArrayBuffer");
-    if (buffer.resizable) throw new TypeError("cannot register a resizable ArrayBuffer");
-    const base = source instanceof ArrayBuffer ? 0 : source.byteOffset;
-    const size = source.byteLength;
+    if (isDetached(buffer)) throw new TypeError("cannot register a detached ArrayBuffer");
+    if (isGrowable(buffer)) throw new TypeError("cannot register a resizable ArrayBuffer");
     const offset = options.offset === undefined ? 0 : integerIn("offset", options.offset, 0, size);
     const length = options.length === undefined
       ? size - offset

@@ -39,7 +39,7 @@ export {
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
 export { CompletionError } from "./completion_error.ts";
 export { type AsyncEvent, asyncEventName, AsyncEventType } from "./async_events.ts";
-export { gidText, parseGid } from "./validate.ts";
+export { gidCompactText, gidText, gidWireText, parseGid } from "./gid.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
 export { PreparedSend } from "./prepared_send.ts";
 export { SharedReceiveQueue, type SharedReceiveQueueOptions } from "./shared_receive_queue.ts";

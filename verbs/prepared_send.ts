@@ -13,6 +13,7 @@ import { SendFlags, WrOpcode } from "./constants.ts";
 import { errorFromResult } from "./errors.ts";
 import { closeEpoch, type NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
+import { CHECK_POSTABLE, type Postable } from "./scatter_gather.ts";
 
 const TWO_32 = 2 ** 32;
 const VERB = "ibv_post_send";
@@ -52,14 +53,19 @@ export class PreparedSend {
   #qp: Deno.PointerObject | null = null;
   #checkedAt = -1;
 
+  /** Elements that check themselves at every post (a cache's Registration: not released). */
+  readonly #postables: readonly Postable[];
+
   /**
    * Use `QueuePair.prepareSend`. `descriptor` is a valid send descriptor (`SEND` layout);
-   * `handles` starts with the queue pair and lists every handle the descriptor refers to.
+   * `handles` starts with the queue pair and lists every handle the descriptor refers to;
+   * `postables` are the elements that say themselves whether they may still be posted.
    */
   constructor(
     token: typeof PREPARED_BY_QUEUE_PAIR,
     descriptor: Uint8Array,
     handles: readonly NativeHandle[],
+    postables: readonly Postable[] = [],
   ) {
     if (token !== PREPARED_BY_QUEUE_PAIR) {
       throw new TypeError("a PreparedSend comes from QueuePair.prepareSend");
@@ -73,6 +79,7 @@ export class PreparedSend {
     this.#bytes = descriptor;
     this.#view = new DataView(descriptor.buffer, descriptor.byteOffset, descriptor.byteLength);
     this.#handles = handles;
+    this.#postables = postables;
     this.#buffers = handles.flatMap((h) =>
       h instanceof MemoryRegion && h.bytes !== null ? [h.bytes.buffer as ArrayBuffer] : []
     );
@@ -195,6 +202,8 @@ export class PreparedSend {
     if (qp === null || this.#checkedAt !== closeEpoch || this.#anyDetached()) {
       qp = this.#checkHandles();
     }
+    const postables = this.#postables;
+    for (let i = 0; i < postables.length; i++) postables[i][CHECK_POSTABLE](VERB);
     const result = this.#postChain(qp, this.#bytes, count, 1, this.#posted);
     if (result !== 0) {
       throw errorFromResult(VERB, result, `${this.#posted[0]} of ${count} posted`);

@@ -30,15 +30,8 @@ import { foreignPdError, type ScatterGather, SgeWriter } from "./scatter_gather.
 import { SharedReceiveQueue } from "./shared_receive_queue.ts";
 
 export type { ScatterGather } from "./scatter_gather.ts";
-import {
-  gidBytes,
-  gidText,
-  integerIn,
-  isIpv4MappedGid,
-  optionalInteger,
-  optionsObject,
-  writeU64,
-} from "./validate.ts";
+import { gidBytes, gidText, isIpv4MappedGid } from "./gid.ts";
+import { integerIn, optionalInteger, optionsObject, writeU64 } from "./validate.ts";
 
 /** Options of `ProtectionDomain.createQueuePair`. */
 export interface QueuePairOptions {
@@ -410,6 +403,7 @@ export class QueuePair extends NativeHandle {
   localInfo(
     options?: { port?: number; gidIndex?: number; maxDestRdAtomic?: number },
   ): LocalInfo {
+    this.pointerFor("ibv_query_qp");
     const opts = optionsObject("options", options);
     const port = optionalInteger("port", opts.port, 1, 1, 255);
     const attr = this.#context.queryActivePort(port);
@@ -424,6 +418,8 @@ export class QueuePair extends NativeHandle {
     const gid = opts.gidIndex === undefined && attr.linkLayer !== LinkLayer.ETHERNET
       ? new Uint8Array(16)
       : this.#context.queryGid(port, gidIndex).gid;
+    // After the options' getters ran: a closed queue pair has nothing to announce.
+    this.pointerFor("ibv_query_qp");
     // What the peer is told, this end must do: connect() uses the same, and never accepts fewer
     // reads than any announcement said.
     this.#announced.set(port, gidIndex);
@@ -446,13 +442,12 @@ export class QueuePair extends NativeHandle {
     const opts = optionsObject("options", options);
     const access = optionalInteger("access", opts.access, Access.LOCAL_WRITE, 0, 0x7fffffff);
     if ((access & ~ACCESS_MASK) !== 0) throw new RangeError("access has unknown bits");
-    const result = verbsShim().drv_modify_qp_init(
-      this.pointerFor("ibv_modify_qp"),
-      this.#localPort(opts),
-      optionalInteger("pkeyIndex", opts.pkeyIndex, 0, 0, 0xffff),
-      access,
-      optionalInteger("qkey", opts.qkey, DEFAULT_QKEY, 0, 0xffffffff),
-    );
+    const port = this.#localPort(opts);
+    const pkeyIndex = optionalInteger("pkeyIndex", opts.pkeyIndex, 0, 0, 0xffff);
+    const qkey = optionalInteger("qkey", opts.qkey, DEFAULT_QKEY, 0, 0xffffffff);
+    // The pointer last, after every getter of `options` ran: one may have closed this queue pair.
+    const qp = this.pointerFor("ibv_modify_qp");
+    const result = verbsShim().drv_modify_qp_init(qp, port, pkeyIndex, access, qkey);
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to INIT");
   }
 
@@ -506,13 +501,19 @@ export class QueuePair extends NativeHandle {
   /** RTR -> RTS, sending from this end's `psn`. */
   toRts(options?: ConnectOptions): void {
     const opts = optionsObject("options", options);
+    const timeout = optionalInteger("timeout", opts.timeout, 14, 0, 31);
+    const retryCount = optionalInteger("retryCount", opts.retryCount, 7, 0, 7);
+    const rnrRetry = optionalInteger("rnrRetry", opts.rnrRetry, 7, 0, 7);
+    const depth = this.type === QpType.RC ? this.#initiatorDepth(opts) : 0;
+    // The pointer last, after every getter of `options` ran: one may have closed this queue pair.
+    const qp = this.pointerFor("ibv_modify_qp");
     const result = verbsShim().drv_modify_qp_rts(
-      this.pointerFor("ibv_modify_qp"),
+      qp,
       this.psn,
-      optionalInteger("timeout", opts.timeout, 14, 0, 31),
-      optionalInteger("retryCount", opts.retryCount, 7, 0, 7),
-      optionalInteger("rnrRetry", opts.rnrRetry, 7, 0, 7),
-      this.type === QpType.RC ? this.#initiatorDepth(opts) : 0,
+      timeout,
+      retryCount,
+      rnrRetry,
+      depth,
     );
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to RTS");
   }
@@ -705,8 +706,13 @@ export class QueuePair extends NativeHandle {
    */
   postSend(wr: SendRequest): void {
     this.#encodeSend(wr, this.#sendView);
-    this.#sges.forget();
-    // After encoding: a getter in `wr` may have closed this queue pair.
+    // After encoding, when no more user code runs: a getter in `wr` may have closed this queue
+    // pair or anything the request names, or detached a region's buffer.
+    try {
+      this.#recheckEncoded("ibv_post_send");
+    } finally {
+      this.#sges.forget();
+    }
     const qp = this.pointerFor("ibv_post_send");
     const result = verbsShim().drv_post_send(qp, this.#send);
     if (result !== 0) throw errorFromResult("ibv_post_send", result);
@@ -723,10 +729,21 @@ export class QueuePair extends NativeHandle {
     this.#encodeSend(wr, new DataView(bytes.buffer));
     // The handles the encoding used (reading `wr` again could give others).
     const keepOpen: NativeHandle[] = [this, ...this.#sges.regions()];
-    this.#sges.forget();
+    const postables = this.#sges.postables();
+    try {
+      this.#recheckEncoded("ibv_post_send"); // none closed meanwhile
+    } finally {
+      this.#sges.forget();
+    }
     if (this.#encodedAh !== null) keepOpen.push(this.#encodedAh);
-    for (const handle of keepOpen) handle.pointerFor("ibv_post_send"); // none closed meanwhile
-    return new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, keepOpen);
+    this.pointerFor("ibv_post_send");
+    return new PreparedSend(PREPARED_BY_QUEUE_PAIR, bytes, keepOpen, postables);
+  }
+
+  /** The regions, registrations and address handle the last encoding used are still usable. */
+  #recheckEncoded(verb: string): void {
+    this.#sges.recheck(verb);
+    this.#encodedAh?.pointerFor(verb);
   }
 
   /** ibv_post_recv of one work request. */

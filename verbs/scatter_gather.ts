@@ -16,6 +16,18 @@ export type ScatterGather =
   | { mr: MemoryRegion; offset?: number; length?: number }
   | { address: number | bigint; length: number; lkey: number };
 
+/**
+ * The method by which an `{address, length, lkey}` element that stands for a registration it
+ * knows (a cache's `Registration`) says whether it may still be posted: it throws (RdmaError
+ * EBADF) once it was released. Posting calls it after the request's last getter ran.
+ */
+export const CHECK_POSTABLE: unique symbol = Symbol("checkPostable");
+
+/** An element that can say whether it may still be posted (see CHECK_POSTABLE). */
+export interface Postable {
+  [CHECK_POSTABLE](verb: string): void;
+}
+
 const TWO_32 = 2 ** 32;
 
 /** A region or address handle of another protection domain: the device would fail the request
@@ -39,6 +51,9 @@ export class SgeWriter {
    * encoding allocates nothing; emptying the array would drop its storage). */
   readonly #regions: (MemoryRegion | null)[] = new Array(MAX_SGE).fill(null);
   #regionCount = 0;
+  /** Likewise the elements that check themselves (see CHECK_POSTABLE). */
+  readonly #postables: (Postable | null)[] = new Array(MAX_SGE).fill(null);
+  #postableCount = 0;
 
   /** A request is being encoded with this writer (see `begin`). */
   #busy = false;
@@ -73,21 +88,40 @@ export class SgeWriter {
       const count = this.write(view, RECV.sg_list, wr.sge, max, verb);
       writeU64(view, RECV.wr_id, "wrId", wr.wrId ?? 0);
       view.setUint32(RECV.num_sge, count, true);
+      this.recheck(verb);
     } finally {
       this.end();
+      this.forget();
     }
-    this.forget();
+  }
+
+  /**
+   * Checks the last list's regions and registrations again (EBADF when one was closed, released
+   * or its buffer detached): call after the request's last getter ran, before the native post.
+   * A getter that ran after an element was checked may have closed it, and a detached buffer's
+   * memory may be gone (an inline send would read it).
+   */
+  recheck(verb: string): void {
+    for (let i = 0; i < this.#regionCount; i++) this.#regions[i]!.pointerFor(verb);
+    for (let i = 0; i < this.#postableCount; i++) this.#postables[i]![CHECK_POSTABLE](verb);
   }
 
   /** Drops the last list's regions once posted: a region its user let go must stay collectable. */
   forget(): void {
     for (let i = 0; i < this.#regionCount; i++) this.#regions[i] = null;
     this.#regionCount = 0;
+    for (let i = 0; i < this.#postableCount; i++) this.#postables[i] = null;
+    this.#postableCount = 0;
   }
 
   /** A copy of the regions the last list used (for a request that keeps them). */
   regions(): MemoryRegion[] {
     return this.#regions.slice(0, this.#regionCount) as MemoryRegion[];
+  }
+
+  /** A copy of the self-checking elements the last list used (for a request that keeps them). */
+  postables(): Postable[] {
+    return this.#postables.slice(0, this.#postableCount) as Postable[];
   }
 
   /**
@@ -140,6 +174,11 @@ export class SgeWriter {
         address = Number(mr.address) + offset;
         lkey = mr.lkey;
       } else if ("lkey" in e) {
+        if (CHECK_POSTABLE in e) {
+          const postable = e as unknown as Postable;
+          postable[CHECK_POSTABLE](verb);
+          this.#postables[this.#postableCount++] = postable;
+        }
         address = typeof e.address === "bigint" ? Number(e.address) : e.address;
         if (typeof address !== "number" || !Number.isSafeInteger(address) || address <= 0) {
           throw new RangeError("sge.address must be a positive address");

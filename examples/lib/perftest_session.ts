@@ -12,13 +12,13 @@ import {
   Access,
   type CompletionQueue,
   type Context,
+  gidWireText,
   type MemoryRegion,
   openDevice,
   parseGid,
   type ProtectionDomain,
   type QueuePair,
 } from "../../mod.ts";
-import { gidToWire, wireToGid } from "./gid_text.ts";
 import { acceptOne, connectWithRetry, readLine, writeLine } from "./socket.ts";
 
 /** What `openSession` needs. */
@@ -92,7 +92,7 @@ function hex(value: number | bigint, digits: number): string {
 
 /** perftest's "local address" / "remote address" lines (its printf formats). */
 function addressLine(label: string, a: Announcement): string {
-  const gid = Array.from(wireToGid(a.gid), (b) => String(b).padStart(2, "0")).join(":");
+  const gid = Array.from(parseGid(a.gid), (b) => String(b).padStart(2, "0")).join(":");
   return ` ${label} address: LID ${hex(a.lid, 4)} QPN 0x${hex(a.qpn, 4)} PSN 0x${hex(a.psn, 4)}` +
     ` RKey 0x${hex(a.rkey, 6)} VAddr 0x${hex(BigInt(a.address), 14)}\n GID: ${gid}`;
 }
@@ -173,7 +173,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       lid: info.lid,
       qpn: info.qpn,
       psn: info.psn,
-      gid: gidToWire(parseGid(info.gid)),
+      gid: gidWireText(parseGid(info.gid)),
       mtu: info.mtu,
       rkey: mr.rkey,
       address: mr.address.toString(),
@@ -196,7 +196,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
         qpn: theirs.qpn,
         psn: theirs.psn,
         lid: theirs.lid,
-        gid: wireToGid(theirs.gid),
+        gid: parseGid(theirs.gid),
         mtu: theirs.mtu,
       },
       {

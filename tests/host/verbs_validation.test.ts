@@ -7,7 +7,9 @@ import {
   AddressHandle,
   CompletionQueue,
   type Context,
+  gidCompactText,
   gidText,
+  gidWireText,
   LinkLayer,
   MemoryRegion,
   NativeHandle,
@@ -18,7 +20,7 @@ import {
   WorkCompletions,
 } from "../../verbs/mod.ts";
 import { portProblem, roceGidIndex, roceSourceGidIndex } from "../../verbs/context.ts";
-import { gidBytes } from "../../verbs/validate.ts";
+import { gidBytes } from "../../verbs/gid.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
 /** A handle of `kind` whose pointer nothing may use: validation must fail first. */
@@ -111,6 +113,58 @@ Deno.test("GIDs parse from text and bytes and print back", () => {
   // rdma-core's pingpong wire form: 32 hex digits, first byte first.
   assert.deepEqual(parseGid("fe80000000000000505400fffe123456"), gid);
   assert.throws(() => parseGid("fe80000000000000505400fffe12345"), RangeError, "31 digits");
+});
+
+Deno.test("GID text is parsed strictly: malformed IPv4 and IPv6 parts are RangeErrors", () => {
+  const rejects = [
+    "::ffff:",
+    "::ffff:1.2.3.",
+    "::ffff:1.2.3",
+    "::ffff:1.2.3.4.5",
+    "::ffff: 1.2.3.4",
+    "::ffff:1.2.3.4 ",
+    " 1.2.3.4",
+    "1.2.3.4 ",
+    "0x7f.0.0.1",
+    "1e0.2.3.4",
+    "01.2.3.4",
+    "256.0.0.1",
+    "1.2.3.-4",
+    "1..3.4",
+    "::ffff:1.2.3.4:0",
+    "1.2.3.4::",
+    "fe80::1:",
+    ":fe80::1",
+    "fe80:::1",
+    "1:2:3:4:5:6:7",
+    "1:2:3:4:5:6:7:8:9",
+    "1:2:3:4:5:6:7::8",
+    "12345::",
+    "g::",
+    "+1::",
+    "",
+  ];
+  for (const text of rejects) {
+    assert.throws(() => parseGid(text), RangeError, JSON.stringify(text));
+  }
+  const accepts: [string, string][] = [
+    ["::", "0000:0000:0000:0000:0000:0000:0000:0000"],
+    ["::1", "0000:0000:0000:0000:0000:0000:0000:0001"],
+    ["fe80::", "fe80:0000:0000:0000:0000:0000:0000:0000"],
+    ["1:2:3:4:5:6:7:8", "0001:0002:0003:0004:0005:0006:0007:0008"],
+    ["1:2:3:4:5:6::", "0001:0002:0003:0004:0005:0006:0000:0000"],
+    ["::ffff:10.0.0.1", "0000:0000:0000:0000:0000:ffff:0a00:0001"],
+    ["10.0.0.1", "0000:0000:0000:0000:0000:ffff:0a00:0001"],
+    ["::255.255.255.255", "0000:0000:0000:0000:0000:0000:ffff:ffff"],
+    ["1:2:3:4:5:6:1.2.3.4", "0001:0002:0003:0004:0005:0006:0102:0304"],
+    ["FE80::ABCD", "fe80:0000:0000:0000:0000:0000:0000:abcd"],
+  ];
+  for (const [text, full] of accepts) assert.equal(gidText(parseGid(text)), full, text);
+  // The forms rdma-core's tools print come back as they were.
+  for (const text of ["fe80::5054:ff:fe12:3456", "::ffff:10.10.0.1", "::1", "2001:db8::"]) {
+    assert.equal(gidCompactText(text), text);
+  }
+  assert.equal(gidWireText("::ffff:10.0.0.1"), "00000000000000000000ffff0a000001");
 });
 
 Deno.test("work completions: capacity and index bounds", () => {
