@@ -149,3 +149,15 @@ Deno.test("a Registration posted after release, or after its cache closed, is re
   assert.throws(() => released[CHECK_POSTABLE]("ibv_post_send"), isEbadf);
   cache2.close();
 });
+
+Deno.test("get: objects that only pretend to be buffers are refused; a changed prototype fools nothing", () => {
+  using cache = new RegistrationCache(createRegistrarDouble());
+  for (const fake of [Object.create(ArrayBuffer.prototype), Object.create(Uint8Array.prototype)]) {
+    assert.throws(() => cache.get(fake), TypeError);
+  }
+  // A real view whose prototype was swapped is still read as what it is.
+  const view = new DataView(new ArrayBuffer(2 * PAGE));
+  Object.setPrototypeOf(view, Uint8Array.prototype);
+  using reg = cache.get(view as unknown as Uint8Array);
+  assert.equal(reg.length, 2 * PAGE);
+});
