@@ -3,7 +3,7 @@
  *
  * Opened on first use, so importing the library never fails; the first verb call throws the
  * loader's error when the shim is not built. Handles are opaque pointers; descriptors are
- * Uint8Arrays laid out as in `ffi/layout.ts`.
+ * Uint8Arrays laid out as in `ffi/records/verbs.ts`.
  *
  * @module
  */
@@ -16,7 +16,7 @@ const SYMBOLS = {
   drv_last_errno: { parameters: [], result: "i32" },
   drv_errno_name: { parameters: ["i32"], result: "pointer" },
   drv_errno_text: { parameters: ["i32"], result: "pointer" },
-  drv_layout_description: { parameters: [], result: "pointer" },
+  drv_records: { parameters: [], result: "pointer" },
 
   drv_get_device_list: { parameters: ["buffer"], result: "pointer" },
   drv_free_device_list: { parameters: ["pointer"], result: "void" },
@@ -98,7 +98,7 @@ const SYMBOLS = {
  * drv_poll_cq_checked's result is -(POLL_FAILED + n) when one of its n completions failed
  * (DRV_POLL_FAILED in verbs_shim.h); -errno results are above it.
  */
-export const POLL_FAILED = 4096;
+export { POLL_FAILED } from "./records/verbs.ts";
 
 /** The shim's symbols, typed. */
 export type VerbsShim = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -8,6 +8,7 @@
  * @module
  */
 import { ensureDebianPackages } from "./deps.ts";
+import { writeRecordModules } from "./records.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const BUILD_DIR = `${ROOT}/build`;
@@ -166,6 +167,9 @@ export function ensureBuilt(options: { force?: boolean; quiet?: boolean } = {}):
     rebuilt.push(target.output);
   }
   if (!options.quiet && rebuilt.length > 0) console.error(`built: ${rebuilt.join(", ")}`);
+  // The TypeScript side of the shared records, from what the libraries just built say.
+  const written = writeRecordModules(ROOT, BUILD_DIR);
+  if (written.length > 0) console.error(`wrote: ${written.join(", ")}`);
   return rebuilt;
 }
 

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PATH } from "../ffi/layout.ts";
+import { PATH } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
@@ -32,7 +32,7 @@ export interface PathOptions {
   flowLabel?: number;
 }
 
-/** Writes the address fields of `path` into a drv_path_desc (see ffi/layout.ts). */
+/** Writes the address fields of `path` into a drv_path_desc (see ffi/records/verbs.ts). */
 export function writePath(desc: Uint8Array, path: PathOptions): void {
   const v = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
   v.setUint16(PATH.dlid, optionalInteger("lid", path.lid, 0, 0, 0xffff), true);

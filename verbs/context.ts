@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { DEVICE_ATTR, GID, PORT_ATTR } from "../ffi/layout.ts";
+import { DEVICE_ATTR, GID, PORT_ATTR } from "../ffi/records/verbs.ts";
 import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
 import { type AsyncEvent, decodeAsyncEvent } from "./async_events.ts";
 import {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { DEVICE } from "../ffi/layout.ts";
+import { DEVICE } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { NODE_TYPES, TRANSPORT_TYPES } from "./constants.ts";
 import { Context } from "./context.ts";

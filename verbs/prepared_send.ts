@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { MAX_CHAIN, SEND, SGE } from "../ffi/layout.ts";
+import { MAX_CHAIN, SEND, SGE } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { SendFlags, WrOpcode } from "./constants.ts";
 import { errorFromResult } from "./errors.ts";

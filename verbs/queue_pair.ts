@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { MAX_SGE, PATH, RECV, SEND } from "../ffi/layout.ts";
+import { MAX_SGE, PATH, RECV, SEND } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
 import { CompletionQueue } from "./completion_queue.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MAX_SGE, RECV, SGE } from "../ffi/layout.ts";
+import { MAX_SGE, RECV, SGE } from "../ffi/records/verbs.ts";
 import { Errno, RdmaError } from "./errors.ts";
 import type { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";

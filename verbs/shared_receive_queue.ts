@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MAX_SGE, RECV } from "../ffi/layout.ts";
+import { MAX_SGE, RECV } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import type { AsyncEvent } from "./async_events.ts";
 import { errorFromResult, lastError } from "./errors.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { WC } from "../ffi/layout.ts";
+import { WC } from "../ffi/records/verbs.ts";
 import { integerIn } from "./validate.ts";
 
 /** One work completion as a plain object (allocates; for convenience and tests). */

@@ -51,80 +51,27 @@ EXPORT const char *drv_errno_text(int err)
 	return text ? text : "Unknown error";
 }
 
-/* ---------- layout self-description, compared with ffi/layout.ts by a host test ---------- */
+/* ---------- the records TypeScript shares (see records.h; tools/records.ts reads them) ---------- */
 
-#define FIELD(type, name) #type "." #name "=%zu;"
-#define OFF(type, name) offsetof(struct drv_##type##_desc, name)
+static const struct record_entry records[] = {
+    RECORD_ENTRIES(DEVICE, drv_device_desc, DRV_DEVICE_FIELDS)
+    RECORD_ENTRIES(DEVICE_ATTR, drv_device_attr_desc, DRV_DEVICE_ATTR_FIELDS)
+    RECORD_ENTRIES(PORT_ATTR, drv_port_attr_desc, DRV_PORT_ATTR_FIELDS)
+    RECORD_ENTRIES(GID, drv_gid_desc, DRV_GID_FIELDS)
+    RECORD_ENTRIES(PATH, drv_path_desc, DRV_PATH_FIELDS)
+    RECORD_ENTRIES(SGE, drv_sge_desc, DRV_SGE_FIELDS)
+    RECORD_ENTRIES(SEND, drv_send_desc, DRV_SEND_FIELDS)
+    RECORD_ENTRIES(RECV, drv_recv_desc, DRV_RECV_FIELDS)
+    RECORD_ENTRIES(WC, drv_wc_desc, DRV_WC_FIELDS)
+    DRV_CONSTANTS(CONSTANT_VALUE)
+};
 
-_Static_assert(sizeof(struct drv_device_desc) == 80, "device descriptor size");
-_Static_assert(sizeof(struct drv_device_attr_desc) == 160, "device attribute descriptor size");
-_Static_assert(sizeof(struct drv_port_attr_desc) == 40, "port attribute descriptor size");
-_Static_assert(sizeof(struct drv_gid_desc) == 24, "gid descriptor size");
-_Static_assert(sizeof(struct drv_path_desc) == 40, "path descriptor size");
-_Static_assert(sizeof(struct drv_sge_desc) == 16, "sge descriptor size");
-_Static_assert(sizeof(struct drv_send_desc) == 72 + 16 * DRV_MAX_SGE, "send descriptor size");
-_Static_assert(sizeof(struct drv_recv_desc) == 16 + 16 * DRV_MAX_SGE, "recv descriptor size");
-_Static_assert(sizeof(struct drv_wc_desc) == 48, "work completion descriptor size");
-_Static_assert(OFF(send, ah) == 56 && OFF(send, sg_list) == 72, "send descriptor offsets");
-_Static_assert(OFF(path, dgid) == 16 && OFF(path, flow_label) == 32, "path descriptor offsets");
-_Static_assert(OFF(wc, pkey_index) == 40 && OFF(wc, sl) == 44, "wc descriptor offsets");
-
-EXPORT const char *drv_layout_description(void)
+EXPORT const char *drv_records(void)
 {
-	/* Built once; the text is static so TypeScript can read it as a C string. */
-	static char text[2048];
-	if (text[0])
-		return text;
-	snprintf(text, sizeof text,
-		 "device.size=%zu;" FIELD(device, guid) FIELD(device, node_type)
-		 FIELD(device, transport_type)
-		 "device_attr.size=%zu;" FIELD(device_attr, node_guid) FIELD(device_attr, max_mr_size)
-		 FIELD(device_attr, vendor_id) FIELD(device_attr, max_qp) FIELD(device_attr, atomic_cap)
-		 FIELD(device_attr, phys_port_cnt)
-		 "port_attr.size=%zu;" FIELD(port_attr, gid_tbl_len) FIELD(port_attr, lid)
-		 FIELD(port_attr, link_layer) FIELD(port_attr, phys_state)
-		 "gid.size=%zu;" FIELD(gid, gid_type) FIELD(gid, ndev_ifindex)
-		 "path.size=%zu;" FIELD(path, dest_qpn) FIELD(path, rq_psn) FIELD(path, dlid)
-		 FIELD(path, sl) FIELD(path, port_num) FIELD(path, path_mtu) FIELD(path, is_global)
-		 FIELD(path, sgid_index) FIELD(path, hop_limit) FIELD(path, dgid)
-		 FIELD(path, flow_label) FIELD(path, traffic_class) FIELD(path, max_dest_rd_atomic)
-		 FIELD(path, min_rnr_timer)
-		 "sge.size=%zu;" FIELD(sge, addr) FIELD(sge, length) FIELD(sge, lkey)
-		 "send.size=%zu;" FIELD(send, wr_id) FIELD(send, opcode) FIELD(send, send_flags)
-		 FIELD(send, imm_data) FIELD(send, num_sge) FIELD(send, remote_addr) FIELD(send, rkey)
-		 FIELD(send, remote_qpn) FIELD(send, compare_add) FIELD(send, swap) FIELD(send, ah)
-		 FIELD(send, remote_qkey) FIELD(send, sg_list)
-		 "recv.size=%zu;" FIELD(recv, wr_id) FIELD(recv, num_sge) FIELD(recv, sg_list)
-		 "wc.size=%zu;" FIELD(wc, wr_id) FIELD(wc, status) FIELD(wc, opcode)
-		 FIELD(wc, vendor_err) FIELD(wc, byte_len) FIELD(wc, imm_data) FIELD(wc, qp_num)
-		 FIELD(wc, src_qp) FIELD(wc, wc_flags) FIELD(wc, pkey_index) FIELD(wc, slid)
-		 FIELD(wc, sl) FIELD(wc, dlid_path_bits)
-		 "max_sge=%d",
-		 sizeof(struct drv_device_desc), OFF(device, guid), OFF(device, node_type),
-		 OFF(device, transport_type),
-		 sizeof(struct drv_device_attr_desc), OFF(device_attr, node_guid),
-		 OFF(device_attr, max_mr_size), OFF(device_attr, vendor_id), OFF(device_attr, max_qp),
-		 OFF(device_attr, atomic_cap), OFF(device_attr, phys_port_cnt),
-		 sizeof(struct drv_port_attr_desc), OFF(port_attr, gid_tbl_len), OFF(port_attr, lid),
-		 OFF(port_attr, link_layer), OFF(port_attr, phys_state),
-		 sizeof(struct drv_gid_desc), OFF(gid, gid_type), OFF(gid, ndev_ifindex),
-		 sizeof(struct drv_path_desc), OFF(path, dest_qpn), OFF(path, rq_psn), OFF(path, dlid),
-		 OFF(path, sl), OFF(path, port_num), OFF(path, path_mtu), OFF(path, is_global),
-		 OFF(path, sgid_index), OFF(path, hop_limit), OFF(path, dgid), OFF(path, flow_label),
-		 OFF(path, traffic_class), OFF(path, max_dest_rd_atomic), OFF(path, min_rnr_timer),
-		 sizeof(struct drv_sge_desc), OFF(sge, addr), OFF(sge, length), OFF(sge, lkey),
-		 sizeof(struct drv_send_desc), OFF(send, wr_id), OFF(send, opcode),
-		 OFF(send, send_flags), OFF(send, imm_data), OFF(send, num_sge),
-		 OFF(send, remote_addr), OFF(send, rkey), OFF(send, remote_qpn),
-		 OFF(send, compare_add), OFF(send, swap), OFF(send, ah), OFF(send, remote_qkey),
-		 OFF(send, sg_list),
-		 sizeof(struct drv_recv_desc), OFF(recv, wr_id), OFF(recv, num_sge),
-		 OFF(recv, sg_list),
-		 sizeof(struct drv_wc_desc), OFF(wc, wr_id), OFF(wc, status), OFF(wc, opcode),
-		 OFF(wc, vendor_err), OFF(wc, byte_len), OFF(wc, imm_data), OFF(wc, qp_num),
-		 OFF(wc, src_qp), OFF(wc, wc_flags), OFF(wc, pkey_index), OFF(wc, slid), OFF(wc, sl),
-		 OFF(wc, dlid_path_bits),
-		 DRV_MAX_SGE);
+	/* Built once; static so that TypeScript reads it as a C string. */
+	static char text[4096];
+	if (!text[0] && !records_text(records, sizeof records / sizeof records[0], text, sizeof text))
+		return "";
 	return text;
 }
 

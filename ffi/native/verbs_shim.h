@@ -10,101 +10,103 @@
  *   - functions returning a pointer return NULL on failure; the cause is drv_last_errno();
  *   - functions returning int return 0 on success and -errno on failure (and record errno too);
  *   - struct layouts stay here: TypeScript passes scalars or one of the packed descriptors below,
- *     and the shim builds the ibv_* structs itself. Offsets are little-endian, fixed and checked by
- *     _Static_assert in verbs_shim.c; ffi/layout.ts mirrors them (and a host test compares the two
- *     through drv_layout_offset()).
+ *     and the shim builds the ibv_* structs itself. Each descriptor is a field list (records.h),
+ *     the one source of its layout: `deno task build` writes ffi/records/verbs.ts from what
+ *     drv_records() reports, and a host test fails when that file is out of date.
  */
 #ifndef DENO_RDMA_VERBS_SHIM_H
 #define DENO_RDMA_VERBS_SHIM_H
 
 #include <stdint.h>
 
+#include "records.h"
+
 /* Device list entry, filled by drv_device_info(). */
-struct drv_device_desc {
-	char name[64];          /*  0: NUL-terminated device name (IBV_SYSFS_NAME_MAX) */
-	uint64_t guid;          /* 64: node GUID in host byte order */
-	int32_t node_type;      /* 72: enum ibv_node_type */
-	int32_t transport_type; /* 76: enum ibv_transport_type */
-};                              /* 80 bytes */
+#define DRV_DEVICE_FIELDS(FIELD, ctx) \
+    FIELD(ctx, char, name, [64]) /* NUL-terminated device name (IBV_SYSFS_NAME_MAX) */ \
+    FIELD(ctx, uint64_t, guid, ) /* node GUID in host byte order */ \
+    FIELD(ctx, int32_t, node_type, ) /* enum ibv_node_type */ \
+    FIELD(ctx, int32_t, transport_type, ) /* enum ibv_transport_type */
+RECORD_STRUCT(drv_device_desc, DRV_DEVICE_FIELDS);
 
 /* Device attributes, filled by drv_query_device(). */
-struct drv_device_attr_desc {
-	char fw_ver[64];             /*   0 */
-	uint64_t node_guid;          /*  64: host byte order */
-	uint64_t sys_image_guid;     /*  72: host byte order */
-	uint64_t max_mr_size;        /*  80 */
-	uint64_t page_size_cap;      /*  88 */
-	uint32_t vendor_id;          /*  96 */
-	uint32_t vendor_part_id;     /* 100 */
-	uint32_t hw_ver;             /* 104 */
-	int32_t max_qp;              /* 108 */
-	int32_t max_qp_wr;           /* 112 */
-	int32_t max_sge;             /* 116 */
-	int32_t max_cq;              /* 120 */
-	int32_t max_cqe;             /* 124 */
-	int32_t max_mr;              /* 128 */
-	int32_t max_pd;              /* 132 */
-	int32_t max_qp_rd_atom;      /* 136 */
-	int32_t max_qp_init_rd_atom; /* 140 */
-	int32_t atomic_cap;          /* 144: enum ibv_atomic_cap */
-	int32_t max_ah;              /* 148 */
-	uint32_t phys_port_cnt;      /* 152 */
-	uint32_t reserved;           /* 156 */
-};                                   /* 160 bytes */
+#define DRV_DEVICE_ATTR_FIELDS(FIELD, ctx) \
+    FIELD(ctx, char, fw_ver, [64]) \
+    FIELD(ctx, uint64_t, node_guid, ) /* host byte order */ \
+    FIELD(ctx, uint64_t, sys_image_guid, ) /* host byte order */ \
+    FIELD(ctx, uint64_t, max_mr_size, ) \
+    FIELD(ctx, uint64_t, page_size_cap, ) \
+    FIELD(ctx, uint32_t, vendor_id, ) \
+    FIELD(ctx, uint32_t, vendor_part_id, ) \
+    FIELD(ctx, uint32_t, hw_ver, ) \
+    FIELD(ctx, int32_t, max_qp, ) \
+    FIELD(ctx, int32_t, max_qp_wr, ) \
+    FIELD(ctx, int32_t, max_sge, ) \
+    FIELD(ctx, int32_t, max_cq, ) \
+    FIELD(ctx, int32_t, max_cqe, ) \
+    FIELD(ctx, int32_t, max_mr, ) \
+    FIELD(ctx, int32_t, max_pd, ) \
+    FIELD(ctx, int32_t, max_qp_rd_atom, ) \
+    FIELD(ctx, int32_t, max_qp_init_rd_atom, ) \
+    FIELD(ctx, int32_t, atomic_cap, ) /* enum ibv_atomic_cap */ \
+    FIELD(ctx, int32_t, max_ah, ) \
+    FIELD(ctx, uint32_t, phys_port_cnt, ) \
+    FIELD(ctx, uint32_t, reserved, )
+RECORD_STRUCT(drv_device_attr_desc, DRV_DEVICE_ATTR_FIELDS);
 
 /* Port attributes, filled by drv_query_port(). */
-struct drv_port_attr_desc {
-	uint32_t state;          /*  0: enum ibv_port_state */
-	uint32_t max_mtu;        /*  4: enum ibv_mtu */
-	uint32_t active_mtu;     /*  8: enum ibv_mtu */
-	int32_t gid_tbl_len;     /* 12 */
-	uint32_t port_cap_flags; /* 16 */
-	uint32_t max_msg_sz;     /* 20 */
-	uint16_t lid;            /* 24 */
-	uint16_t sm_lid;         /* 26 */
-	uint8_t lmc;             /* 28 */
-	uint8_t link_layer;      /* 29: IBV_LINK_LAYER_* */
-	uint8_t active_width;    /* 30 */
-	uint8_t active_speed;    /* 31 */
-	uint8_t phys_state;      /* 32 */
-	uint8_t reserved[7];     /* 33 */
-};                               /* 40 bytes */
+#define DRV_PORT_ATTR_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint32_t, state, ) /* enum ibv_port_state */ \
+    FIELD(ctx, uint32_t, max_mtu, ) /* enum ibv_mtu */ \
+    FIELD(ctx, uint32_t, active_mtu, ) /* enum ibv_mtu */ \
+    FIELD(ctx, int32_t, gid_tbl_len, ) \
+    FIELD(ctx, uint32_t, port_cap_flags, ) \
+    FIELD(ctx, uint32_t, max_msg_sz, ) \
+    FIELD(ctx, uint16_t, lid, ) \
+    FIELD(ctx, uint16_t, sm_lid, ) \
+    FIELD(ctx, uint8_t, lmc, ) \
+    FIELD(ctx, uint8_t, link_layer, ) /* IBV_LINK_LAYER_* */ \
+    FIELD(ctx, uint8_t, active_width, ) \
+    FIELD(ctx, uint8_t, active_speed, ) \
+    FIELD(ctx, uint8_t, phys_state, ) \
+    FIELD(ctx, uint8_t, reserved, [7])
+RECORD_STRUCT(drv_port_attr_desc, DRV_PORT_ATTR_FIELDS);
 
 /* GID table entry, filled by drv_query_gid(). */
-struct drv_gid_desc {
-	uint8_t gid[16];       /*  0: raw, network byte order */
-	uint32_t gid_type;     /* 16: enum ibv_gid_type (IB, RoCE v1, RoCE v2) */
-	uint32_t ndev_ifindex; /* 20: network device index, 0 if none */
-};                             /* 24 bytes */
+#define DRV_GID_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint8_t, gid, [16]) /* raw, network byte order */ \
+    FIELD(ctx, uint32_t, gid_type, ) /* enum ibv_gid_type (IB, RoCE v1, RoCE v2) */ \
+    FIELD(ctx, uint32_t, ndev_ifindex, ) /* network device index, 0 if none */
+RECORD_STRUCT(drv_gid_desc, DRV_GID_FIELDS);
 
 /*
  * Remote path: the address part of RTR and of an address handle. drv_modify_qp_rtr() reads all of
  * it; drv_create_ah() reads the address fields (dlid .. traffic_class).
  */
-struct drv_path_desc {
-	uint32_t dest_qpn;          /*  0: RC only */
-	uint32_t rq_psn;            /*  4: RC only */
-	uint16_t dlid;              /*  8 */
-	uint8_t sl;                 /* 10 */
-	uint8_t port_num;           /* 11 */
-	uint8_t path_mtu;           /* 12: enum ibv_mtu, RC only */
-	uint8_t is_global;          /* 13: 1 = add a GRH (required on RoCE) */
-	uint8_t sgid_index;         /* 14 */
-	uint8_t hop_limit;          /* 15 */
-	uint8_t dgid[16];           /* 16: network byte order */
-	uint32_t flow_label;        /* 32 */
-	uint8_t traffic_class;      /* 36 */
-	uint8_t max_dest_rd_atomic; /* 37: RC only */
-	uint8_t min_rnr_timer;      /* 38: RC only */
-	uint8_t reserved;           /* 39 */
-};                                  /* 40 bytes */
+#define DRV_PATH_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint32_t, dest_qpn, ) /* RC only */ \
+    FIELD(ctx, uint32_t, rq_psn, ) /* RC only */ \
+    FIELD(ctx, uint16_t, dlid, ) \
+    FIELD(ctx, uint8_t, sl, ) \
+    FIELD(ctx, uint8_t, port_num, ) \
+    FIELD(ctx, uint8_t, path_mtu, ) /* enum ibv_mtu, RC only */ \
+    FIELD(ctx, uint8_t, is_global, ) /* 1 = add a GRH (required on RoCE) */ \
+    FIELD(ctx, uint8_t, sgid_index, ) \
+    FIELD(ctx, uint8_t, hop_limit, ) \
+    FIELD(ctx, uint8_t, dgid, [16]) /* network byte order */ \
+    FIELD(ctx, uint32_t, flow_label, ) \
+    FIELD(ctx, uint8_t, traffic_class, ) \
+    FIELD(ctx, uint8_t, max_dest_rd_atomic, ) /* RC only */ \
+    FIELD(ctx, uint8_t, min_rnr_timer, ) /* RC only */ \
+    FIELD(ctx, uint8_t, reserved, )
+RECORD_STRUCT(drv_path_desc, DRV_PATH_FIELDS);
 
 /* One scatter/gather element, as in struct ibv_sge but with a fixed layout. */
-struct drv_sge_desc {
-	uint64_t addr;   /* 0 */
-	uint32_t length; /* 8 */
-	uint32_t lkey;   /* 12 */
-};                       /* 16 bytes */
+#define DRV_SGE_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint64_t, addr, ) \
+    FIELD(ctx, uint32_t, length, ) \
+    FIELD(ctx, uint32_t, lkey, )
+RECORD_STRUCT(drv_sge_desc, DRV_SGE_FIELDS);
 
 #define DRV_MAX_SGE 16
 
@@ -112,48 +114,54 @@ struct drv_sge_desc {
 #define DRV_MAX_CHAIN 64
 
 /* One send work request (no chaining: one descriptor, one ibv_post_send). */
-struct drv_send_desc {
-	uint64_t wr_id;        /*  0 */
-	uint32_t opcode;       /*  8: enum ibv_wr_opcode */
-	uint32_t send_flags;   /* 12: enum ibv_send_flags */
-	uint32_t imm_data;     /* 16: host byte order; the shim converts to network order */
-	uint32_t num_sge;      /* 20: at most DRV_MAX_SGE */
-	uint64_t remote_addr;  /* 24: RDMA and atomic operations */
-	uint32_t rkey;         /* 32 */
-	uint32_t remote_qpn;   /* 36: UD */
-	uint64_t compare_add;  /* 40: atomic: the value to add, or the value to compare */
-	uint64_t swap;         /* 48: atomic compare-and-swap: the new value */
-	uint64_t ah;           /* 56: UD: struct ibv_ah * */
-	uint32_t remote_qkey;  /* 64: UD */
-	uint32_t reserved;     /* 68 */
-	struct drv_sge_desc sg_list[DRV_MAX_SGE]; /* 72 */
-};                                            /* 328 bytes */
+#define DRV_SEND_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint64_t, wr_id, ) \
+    FIELD(ctx, uint32_t, opcode, ) /* enum ibv_wr_opcode */ \
+    FIELD(ctx, uint32_t, send_flags, ) /* enum ibv_send_flags */ \
+    FIELD(ctx, uint32_t, imm_data, ) /* host byte order; the shim converts to network order */ \
+    FIELD(ctx, uint32_t, num_sge, ) /* at most DRV_MAX_SGE */ \
+    FIELD(ctx, uint64_t, remote_addr, ) /* RDMA and atomic operations */ \
+    FIELD(ctx, uint32_t, rkey, ) \
+    FIELD(ctx, uint32_t, remote_qpn, ) /* UD */ \
+    FIELD(ctx, uint64_t, compare_add, ) /* atomic: the value to add, or the value to compare */ \
+    FIELD(ctx, uint64_t, swap, ) /* atomic compare-and-swap: the new value */ \
+    FIELD(ctx, uint64_t, ah, ) /* UD: struct ibv_ah * */ \
+    FIELD(ctx, uint32_t, remote_qkey, ) /* UD */ \
+    FIELD(ctx, uint32_t, reserved, ) \
+    FIELD(ctx, struct drv_sge_desc, sg_list, [DRV_MAX_SGE])
+RECORD_STRUCT(drv_send_desc, DRV_SEND_FIELDS);
 
 /* One receive work request. */
-struct drv_recv_desc {
-	uint64_t wr_id;    /*  0 */
-	uint32_t num_sge;  /*  8: at most DRV_MAX_SGE */
-	uint32_t reserved; /* 12 */
-	struct drv_sge_desc sg_list[DRV_MAX_SGE]; /* 16 */
-};                                            /* 272 bytes */
+#define DRV_RECV_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint64_t, wr_id, ) \
+    FIELD(ctx, uint32_t, num_sge, ) /* at most DRV_MAX_SGE */ \
+    FIELD(ctx, uint32_t, reserved, ) \
+    FIELD(ctx, struct drv_sge_desc, sg_list, [DRV_MAX_SGE])
+RECORD_STRUCT(drv_recv_desc, DRV_RECV_FIELDS);
 
 /* One work completion, written by drv_poll_cq(). */
-struct drv_wc_desc {
-	uint64_t wr_id;         /*  0 */
-	uint32_t status;        /*  8: enum ibv_wc_status */
-	uint32_t opcode;        /* 12: enum ibv_wc_opcode */
-	uint32_t vendor_err;    /* 16 */
-	uint32_t byte_len;      /* 20 */
-	uint32_t imm_data;      /* 24: host byte order (valid when wc_flags has IBV_WC_WITH_IMM) */
-	uint32_t qp_num;        /* 28 */
-	uint32_t src_qp;        /* 32 */
-	uint32_t wc_flags;      /* 36 */
-	uint16_t pkey_index;    /* 40 */
-	uint16_t slid;          /* 42 */
-	uint8_t sl;             /* 44 */
-	uint8_t dlid_path_bits; /* 45 */
-	uint16_t reserved;      /* 46 */
-};                              /* 48 bytes */
+#define DRV_WC_FIELDS(FIELD, ctx) \
+    FIELD(ctx, uint64_t, wr_id, ) \
+    FIELD(ctx, uint32_t, status, ) /* enum ibv_wc_status */ \
+    FIELD(ctx, uint32_t, opcode, ) /* enum ibv_wc_opcode */ \
+    FIELD(ctx, uint32_t, vendor_err, ) \
+    FIELD(ctx, uint32_t, byte_len, ) \
+    FIELD(ctx, uint32_t, imm_data, ) /* host byte order (valid when wc_flags has IBV_WC_WITH_IMM) */ \
+    FIELD(ctx, uint32_t, qp_num, ) \
+    FIELD(ctx, uint32_t, src_qp, ) \
+    FIELD(ctx, uint32_t, wc_flags, ) \
+    FIELD(ctx, uint16_t, pkey_index, ) \
+    FIELD(ctx, uint16_t, slid, ) \
+    FIELD(ctx, uint8_t, sl, ) \
+    FIELD(ctx, uint8_t, dlid_path_bits, ) \
+    FIELD(ctx, uint16_t, reserved, )
+RECORD_STRUCT(drv_wc_desc, DRV_WC_FIELDS);
+
+/* The constants TypeScript needs, as CONSTANT_VALUE(TypeScript name, value). */
+#define DRV_CONSTANTS(CONSTANT) \
+    CONSTANT(MAX_SGE, DRV_MAX_SGE) \
+    CONSTANT(MAX_CHAIN, DRV_MAX_CHAIN) \
+    CONSTANT(POLL_FAILED, DRV_POLL_FAILED)
 
 /*
  * drv_poll_cq_checked() returns -(DRV_POLL_FAILED + n) when at least one of the n completions it

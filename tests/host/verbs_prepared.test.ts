@@ -3,7 +3,7 @@
 // chained posts. The queue pair and memory region are named doubles whose pointers are never
 // given to a verb.
 import assert from "node:assert/strict";
-import { MAX_CHAIN, MAX_SGE, SEND, SGE } from "../../ffi/layout.ts";
+import { MAX_CHAIN, MAX_SGE, SEND, SGE } from "../../ffi/records/verbs.ts";
 import { verbsShim } from "../../ffi/verbs_symbols.ts";
 import { Errno, NativeHandle, PreparedSend, RdmaError, WrOpcode } from "../../verbs/mod.ts";
 import { PREPARED_BY_QUEUE_PAIR } from "../../verbs/prepared_send.ts";

@@ -1,19 +1,29 @@
 /**
- * Byte layouts of the shim's packed descriptors; the C side is `ffi/native/verbs_shim.h`.
- * All fields are little-endian. A host test compares these numbers with the shim's own
- * `drv_layout_description()`.
+ * Records and constants shared with libdeno_rdma_verbs.so, as its C sources describe them
+ * (ffi/native/records.h). Written by `deno task build` (tools/records.ts): do not edit.
  *
  * @module
  */
 
-/** Most scatter/gather elements in one work request descriptor (DRV_MAX_SGE). */
+/** MAX_SGE, from C. */
 export const MAX_SGE = 16;
 
-/** Most copies of one send descriptor posted as one chain (DRV_MAX_CHAIN). */
+/** MAX_CHAIN, from C. */
 export const MAX_CHAIN = 64;
 
-export const DEVICE = { size: 80, name: 0, guid: 64, node_type: 72, transport_type: 76 } as const;
+/** POLL_FAILED, from C. */
+export const POLL_FAILED = 4096;
 
+/** DEVICE: size and field offsets in bytes, from C. */
+export const DEVICE = {
+  size: 80,
+  name: 0,
+  guid: 64,
+  node_type: 72,
+  transport_type: 76,
+} as const;
+
+/** DEVICE_ATTR: size and field offsets in bytes, from C. */
 export const DEVICE_ATTR = {
   size: 160,
   fw_ver: 0,
@@ -36,8 +46,10 @@ export const DEVICE_ATTR = {
   atomic_cap: 144,
   max_ah: 148,
   phys_port_cnt: 152,
+  reserved: 156,
 } as const;
 
+/** PORT_ATTR: size and field offsets in bytes, from C. */
 export const PORT_ATTR = {
   size: 40,
   state: 0,
@@ -53,10 +65,18 @@ export const PORT_ATTR = {
   active_width: 30,
   active_speed: 31,
   phys_state: 32,
+  reserved: 33,
 } as const;
 
-export const GID = { size: 24, gid: 0, gid_type: 16, ndev_ifindex: 20 } as const;
+/** GID: size and field offsets in bytes, from C. */
+export const GID = {
+  size: 24,
+  gid: 0,
+  gid_type: 16,
+  ndev_ifindex: 20,
+} as const;
 
+/** PATH: size and field offsets in bytes, from C. */
 export const PATH = {
   size: 40,
   dest_qpn: 0,
@@ -73,12 +93,20 @@ export const PATH = {
   traffic_class: 36,
   max_dest_rd_atomic: 37,
   min_rnr_timer: 38,
+  reserved: 39,
 } as const;
 
-export const SGE = { size: 16, addr: 0, length: 8, lkey: 12 } as const;
+/** SGE: size and field offsets in bytes, from C. */
+export const SGE = {
+  size: 16,
+  addr: 0,
+  length: 8,
+  lkey: 12,
+} as const;
 
+/** SEND: size and field offsets in bytes, from C. */
 export const SEND = {
-  size: 72 + SGE.size * MAX_SGE,
+  size: 328,
   wr_id: 0,
   opcode: 8,
   send_flags: 12,
@@ -91,11 +119,20 @@ export const SEND = {
   swap: 48,
   ah: 56,
   remote_qkey: 64,
+  reserved: 68,
   sg_list: 72,
 } as const;
 
-export const RECV = { size: 16 + SGE.size * MAX_SGE, wr_id: 0, num_sge: 8, sg_list: 16 } as const;
+/** RECV: size and field offsets in bytes, from C. */
+export const RECV = {
+  size: 272,
+  wr_id: 0,
+  num_sge: 8,
+  reserved: 12,
+  sg_list: 16,
+} as const;
 
+/** WC: size and field offsets in bytes, from C. */
 export const WC = {
   size: 48,
   wr_id: 0,
@@ -111,17 +148,5 @@ export const WC = {
   slid: 42,
   sl: 44,
   dlid_path_bits: 45,
+  reserved: 46,
 } as const;
-
-/** Every layout by the name the shim's self-description uses. */
-export const LAYOUTS: Record<string, Record<string, number>> = {
-  device: DEVICE,
-  device_attr: DEVICE_ATTR,
-  port_attr: PORT_ATTR,
-  gid: GID,
-  path: PATH,
-  sge: SGE,
-  send: SEND,
-  recv: RECV,
-  wc: WC,
-};
