@@ -5,8 +5,8 @@
  * RECORD_STRUCT declares the C struct from it, and RECORD_ENTRIES lists its size and every field's
  * offset for records_text(). A constant set is a list macro of CONSTANT(set, name, value). Each
  * native library exports one function returning records_text() of all its entries;
- * tools/records.ts writes the TypeScript constants from that text (one module in ffi/records/ per library), and a host
- * test fails when a checked-in file differs from what the built library says.
+ * tools/records.ts writes the TypeScript constants from that text (one module in ffi/records/ per
+ * library), and a host test fails when a checked-in file differs from what the built library says.
  */
 #ifndef DENO_RDMA_RECORDS_H
 #define DENO_RDMA_RECORDS_H
@@ -23,7 +23,10 @@ struct record_entry {
 
 #define RECORD_DECLARE_FIELD(tag, type, name, dims) type name dims;
 /* struct tag { the fields of LIST }; */
-#define RECORD_STRUCT(tag, LIST) struct tag { LIST(RECORD_DECLARE_FIELD, tag) }
+#define RECORD_STRUCT(tag, LIST)        \
+    struct tag {                        \
+        LIST(RECORD_DECLARE_FIELD, tag) \
+    }
 
 /* Field callbacks get ctx = (ts_name, tag): both the TypeScript group and the C struct. */
 #define RECORD_FIRST(a, b) a
@@ -34,7 +37,8 @@ struct record_entry {
     {RECORD_STRING(ts_name), #name, (long long)offsetof(struct tag, name)},
 #define RECORD_FIELD_ENTRY(ctx, type, name, dims) \
     RECORD_FIELD_AT(RECORD_FIRST ctx, RECORD_SECOND ctx, name)
-/* The entries of record `tag`, named `ts_name` in TypeScript: its size, then each field's offset. */
+/* The entries of record `tag`, named `ts_name` in TypeScript: its size, then each field's offset.
+ */
 #define RECORD_ENTRIES(ts_name, tag, LIST) \
     {#ts_name, "size", (long long)sizeof(struct tag)}, LIST(RECORD_FIELD_ENTRY, (ts_name, tag))
 

@@ -2,9 +2,9 @@
  * The verbs shim: the part of libibverbs that Deno FFI cannot call directly, plus errno.
  *
  * libibverbs keeps its data path (post send/recv, poll CQ, request notification) and a few calls
- * (ibv_reg_mr, ibv_query_port) as static inline functions or macros, and Deno FFI cannot read errno.
- * Every call that can fail goes through this shim, which records errno on the calling thread before
- * anything else can clobber it (drv_last_errno).
+ * (ibv_reg_mr, ibv_query_port) as static inline functions or macros, and Deno FFI cannot read
+ * errno. Every call that can fail goes through this shim, which records errno on the calling thread
+ * before anything else can clobber it (drv_last_errno).
  *
  * Conventions:
  *   - functions returning a pointer return NULL on failure; the cause is drv_last_errno();
@@ -22,60 +22,60 @@
 #include "records.h"
 
 /* Device list entry, filled by drv_device_info(). */
-#define DRV_DEVICE_FIELDS(FIELD, ctx) \
-    FIELD(ctx, char, name, [64]) /* NUL-terminated device name (IBV_SYSFS_NAME_MAX) */ \
-    FIELD(ctx, uint64_t, guid, ) /* node GUID in host byte order */ \
-    FIELD(ctx, int32_t, node_type, ) /* enum ibv_node_type */ \
+#define DRV_DEVICE_FIELDS(FIELD, ctx)                                                           \
+    FIELD(ctx, char, name, [64])          /* NUL-terminated device name (IBV_SYSFS_NAME_MAX) */ \
+    FIELD(ctx, uint64_t, guid, )          /* node GUID in host byte order */                    \
+    FIELD(ctx, int32_t, node_type, )      /* enum ibv_node_type */                              \
     FIELD(ctx, int32_t, transport_type, ) /* enum ibv_transport_type */
 RECORD_STRUCT(drv_device_desc, DRV_DEVICE_FIELDS);
 
 /* Device attributes, filled by drv_query_device(). */
-#define DRV_DEVICE_ATTR_FIELDS(FIELD, ctx) \
-    FIELD(ctx, char, fw_ver, [64]) \
-    FIELD(ctx, uint64_t, node_guid, ) /* host byte order */ \
+#define DRV_DEVICE_ATTR_FIELDS(FIELD, ctx)                       \
+    FIELD(ctx, char, fw_ver, [64])                               \
+    FIELD(ctx, uint64_t, node_guid, )      /* host byte order */ \
     FIELD(ctx, uint64_t, sys_image_guid, ) /* host byte order */ \
-    FIELD(ctx, uint64_t, max_mr_size, ) \
-    FIELD(ctx, uint64_t, page_size_cap, ) \
-    FIELD(ctx, uint32_t, vendor_id, ) \
-    FIELD(ctx, uint32_t, vendor_part_id, ) \
-    FIELD(ctx, uint32_t, hw_ver, ) \
-    FIELD(ctx, int32_t, max_qp, ) \
-    FIELD(ctx, int32_t, max_qp_wr, ) \
-    FIELD(ctx, int32_t, max_sge, ) \
-    FIELD(ctx, int32_t, max_cq, ) \
-    FIELD(ctx, int32_t, max_cqe, ) \
-    FIELD(ctx, int32_t, max_mr, ) \
-    FIELD(ctx, int32_t, max_pd, ) \
-    FIELD(ctx, int32_t, max_qp_rd_atom, ) \
-    FIELD(ctx, int32_t, max_qp_init_rd_atom, ) \
-    FIELD(ctx, int32_t, atomic_cap, ) /* enum ibv_atomic_cap */ \
-    FIELD(ctx, int32_t, max_ah, ) \
-    FIELD(ctx, uint32_t, phys_port_cnt, ) \
+    FIELD(ctx, uint64_t, max_mr_size, )                          \
+    FIELD(ctx, uint64_t, page_size_cap, )                        \
+    FIELD(ctx, uint32_t, vendor_id, )                            \
+    FIELD(ctx, uint32_t, vendor_part_id, )                       \
+    FIELD(ctx, uint32_t, hw_ver, )                               \
+    FIELD(ctx, int32_t, max_qp, )                                \
+    FIELD(ctx, int32_t, max_qp_wr, )                             \
+    FIELD(ctx, int32_t, max_sge, )                               \
+    FIELD(ctx, int32_t, max_cq, )                                \
+    FIELD(ctx, int32_t, max_cqe, )                               \
+    FIELD(ctx, int32_t, max_mr, )                                \
+    FIELD(ctx, int32_t, max_pd, )                                \
+    FIELD(ctx, int32_t, max_qp_rd_atom, )                        \
+    FIELD(ctx, int32_t, max_qp_init_rd_atom, )                   \
+    FIELD(ctx, int32_t, atomic_cap, ) /* enum ibv_atomic_cap */  \
+    FIELD(ctx, int32_t, max_ah, )                                \
+    FIELD(ctx, uint32_t, phys_port_cnt, )                        \
     FIELD(ctx, uint32_t, reserved, )
 RECORD_STRUCT(drv_device_attr_desc, DRV_DEVICE_ATTR_FIELDS);
 
 /* Port attributes, filled by drv_query_port(). */
-#define DRV_PORT_ATTR_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint32_t, state, ) /* enum ibv_port_state */ \
-    FIELD(ctx, uint32_t, max_mtu, ) /* enum ibv_mtu */ \
-    FIELD(ctx, uint32_t, active_mtu, ) /* enum ibv_mtu */ \
-    FIELD(ctx, int32_t, gid_tbl_len, ) \
-    FIELD(ctx, uint32_t, port_cap_flags, ) \
-    FIELD(ctx, uint32_t, max_msg_sz, ) \
-    FIELD(ctx, uint16_t, lid, ) \
-    FIELD(ctx, uint16_t, sm_lid, ) \
-    FIELD(ctx, uint8_t, lmc, ) \
-    FIELD(ctx, uint8_t, link_layer, ) /* IBV_LINK_LAYER_* */ \
-    FIELD(ctx, uint8_t, active_width, ) \
-    FIELD(ctx, uint8_t, active_speed, ) \
-    FIELD(ctx, uint8_t, phys_state, ) \
+#define DRV_PORT_ATTR_FIELDS(FIELD, ctx)                         \
+    FIELD(ctx, uint32_t, state, )      /* enum ibv_port_state */ \
+    FIELD(ctx, uint32_t, max_mtu, )    /* enum ibv_mtu */        \
+    FIELD(ctx, uint32_t, active_mtu, ) /* enum ibv_mtu */        \
+    FIELD(ctx, int32_t, gid_tbl_len, )                           \
+    FIELD(ctx, uint32_t, port_cap_flags, )                       \
+    FIELD(ctx, uint32_t, max_msg_sz, )                           \
+    FIELD(ctx, uint16_t, lid, )                                  \
+    FIELD(ctx, uint16_t, sm_lid, )                               \
+    FIELD(ctx, uint8_t, lmc, )                                   \
+    FIELD(ctx, uint8_t, link_layer, ) /* IBV_LINK_LAYER_* */     \
+    FIELD(ctx, uint8_t, active_width, )                          \
+    FIELD(ctx, uint8_t, active_speed, )                          \
+    FIELD(ctx, uint8_t, phys_state, )                            \
     FIELD(ctx, uint8_t, reserved, [7])
 RECORD_STRUCT(drv_port_attr_desc, DRV_PORT_ATTR_FIELDS);
 
 /* GID table entry, filled by drv_query_gid(). */
-#define DRV_GID_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint8_t, gid, [16]) /* raw, network byte order */ \
-    FIELD(ctx, uint32_t, gid_type, ) /* enum ibv_gid_type (IB, RoCE v1, RoCE v2) */ \
+#define DRV_GID_FIELDS(FIELD, ctx)                                                      \
+    FIELD(ctx, uint8_t, gid, [16])       /* raw, network byte order */                  \
+    FIELD(ctx, uint32_t, gid_type, )     /* enum ibv_gid_type (IB, RoCE v1, RoCE v2) */ \
     FIELD(ctx, uint32_t, ndev_ifindex, ) /* network device index, 0 if none */
 RECORD_STRUCT(drv_gid_desc, DRV_GID_FIELDS);
 
@@ -83,27 +83,27 @@ RECORD_STRUCT(drv_gid_desc, DRV_GID_FIELDS);
  * Remote path: the address part of RTR and of an address handle. drv_modify_qp_rtr() reads all of
  * it; drv_create_ah() reads the address fields (dlid .. traffic_class).
  */
-#define DRV_PATH_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint32_t, dest_qpn, ) /* RC only */ \
-    FIELD(ctx, uint32_t, rq_psn, ) /* RC only */ \
-    FIELD(ctx, uint16_t, dlid, ) \
-    FIELD(ctx, uint8_t, sl, ) \
-    FIELD(ctx, uint8_t, port_num, ) \
-    FIELD(ctx, uint8_t, path_mtu, ) /* enum ibv_mtu, RC only */ \
+#define DRV_PATH_FIELDS(FIELD, ctx)                                         \
+    FIELD(ctx, uint32_t, dest_qpn, ) /* RC only */                          \
+    FIELD(ctx, uint32_t, rq_psn, )   /* RC only */                          \
+    FIELD(ctx, uint16_t, dlid, )                                            \
+    FIELD(ctx, uint8_t, sl, )                                               \
+    FIELD(ctx, uint8_t, port_num, )                                         \
+    FIELD(ctx, uint8_t, path_mtu, )  /* enum ibv_mtu, RC only */            \
     FIELD(ctx, uint8_t, is_global, ) /* 1 = add a GRH (required on RoCE) */ \
-    FIELD(ctx, uint8_t, sgid_index, ) \
-    FIELD(ctx, uint8_t, hop_limit, ) \
-    FIELD(ctx, uint8_t, dgid, [16]) /* network byte order */ \
-    FIELD(ctx, uint32_t, flow_label, ) \
-    FIELD(ctx, uint8_t, traffic_class, ) \
-    FIELD(ctx, uint8_t, max_dest_rd_atomic, ) /* RC only */ \
-    FIELD(ctx, uint8_t, min_rnr_timer, ) /* RC only */ \
+    FIELD(ctx, uint8_t, sgid_index, )                                       \
+    FIELD(ctx, uint8_t, hop_limit, )                                        \
+    FIELD(ctx, uint8_t, dgid, [16]) /* network byte order */                \
+    FIELD(ctx, uint32_t, flow_label, )                                      \
+    FIELD(ctx, uint8_t, traffic_class, )                                    \
+    FIELD(ctx, uint8_t, max_dest_rd_atomic, ) /* RC only */                 \
+    FIELD(ctx, uint8_t, min_rnr_timer, )      /* RC only */                 \
     FIELD(ctx, uint8_t, reserved, )
 RECORD_STRUCT(drv_path_desc, DRV_PATH_FIELDS);
 
 /* One scatter/gather element, as in struct ibv_sge but with a fixed layout. */
 #define DRV_SGE_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint64_t, addr, ) \
+    FIELD(ctx, uint64_t, addr, )   \
     FIELD(ctx, uint32_t, length, ) \
     FIELD(ctx, uint32_t, lkey, )
 RECORD_STRUCT(drv_sge_desc, DRV_SGE_FIELDS);
@@ -114,52 +114,53 @@ RECORD_STRUCT(drv_sge_desc, DRV_SGE_FIELDS);
 #define DRV_MAX_CHAIN 64
 
 /* One send work request (no chaining: one descriptor, one ibv_post_send). */
-#define DRV_SEND_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint64_t, wr_id, ) \
-    FIELD(ctx, uint32_t, opcode, ) /* enum ibv_wr_opcode */ \
-    FIELD(ctx, uint32_t, send_flags, ) /* enum ibv_send_flags */ \
-    FIELD(ctx, uint32_t, imm_data, ) /* host byte order; the shim converts to network order */ \
-    FIELD(ctx, uint32_t, num_sge, ) /* at most DRV_MAX_SGE */ \
-    FIELD(ctx, uint64_t, remote_addr, ) /* RDMA and atomic operations */ \
-    FIELD(ctx, uint32_t, rkey, ) \
-    FIELD(ctx, uint32_t, remote_qpn, ) /* UD */ \
-    FIELD(ctx, uint64_t, compare_add, ) /* atomic: the value to add, or the value to compare */ \
-    FIELD(ctx, uint64_t, swap, ) /* atomic compare-and-swap: the new value */ \
-    FIELD(ctx, uint64_t, ah, ) /* UD: struct ibv_ah * */ \
-    FIELD(ctx, uint32_t, remote_qkey, ) /* UD */ \
-    FIELD(ctx, uint32_t, reserved, ) \
+#define DRV_SEND_FIELDS(FIELD, ctx)                                                               \
+    FIELD(ctx, uint64_t, wr_id, )                                                                 \
+    FIELD(ctx, uint32_t, opcode, )      /* enum ibv_wr_opcode */                                  \
+    FIELD(ctx, uint32_t, send_flags, )  /* enum ibv_send_flags */                                 \
+    FIELD(ctx, uint32_t, imm_data, )    /* host byte order; the shim converts to network order */ \
+    FIELD(ctx, uint32_t, num_sge, )     /* at most DRV_MAX_SGE */                                 \
+    FIELD(ctx, uint64_t, remote_addr, ) /* RDMA and atomic operations */                          \
+    FIELD(ctx, uint32_t, rkey, )                                                                  \
+    FIELD(ctx, uint32_t, remote_qpn, )  /* UD */                                                  \
+    FIELD(ctx, uint64_t, compare_add, ) /* atomic: the value to add, or the value to compare */   \
+    FIELD(ctx, uint64_t, swap, )        /* atomic compare-and-swap: the new value */              \
+    FIELD(ctx, uint64_t, ah, )          /* UD: struct ibv_ah * */                                 \
+    FIELD(ctx, uint32_t, remote_qkey, ) /* UD */                                                  \
+    FIELD(ctx, uint32_t, reserved, )                                                              \
     FIELD(ctx, struct drv_sge_desc, sg_list, [DRV_MAX_SGE])
 RECORD_STRUCT(drv_send_desc, DRV_SEND_FIELDS);
 
 /* One receive work request. */
-#define DRV_RECV_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint64_t, wr_id, ) \
+#define DRV_RECV_FIELDS(FIELD, ctx)                           \
+    FIELD(ctx, uint64_t, wr_id, )                             \
     FIELD(ctx, uint32_t, num_sge, ) /* at most DRV_MAX_SGE */ \
-    FIELD(ctx, uint32_t, reserved, ) \
+    FIELD(ctx, uint32_t, reserved, )                          \
     FIELD(ctx, struct drv_sge_desc, sg_list, [DRV_MAX_SGE])
 RECORD_STRUCT(drv_recv_desc, DRV_RECV_FIELDS);
 
 /* One work completion, written by drv_poll_cq(). */
-#define DRV_WC_FIELDS(FIELD, ctx) \
-    FIELD(ctx, uint64_t, wr_id, ) \
-    FIELD(ctx, uint32_t, status, ) /* enum ibv_wc_status */ \
-    FIELD(ctx, uint32_t, opcode, ) /* enum ibv_wc_opcode */ \
-    FIELD(ctx, uint32_t, vendor_err, ) \
-    FIELD(ctx, uint32_t, byte_len, ) \
-    FIELD(ctx, uint32_t, imm_data, ) /* host byte order (valid when wc_flags has IBV_WC_WITH_IMM) */ \
-    FIELD(ctx, uint32_t, qp_num, ) \
-    FIELD(ctx, uint32_t, src_qp, ) \
-    FIELD(ctx, uint32_t, wc_flags, ) \
-    FIELD(ctx, uint16_t, pkey_index, ) \
-    FIELD(ctx, uint16_t, slid, ) \
-    FIELD(ctx, uint8_t, sl, ) \
-    FIELD(ctx, uint8_t, dlid_path_bits, ) \
+#define DRV_WC_FIELDS(FIELD, ctx)                                                     \
+    FIELD(ctx, uint64_t, wr_id, )                                                     \
+    FIELD(ctx, uint32_t, status, ) /* enum ibv_wc_status */                           \
+    FIELD(ctx, uint32_t, opcode, ) /* enum ibv_wc_opcode */                           \
+    FIELD(ctx, uint32_t, vendor_err, )                                                \
+    FIELD(ctx, uint32_t, byte_len, )                                                  \
+    FIELD(ctx, uint32_t,                                                              \
+          imm_data, ) /* host byte order (valid when wc_flags has IBV_WC_WITH_IMM) */ \
+    FIELD(ctx, uint32_t, qp_num, )                                                    \
+    FIELD(ctx, uint32_t, src_qp, )                                                    \
+    FIELD(ctx, uint32_t, wc_flags, )                                                  \
+    FIELD(ctx, uint16_t, pkey_index, )                                                \
+    FIELD(ctx, uint16_t, slid, )                                                      \
+    FIELD(ctx, uint8_t, sl, )                                                         \
+    FIELD(ctx, uint8_t, dlid_path_bits, )                                             \
     FIELD(ctx, uint16_t, reserved, )
 RECORD_STRUCT(drv_wc_desc, DRV_WC_FIELDS);
 
 /* The constants TypeScript needs, as CONSTANT_VALUE(TypeScript name, value). */
-#define DRV_CONSTANTS(CONSTANT) \
-    CONSTANT(MAX_SGE, DRV_MAX_SGE) \
+#define DRV_CONSTANTS(CONSTANT)        \
+    CONSTANT(MAX_SGE, DRV_MAX_SGE)     \
     CONSTANT(MAX_CHAIN, DRV_MAX_CHAIN) \
     CONSTANT(POLL_FAILED, DRV_POLL_FAILED)
 
