@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PATH } from "../ffi/records/verbs.ts";
+import { GID_BYTES, PATH } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
@@ -88,7 +88,7 @@ export class AddressHandle extends NativeHandle {
     const desc = new Uint8Array(PATH.size);
     writePath(desc, opts); // validates every field
     if (opts.gidIndex === undefined && desc[PATH.is_global] === 1) {
-      const gid = desc.slice(PATH.dgid, PATH.dgid + 16);
+      const gid = desc.slice(PATH.dgid, PATH.dgid + GID_BYTES);
       const port = desc[PATH.port_num];
       desc[PATH.sgid_index] = (pd as ProtectionDomain).context.sourceGidIndex(port, gid);
     }

@@ -1,8 +1,10 @@
 /**
- * A device's asynchronous events (enum ibv_event_type): what `Context.waitAsyncEvent` returns.
+ * A device's asynchronous events (enum ibv_event_type): what `Context.waitAsyncEvent` returns,
+ * decoded from the shim's record of one (`ASYNC_EVENT`).
  *
  * @module
  */
+import { ASYNC_EVENT, EVENT_ELEMENT } from "../ffi/records/verbs.ts";
 
 /** enum ibv_event_type. */
 export const AsyncEventType: {
@@ -80,8 +82,15 @@ export function asyncEventName(type: number): string {
   return NAMES.get(type) ?? `UNKNOWN(${type})`;
 }
 
-/** What an event concerns, as the shim reports it (drv_wait_async_event). */
-const ELEMENTS = ["", "qp", "cq", "srq", "port", "device", "wq"] as const;
+/** What an event concerns, by the shim's number for it (enum drv_event_element). */
+const ELEMENTS: ReadonlyMap<number, AsyncEvent["element"]> = new Map([
+  [EVENT_ELEMENT.QP, "qp"],
+  [EVENT_ELEMENT.CQ, "cq"],
+  [EVENT_ELEMENT.SRQ, "srq"],
+  [EVENT_ELEMENT.PORT, "port"],
+  [EVENT_ELEMENT.DEVICE, "device"],
+  [EVENT_ELEMENT.WQ, "wq"],
+]);
 
 /** One asynchronous event of a device. */
 export interface AsyncEvent {
@@ -102,14 +111,16 @@ export interface AsyncEvent {
   handle?: bigint;
 }
 
-/** The event the shim wrote into `out` (type, element kind, number). */
-export function decodeAsyncEvent(out: Uint32Array): AsyncEvent {
-  const element = ELEMENTS[out[1]] || "device";
-  const event: AsyncEvent = { type: out[0], typeName: asyncEventName(out[0]), element };
-  if (element === "qp") event.qpn = out[2];
-  if (element === "port") event.port = out[2];
+/** The event the shim wrote into `desc` (an `ASYNC_EVENT` record). */
+export function decodeAsyncEvent(desc: Uint8Array): AsyncEvent {
+  const v = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
+  const type = v.getUint32(ASYNC_EVENT.event_type, true);
+  const element = ELEMENTS.get(v.getUint32(ASYNC_EVENT.element, true)) ?? "device";
+  const event: AsyncEvent = { type, typeName: asyncEventName(type), element };
+  if (element === "qp") event.qpn = v.getUint32(ASYNC_EVENT.number, true);
+  if (element === "port") event.port = v.getUint32(ASYNC_EVENT.number, true);
   if (element === "cq" || element === "srq" || element === "wq") {
-    event.handle = (BigInt(out[4]) << 32n) | BigInt(out[3]);
+    event.handle = v.getBigUint64(ASYNC_EVENT.handle, true);
   }
   return event;
 }

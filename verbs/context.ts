@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { DEVICE_ATTR, GID, PORT_ATTR } from "../ffi/records/verbs.ts";
+import {
+  ASYNC_EVENT,
+  DEVICE_ATTR,
+  DEVICE_NAME_BYTES,
+  FW_VER_BYTES,
+  GID,
+  GID_BYTES,
+  PORT_ATTR,
+} from "../ffi/records/verbs.ts";
 import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
 import { type AsyncEvent, decodeAsyncEvent } from "./async_events.ts";
 import {
@@ -182,8 +190,13 @@ export class Context extends NativeHandle {
       throw new TypeError(`device name must be a string, got ${typeof name}`);
     }
     const encoded = new TextEncoder().encode((name ?? "") + "\0");
-    if (name === "" || encoded.length > 64 || encoded.indexOf(0) !== encoded.length - 1) {
-      throw new RangeError(`device name must be 1 to 63 bytes without NUL, got ${name}`);
+    if (
+      name === "" || encoded.length > DEVICE_NAME_BYTES ||
+      encoded.indexOf(0) !== encoded.length - 1
+    ) {
+      throw new RangeError(
+        `device name must be 1 to ${DEVICE_NAME_BYTES - 1} bytes without NUL, got ${name}`,
+      );
     }
     const pointer = verbsShim().drv_open_device(encoded);
     if (pointer === null) throw lastError("ibv_open_device", name ?? "first device");
@@ -196,11 +209,12 @@ export class Context extends NativeHandle {
     const result = verbsShim().drv_query_device(this.pointerFor("ibv_query_device"), desc);
     if (result !== 0) throw errorFromResult("ibv_query_device", result);
     const v = new DataView(desc.buffer);
-    const end = desc.indexOf(0);
+    const firmware = desc.subarray(DEVICE_ATTR.fw_ver, DEVICE_ATTR.fw_ver + FW_VER_BYTES);
+    const end = firmware.indexOf(0);
     const i32 = (o: number) => v.getInt32(o, true);
     const u32 = (o: number) => v.getUint32(o, true);
     return {
-      firmwareVersion: new TextDecoder().decode(desc.subarray(0, end < 0 ? 64 : end)),
+      firmwareVersion: new TextDecoder().decode(firmware.subarray(0, end < 0 ? FW_VER_BYTES : end)),
       nodeGuid: v.getBigUint64(DEVICE_ATTR.node_guid, true),
       sysImageGuid: v.getBigUint64(DEVICE_ATTR.sys_image_guid, true),
       maxMrSize: v.getBigUint64(DEVICE_ATTR.max_mr_size, true),
@@ -291,7 +305,7 @@ export class Context extends NativeHandle {
     const result = verbsShim().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc);
     if (result !== 0) throw errorFromResult("ibv_query_gid", result, `port ${port} index ${index}`);
     const v = new DataView(desc.buffer);
-    const gid = desc.slice(0, 16);
+    const gid = desc.slice(GID.gid, GID.gid + GID_BYTES);
     return {
       port,
       index,
@@ -311,7 +325,9 @@ export class Context extends NativeHandle {
       if (verbsShim().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc) !== 0) {
         continue; // an empty slot
       }
-      if (desc.subarray(0, 16).some((b) => b !== 0)) entries.push(this.queryGid(port, index));
+      if (desc.subarray(GID.gid, GID.gid + GID_BYTES).some((b) => b !== 0)) {
+        entries.push(this.queryGid(port, index));
+      }
     }
     return entries;
   }
@@ -334,7 +350,7 @@ export class Context extends NativeHandle {
     }
     const pointer = this.pin("ibv_get_async_event");
     this.#waitingAsync = true;
-    const out = new Uint32Array(5);
+    const out = new Uint8Array(ASYNC_EVENT.size);
     const deadline = performance.now() + timeout;
     try {
       for (;;) {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { DEVICE } from "../ffi/records/verbs.ts";
+import { DEVICE, DEVICE_NAME_BYTES } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { NODE_TYPES, TRANSPORT_TYPES } from "./constants.ts";
 import { Context } from "./context.ts";
@@ -44,10 +44,11 @@ export function listDevices(): DeviceInfo[] {
     const devices: DeviceInfo[] = [];
     for (let i = 0; i < count[0]; i++) {
       shim.drv_device_info(list, i, desc);
-      const end = desc.indexOf(0);
+      const name = desc.subarray(DEVICE.name, DEVICE.name + DEVICE_NAME_BYTES);
+      const end = name.indexOf(0);
       const guid = view.getBigUint64(DEVICE.guid, true);
       devices.push({
-        name: new TextDecoder().decode(desc.subarray(0, end < 0 ? 64 : end)),
+        name: new TextDecoder().decode(name.subarray(0, end < 0 ? DEVICE_NAME_BYTES : end)),
         guid,
         guidText: formatGuid(guid),
         nodeType: NODE_TYPES[view.getInt32(DEVICE.node_type, true)] ?? "unknown",

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { MAX_SGE, PATH, RECV, SEND } from "../ffi/records/verbs.ts";
+import { MAX_SGE, PATH, QP_ATTR, RECV, SEND } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
 import { CompletionQueue } from "./completion_queue.ts";
@@ -339,8 +339,10 @@ export class QueuePair extends NativeHandle {
       );
     }
     // The provider may round the inline size up: sends are checked against what it gave.
-    const caps = new Uint32Array(9);
-    const given = verbsShim().drv_query_qp_attributes(pointer, caps) === 0 ? caps[4] : maxInline;
+    const caps = new Uint8Array(QP_ATTR.size);
+    const given = verbsShim().drv_query_qp_attributes(pointer, caps) === 0
+      ? new DataView(caps.buffer).getUint32(QP_ATTR.max_inline_data, true)
+      : maxInline;
     return new QueuePair(
       pointer,
       pd,
@@ -360,20 +362,21 @@ export class QueuePair extends NativeHandle {
    * read/atomic depths in force.
    */
   queryAttributes(): QueuePairAttributes {
-    const out = new Uint32Array(9);
-    const result = verbsShim().drv_query_qp_attributes(this.pointerFor("ibv_query_qp"), out);
+    const desc = new Uint8Array(QP_ATTR.size);
+    const result = verbsShim().drv_query_qp_attributes(this.pointerFor("ibv_query_qp"), desc);
     if (result !== 0) throw errorFromResult("ibv_query_qp", result, "attributes");
-    const [maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData] = out;
+    const v = new DataView(desc.buffer);
+    const u32 = (offset: number) => v.getUint32(offset, true);
     return {
-      maxSendWr,
-      maxRecvWr,
-      maxSendSge,
-      maxRecvSge,
-      maxInlineData,
-      maxRdAtomic: out[5],
-      maxDestRdAtomic: out[6],
-      port: out[7],
-      gidIndex: out[8],
+      maxSendWr: u32(QP_ATTR.max_send_wr),
+      maxRecvWr: u32(QP_ATTR.max_recv_wr),
+      maxSendSge: u32(QP_ATTR.max_send_sge),
+      maxRecvSge: u32(QP_ATTR.max_recv_sge),
+      maxInlineData: u32(QP_ATTR.max_inline_data),
+      maxRdAtomic: u32(QP_ATTR.max_rd_atomic),
+      maxDestRdAtomic: u32(QP_ATTR.max_dest_rd_atomic),
+      port: u32(QP_ATTR.port_num),
+      gidIndex: u32(QP_ATTR.sgid_index),
     };
   }
 

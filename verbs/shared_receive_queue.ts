@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MAX_SGE, RECV } from "../ffi/records/verbs.ts";
+import { MAX_SGE, RECV, SRQ_ATTR } from "../ffi/records/verbs.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import type { AsyncEvent } from "./async_events.ts";
 import { errorFromResult, lastError } from "./errors.ts";
@@ -84,9 +84,14 @@ export class SharedReceiveQueue extends NativeHandle {
 
   /** ibv_query_srq: the receives and sges it holds (which may exceed the request) and the limit. */
   query(): { maxWr: number; maxSge: number; limit: number } {
-    const out = new Uint32Array(3);
-    const result = verbsShim().drv_query_srq(this.pointerFor("ibv_query_srq"), out);
+    const desc = new Uint8Array(SRQ_ATTR.size);
+    const result = verbsShim().drv_query_srq(this.pointerFor("ibv_query_srq"), desc);
     if (result !== 0) throw errorFromResult("ibv_query_srq", result);
-    return { maxWr: out[0], maxSge: out[1], limit: out[2] };
+    const v = new DataView(desc.buffer);
+    return {
+      maxWr: v.getUint32(SRQ_ATTR.max_wr, true),
+      maxSge: v.getUint32(SRQ_ATTR.max_sge, true),
+      limit: v.getUint32(SRQ_ATTR.srq_limit, true),
+    };
   }
 }

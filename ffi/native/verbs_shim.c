@@ -51,25 +51,32 @@ EXPORT const char *drv_errno_text(int err)
     return text ? text : "Unknown error";
 }
 
-/* ---------- the records TypeScript shares (see records.h; tools/records.ts reads them) ----------
- */
+/* ---------- the records TypeScript shares (records.h; tools/records.ts reads them) ---------- */
 
+/* Each entry list ends in a comma, which clang-format cannot see: kept one list per line. */
+/* clang-format off */
 static const struct record_entry records[] = {
     RECORD_ENTRIES(DEVICE, drv_device_desc, DRV_DEVICE_FIELDS)
-        RECORD_ENTRIES(DEVICE_ATTR, drv_device_attr_desc, DRV_DEVICE_ATTR_FIELDS)
-            RECORD_ENTRIES(PORT_ATTR, drv_port_attr_desc, DRV_PORT_ATTR_FIELDS)
-                RECORD_ENTRIES(GID, drv_gid_desc, DRV_GID_FIELDS)
-                    RECORD_ENTRIES(PATH, drv_path_desc, DRV_PATH_FIELDS)
-                        RECORD_ENTRIES(SGE, drv_sge_desc, DRV_SGE_FIELDS)
-                            RECORD_ENTRIES(SEND, drv_send_desc, DRV_SEND_FIELDS)
-                                RECORD_ENTRIES(RECV, drv_recv_desc, DRV_RECV_FIELDS)
-                                    RECORD_ENTRIES(WC, drv_wc_desc, DRV_WC_FIELDS)
-                                        DRV_CONSTANTS(CONSTANT_VALUE)};
+    RECORD_ENTRIES(DEVICE_ATTR, drv_device_attr_desc, DRV_DEVICE_ATTR_FIELDS)
+    RECORD_ENTRIES(PORT_ATTR, drv_port_attr_desc, DRV_PORT_ATTR_FIELDS)
+    RECORD_ENTRIES(GID, drv_gid_desc, DRV_GID_FIELDS)
+    RECORD_ENTRIES(PATH, drv_path_desc, DRV_PATH_FIELDS)
+    RECORD_ENTRIES(SGE, drv_sge_desc, DRV_SGE_FIELDS)
+    RECORD_ENTRIES(SEND, drv_send_desc, DRV_SEND_FIELDS)
+    RECORD_ENTRIES(RECV, drv_recv_desc, DRV_RECV_FIELDS)
+    RECORD_ENTRIES(WC, drv_wc_desc, DRV_WC_FIELDS)
+    RECORD_ENTRIES(QP_ATTR, drv_qp_attr_desc, DRV_QP_ATTR_FIELDS)
+    RECORD_ENTRIES(SRQ_ATTR, drv_srq_attr_desc, DRV_SRQ_ATTR_FIELDS)
+    RECORD_ENTRIES(ASYNC_EVENT, drv_async_event_desc, DRV_ASYNC_EVENT_FIELDS)
+    DRV_EVENT_ELEMENTS(CONSTANT_ENTRY)
+    DRV_CONSTANTS(CONSTANT_VALUE)
+};
+/* clang-format on */
 
 EXPORT const char *drv_records(void)
 {
     /* Built once; static so that TypeScript reads it as a C string. */
-    static char text[4096];
+    static char text[8192];
     if (!text[0] && !records_text(records, sizeof records / sizeof records[0], text, sizeof text))
         return "";
     return text;
@@ -345,12 +352,6 @@ EXPORT int32_t drv_poll_cq_checked(struct ibv_cq *cq, int32_t max, struct drv_wc
 }
 
 /*
- * Waits up to timeout_ms for a completion event on the channel, then acknowledges it.
- * Called as a nonblocking FFI symbol (on a worker thread), so it returns the error itself instead
- * of leaving it in the worker's thread-local errno. Returns 1 (event), 0 (timeout) or -errno.
- * The bounded timeout lets the caller notice that its queue is being closed.
- */
-/*
  * Waits up to timeout_ms for `fd` to be readable: 1 readable, 0 timeout (or a signal), -errno.
  * An error or hang-up with nothing to read (say, the device went away) is -EIO: the verb's read
  * would never return.
@@ -366,6 +367,12 @@ static int32_t wait_readable(int fd, int32_t timeout_ms)
     return (pfd.revents & POLLIN) ? 1 : -EIO;
 }
 
+/*
+ * Waits up to timeout_ms for a completion event on the channel, then acknowledges it.
+ * Called as a nonblocking FFI symbol (on a worker thread), so it returns the error itself instead
+ * of leaving it in the worker's thread-local errno. Returns 1 (event), 0 (timeout) or -errno.
+ * The bounded timeout lets the caller notice that its queue is being closed.
+ */
 EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeout_ms)
 {
     int32_t ready = wait_readable(channel->fd, timeout_ms);
@@ -381,13 +388,12 @@ EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeo
 
 /*
  * Waits up to timeout_ms for an asynchronous event of the device (ibv_get_async_event), copies it
- * and acknowledges it at once (destroying a queue pair waits for its events' acks). out[0] is the
- * enum ibv_event_type, out[1] what it concerns (1 queue pair, 2 completion queue, 3 shared receive
- * queue, 4 port, 5 device, 6 work queue), out[2] the queue pair's number or the port's, out[3..4]
- * the address of the CQ, SRQ or WQ (low, high word). Nonblocking FFI symbol,
- * like drv_wait_cq_event: returns 1 (event), 0 (timeout) or -errno.
+ * into `out` (what it concerns, and which one) and acknowledges it at once (destroying a queue
+ * pair waits for its events' acks). Nonblocking FFI symbol, like drv_wait_cq_event: returns 1
+ * (event), 0 (timeout) or -errno.
  */
-EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms, uint32_t *out)
+EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms,
+                                    struct drv_async_event_desc *out)
 {
     /* Non-blocking, so the read after poll cannot block: the kernel drops the unread events of an
      * object destroyed in between, and a blocking read would then wait for the next event. */
@@ -400,9 +406,9 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
     struct ibv_async_event event;
     if (ibv_get_async_event(context, &event))
         return errno == EAGAIN ? 0 : -(errno ? errno : EIO);
-    out[0] = event.event_type;
-    out[1] = 5;
-    out[2] = 0;
+    memset(out, 0, sizeof *out);
+    out->event_type = event.event_type;
+    out->element = DRV_EVENT_DEVICE;
     uintptr_t object = 0; /* the CQ, SRQ or WQ, for the caller to tell which one */
     switch (event.event_type) {
     case IBV_EVENT_QP_FATAL:
@@ -413,20 +419,20 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
     case IBV_EVENT_PATH_MIG:
     case IBV_EVENT_PATH_MIG_ERR:
     case IBV_EVENT_QP_LAST_WQE_REACHED:
-        out[1] = 1;
-        out[2] = event.element.qp->qp_num;
+        out->element = DRV_EVENT_QP;
+        out->number = event.element.qp->qp_num;
         break;
     case IBV_EVENT_CQ_ERR:
-        out[1] = 2;
+        out->element = DRV_EVENT_CQ;
         object = (uintptr_t)event.element.cq;
         break;
     case IBV_EVENT_SRQ_ERR:
     case IBV_EVENT_SRQ_LIMIT_REACHED:
-        out[1] = 3;
+        out->element = DRV_EVENT_SRQ;
         object = (uintptr_t)event.element.srq;
         break;
     case IBV_EVENT_WQ_FATAL:
-        out[1] = 6;
+        out->element = DRV_EVENT_WQ;
         object = (uintptr_t)event.element.wq;
         break;
     case IBV_EVENT_PORT_ACTIVE:
@@ -436,14 +442,13 @@ EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout
     case IBV_EVENT_SM_CHANGE:
     case IBV_EVENT_CLIENT_REREGISTER:
     case IBV_EVENT_GID_CHANGE:
-        out[1] = 4;
-        out[2] = (uint32_t)event.element.port_num;
+        out->element = DRV_EVENT_PORT;
+        out->number = (uint32_t)event.element.port_num;
         break;
     default:
         break;
     }
-    out[3] = (uint32_t)object;
-    out[4] = (uint32_t)((uint64_t)object >> 32);
+    out->handle = (uint64_t)object;
     ibv_ack_async_event(&event);
     return 1;
 }
@@ -475,16 +480,17 @@ EXPORT int drv_arm_srq_limit(struct ibv_srq *srq, uint32_t limit)
     return err ? fail(err) : 0;
 }
 
-/* What the provider gave and the armed limit: max_wr, max_sge, srq_limit. */
-EXPORT int drv_query_srq(struct ibv_srq *srq, uint32_t *out)
+/* What the provider gave and the armed limit. */
+EXPORT int drv_query_srq(struct ibv_srq *srq, struct drv_srq_attr_desc *out)
 {
     struct ibv_srq_attr attr;
     int err = ibv_query_srq(srq, &attr);
     if (err)
         return fail(err);
-    out[0] = attr.max_wr;
-    out[1] = attr.max_sge;
-    out[2] = attr.srq_limit;
+    memset(out, 0, sizeof *out);
+    out->max_wr = attr.max_wr;
+    out->max_sge = attr.max_sge;
+    out->srq_limit = attr.srq_limit;
     return 0;
 }
 
@@ -529,9 +535,8 @@ EXPORT uint32_t drv_qp_num(struct ibv_qp *qp)
 }
 
 /* The capacities the provider gave the queue pair (it may round requests up), its read/atomic
- * depths and its path's port and source GID index: max_send_wr, max_recv_wr, max_send_sge,
- * max_recv_sge, max_inline_data, max_rd_atomic, max_dest_rd_atomic, port_num, sgid_index. */
-EXPORT int drv_query_qp_attributes(struct ibv_qp *qp, uint32_t *out)
+ * depths and its path's port and source GID index. */
+EXPORT int drv_query_qp_attributes(struct ibv_qp *qp, struct drv_qp_attr_desc *out)
 {
     struct ibv_qp_attr attr;
     struct ibv_qp_init_attr init;
@@ -541,15 +546,16 @@ EXPORT int drv_query_qp_attributes(struct ibv_qp *qp, uint32_t *out)
                            &init);
     if (err)
         return fail(err);
-    out[0] = attr.cap.max_send_wr;
-    out[1] = attr.cap.max_recv_wr;
-    out[2] = attr.cap.max_send_sge;
-    out[3] = attr.cap.max_recv_sge;
-    out[4] = attr.cap.max_inline_data;
-    out[5] = attr.max_rd_atomic;
-    out[6] = attr.max_dest_rd_atomic;
-    out[7] = attr.port_num;
-    out[8] = attr.ah_attr.grh.sgid_index;
+    memset(out, 0, sizeof *out);
+    out->max_send_wr = attr.cap.max_send_wr;
+    out->max_recv_wr = attr.cap.max_recv_wr;
+    out->max_send_sge = attr.cap.max_send_sge;
+    out->max_recv_sge = attr.cap.max_recv_sge;
+    out->max_inline_data = attr.cap.max_inline_data;
+    out->max_rd_atomic = attr.max_rd_atomic;
+    out->max_dest_rd_atomic = attr.max_dest_rd_atomic;
+    out->port_num = attr.port_num;
+    out->sgid_index = attr.ah_attr.grh.sgid_index;
     return 0;
 }
 

@@ -14,6 +14,15 @@ export const MAX_CHAIN = 64;
 /** POLL_FAILED, from C. */
 export const POLL_FAILED = 4096;
 
+/** DEVICE_NAME_BYTES, from C. */
+export const DEVICE_NAME_BYTES = 64;
+
+/** FW_VER_BYTES, from C. */
+export const FW_VER_BYTES = 64;
+
+/** GID_BYTES, from C. */
+export const GID_BYTES = 16;
+
 /** DEVICE: size and field offsets in bytes, from C. */
 export const DEVICE = {
   size: 80,
@@ -149,4 +158,46 @@ export const WC = {
   sl: 44,
   dlid_path_bits: 45,
   reserved: 46,
+} as const;
+
+/** QP_ATTR: size and field offsets in bytes, from C. */
+export const QP_ATTR = {
+  size: 36,
+  max_send_wr: 0,
+  max_recv_wr: 4,
+  max_send_sge: 8,
+  max_recv_sge: 12,
+  max_inline_data: 16,
+  max_rd_atomic: 20,
+  max_dest_rd_atomic: 24,
+  port_num: 28,
+  sgid_index: 32,
+} as const;
+
+/** SRQ_ATTR: size and field offsets in bytes, from C. */
+export const SRQ_ATTR = {
+  size: 12,
+  max_wr: 0,
+  max_sge: 4,
+  srq_limit: 8,
+} as const;
+
+/** ASYNC_EVENT: size and field offsets in bytes, from C. */
+export const ASYNC_EVENT = {
+  size: 24,
+  event_type: 0,
+  element: 4,
+  number: 8,
+  reserved: 12,
+  handle: 16,
+} as const;
+
+/** EVENT_ELEMENT: values, from C. */
+export const EVENT_ELEMENT = {
+  QP: 1,
+  CQ: 2,
+  SRQ: 3,
+  PORT: 4,
+  DEVICE: 5,
+  WQ: 6,
 } as const;
