@@ -34,8 +34,14 @@ mount -t devtmpfs devtmpfs $R/dev || fail "mount devtmpfs"
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm || fail "mount /dev/shm"
+# The host's /tmp stays reachable (read-only) at /run/softroce/host-tmp under the guest's own: a job
+# whose folder is there gets it bound back in place (softroce/run.ts).
+mkdir -p /host-tmp
+mount --bind $R/tmp /host-tmp || fail "bind the host's /tmp"
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp || fail "mount /tmp"
 mount -t tmpfs -o mode=755 tmpfs $R/run || fail "mount /run"
+mkdir -p $R/run/softroce/host-tmp
+mount --move /host-tmp $R/run/softroce/host-tmp || fail "move the host's /tmp"
 
 # The job share holds command.sh (written by the host) and receives the exit status.
 mkdir -p $R/run/softroce/job

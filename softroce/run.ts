@@ -69,11 +69,32 @@ const GUEST_OWNED = [
   "DENO_RDMA_SOFTROCE_KERNEL",
 ];
 
-/** The job script: environment, working directory, then the command itself. */
-function jobScript(command: string[], env: Record<string, string>, cwd: string): string {
+/**
+ * The folders directly under /tmp that the job names (its working directory, or a command word
+ * such as a path or `--flag=/tmp/...`): the guest's /tmp is its own tmpfs, so the host's folders
+ * there are bound back in place (read-only, like the rest of the host).
+ */
+export function hostTmpFolders(command: string[], cwd: string): string[] {
+  const folders = new Set<string>();
+  for (const word of [`${cwd}/`, ...command]) {
+    for (const match of word.matchAll(/(?:^|[=:])\/tmp\/([^/:=\s]+)/g)) {
+      if (match[1] !== "." && match[1] !== "..") folders.add(match[1]);
+    }
+  }
+  return [...folders].sort();
+}
+
+/** The job script: environment, host folders under /tmp, working directory, then the command. */
+export function jobScript(command: string[], env: Record<string, string>, cwd: string): string {
+  const binds = hostTmpFolders(command, cwd).map((name) => {
+    const [from, to] = [`/run/softroce/host-tmp/${name}`, `/tmp/${name}`];
+    return `if [ -e ${shellQuote(from)} ]; then mkdir -p ${shellQuote(to)} && ` +
+      `mount --bind ${shellQuote(from)} ${shellQuote(to)}; fi`;
+  });
   const lines = [
     "# Written by softroce/run.ts for one guest run.",
     `export PATH=${shellQuote(`${REPO_ROOT}/node_modules/.bin:/usr/sbin:/usr/bin:/sbin:/bin`)}`,
+    ...binds,
     ...Object.entries(env).map(([name, value]) => `export ${name}=${shellQuote(value)}`),
     `cd ${shellQuote(cwd)} || { echo ${
       shellQuote(`soft-RoCE: cannot enter ${cwd} in the guest`)
@@ -195,12 +216,12 @@ function qemuArgs(vmlinuz: string, initrd: string, jobDir: string): string[] {
   ];
 }
 
-/** The guest's /tmp, /run and /dev/shm are its own tmpfs: host files there are not visible. */
+/** The guest's /run and /dev/shm are its own tmpfs: host files there are not visible. */
 function warnAboutHostOnlyPaths(command: string[]): void {
   for (const word of [Deno.cwd() + "/", ...command]) {
-    if (/^\/(tmp|run|dev\/shm)\//.test(word)) {
+    if (/^\/(run|dev\/shm)\//.test(word)) {
       console.error(
-        `soft-RoCE: note: ${word} is on the guest's own tmpfs; host files under /tmp, /run and ` +
+        `soft-RoCE: note: ${word} is on the guest's own tmpfs; host files under /run and ` +
           "/dev/shm are not visible in the guest",
       );
     }
