@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { MemoryRegion, NativeHandle, QpType, QueuePair, WrOpcode } from "../verbs/mod.ts";
 
-const shim = verbsShim();
+const shim = verbsNative();
 for (const name of ["drv_post_recv", "drv_post_send"]) {
   Object.defineProperty(shim, name, { value: () => 0, writable: true, configurable: true });
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { GID_BYTES, PATH } from "../ffi/records/verbs.ts";
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
@@ -62,7 +62,7 @@ export class AddressHandle extends NativeHandle {
   readonly pd: ProtectionDomain;
 
   private constructor(pointer: Deno.PointerObject, pd: NativeHandle) {
-    super(pointer, "AddressHandle", "ibv_destroy_ah", (p) => verbsShim().drv_destroy_ah(p), [pd]);
+    super(pointer, "AddressHandle", "ibv_destroy_ah", (p) => verbsNative().drv_destroy_ah(p), [pd]);
     this.pd = pd as ProtectionDomain;
   }
 
@@ -92,7 +92,7 @@ export class AddressHandle extends NativeHandle {
       const port = desc[PATH.port_num];
       desc[PATH.sgid_index] = (pd as ProtectionDomain).context.sourceGidIndex(port, gid);
     }
-    const pointer = verbsShim().drv_create_ah(pd.pointerFor("ibv_create_ah"), desc);
+    const pointer = verbsNative().drv_create_ah(pd.pointerFor("ibv_create_ah"), desc);
     if (pointer === null) throw lastError("ibv_create_ah");
     return new AddressHandle(pointer, pd);
   }

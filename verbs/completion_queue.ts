@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { POLL_FAILED, verbsShim } from "../ffi/verbs_symbols.ts";
+import { POLL_FAILED } from "../ffi/records/verbs.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { CompletionError } from "./completion_error.ts";
 import { WcStatus } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
@@ -70,13 +71,13 @@ export class CompletionQueue extends NativeHandle {
     channel: Deno.PointerObject | null,
   ) {
     super(pointer, "CompletionQueue", "ibv_destroy_cq", (p) => {
-      const shim = verbsShim();
+      const shim = verbsNative();
       const result = shim.drv_destroy_cq(p);
       // The channel outlives its queue: destroy it only once the queue is gone.
       if (result === 0 && channel !== null) shim.drv_destroy_comp_channel(channel);
       return result;
     }, [parent]);
-    this.capacity = verbsShim().drv_cq_capacity(pointer);
+    this.capacity = verbsNative().drv_cq_capacity(pointer);
     this.context = parent as Context;
     this.#channel = channel;
     this.#address = BigInt(Deno.UnsafePointer.value(pointer));
@@ -97,7 +98,7 @@ export class CompletionQueue extends NativeHandle {
     if (wantsChannel !== undefined && typeof wantsChannel !== "boolean") {
       throw new TypeError("channel must be a boolean");
     }
-    const shim = verbsShim();
+    const shim = verbsNative();
     const contextPointer = context.pointerFor("ibv_create_cq");
     let channel: Deno.PointerObject | null = null;
     if (wantsChannel) {
@@ -126,7 +127,7 @@ export class CompletionQueue extends NativeHandle {
    */
   poll(completions: WorkCompletions, max?: number): number {
     const limit = pollLimit(completions, max);
-    const n = verbsShim().drv_poll_cq(this.pointerFor("ibv_poll_cq"), limit, completions.bytes);
+    const n = verbsNative().drv_poll_cq(this.pointerFor("ibv_poll_cq"), limit, completions.bytes);
     if (n < 0) {
       completions.count = 0;
       throw errorFromResult("ibv_poll_cq", n);
@@ -144,7 +145,7 @@ export class CompletionQueue extends NativeHandle {
    */
   pollChecked(completions: WorkCompletions, max?: number): number {
     const limit = pollLimit(completions, max);
-    const n = verbsShim().drv_poll_cq_checked(
+    const n = verbsNative().drv_poll_cq_checked(
       this.pointerFor("ibv_poll_cq"),
       limit,
       completions.bytes,
@@ -170,7 +171,7 @@ export class CompletionQueue extends NativeHandle {
   /** ibv_req_notify_cq: the next completion (or next solicited one) raises a channel event. */
   requestNotify(solicitedOnly = false): void {
     if (typeof solicitedOnly !== "boolean") throw new TypeError("solicitedOnly must be a boolean");
-    const result = verbsShim().drv_req_notify_cq(
+    const result = verbsNative().drv_req_notify_cq(
       this.pointerFor("ibv_req_notify_cq"),
       solicitedOnly ? 1 : 0,
     );
@@ -199,7 +200,7 @@ export class CompletionQueue extends NativeHandle {
       for (;;) {
         const left = deadline - performance.now();
         const slice = Math.max(0, Math.min(WAIT_SLICE_MS, Math.ceil(left)));
-        const result = await verbsShim().drv_wait_cq_event(channel, slice);
+        const result = await verbsNative().drv_wait_cq_event(channel, slice);
         if (this.closed) {
           throw new RdmaError("ibv_get_cq_event", Errno.EBADF, "CompletionQueue was closed");
         }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { cStringAt } from "../ffi/pointers.ts";
 import {
   ASYNC_EVENT,
   DEVICE_ATTR,
@@ -13,7 +14,7 @@ import {
   GID_BYTES,
   PORT_ATTR,
 } from "../ffi/records/verbs.ts";
-import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { type AsyncEvent, decodeAsyncEvent } from "./async_events.ts";
 import {
   CompletionQueue,
@@ -180,7 +181,7 @@ export class Context extends NativeHandle {
   #waitingAsync = false;
 
   private constructor(pointer: Deno.PointerObject, deviceName: string) {
-    super(pointer, "Context", "ibv_close_device", (p) => verbsShim().drv_close_device(p));
+    super(pointer, "Context", "ibv_close_device", (p) => verbsNative().drv_close_device(p));
     this.deviceName = deviceName;
   }
 
@@ -198,15 +199,15 @@ export class Context extends NativeHandle {
         `device name must be 1 to ${DEVICE_NAME_BYTES - 1} bytes without NUL, got ${name}`,
       );
     }
-    const pointer = verbsShim().drv_open_device(encoded);
+    const pointer = verbsNative().drv_open_device(encoded);
     if (pointer === null) throw lastError("ibv_open_device", name ?? "first device");
-    return new Context(pointer, cString(verbsShim().drv_context_device_name(pointer)));
+    return new Context(pointer, cStringAt(verbsNative().drv_context_device_name(pointer)));
   }
 
   /** ibv_query_device. */
   queryDevice(): DeviceAttributes {
     const desc = new Uint8Array(DEVICE_ATTR.size);
-    const result = verbsShim().drv_query_device(this.pointerFor("ibv_query_device"), desc);
+    const result = verbsNative().drv_query_device(this.pointerFor("ibv_query_device"), desc);
     if (result !== 0) throw errorFromResult("ibv_query_device", result);
     const v = new DataView(desc.buffer);
     const firmware = desc.subarray(DEVICE_ATTR.fw_ver, DEVICE_ATTR.fw_ver + FW_VER_BYTES);
@@ -241,7 +242,7 @@ export class Context extends NativeHandle {
   queryPort(port = 1): PortAttributes {
     integerIn("port", port, 1, 255);
     const desc = new Uint8Array(PORT_ATTR.size);
-    const result = verbsShim().drv_query_port(this.pointerFor("ibv_query_port"), port, desc);
+    const result = verbsNative().drv_query_port(this.pointerFor("ibv_query_port"), port, desc);
     if (result !== 0) throw errorFromResult("ibv_query_port", result, `port ${port}`);
     const v = new DataView(desc.buffer);
     return {
@@ -302,7 +303,7 @@ export class Context extends NativeHandle {
     integerIn("port", port, 1, 255);
     integerIn("gid index", index, 0, 0xffff);
     const desc = new Uint8Array(GID.size);
-    const result = verbsShim().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc);
+    const result = verbsNative().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc);
     if (result !== 0) throw errorFromResult("ibv_query_gid", result, `port ${port} index ${index}`);
     const v = new DataView(desc.buffer);
     const gid = desc.slice(GID.gid, GID.gid + GID_BYTES);
@@ -322,7 +323,7 @@ export class Context extends NativeHandle {
     const length = this.queryPort(port).gidTableLength;
     for (let index = 0; index < length; index++) {
       const desc = new Uint8Array(GID.size);
-      if (verbsShim().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc) !== 0) {
+      if (verbsNative().drv_query_gid(this.pointerFor("ibv_query_gid"), port, index, desc) !== 0) {
         continue; // an empty slot
       }
       if (desc.subarray(GID.gid, GID.gid + GID_BYTES).some((b) => b !== 0)) {
@@ -356,7 +357,7 @@ export class Context extends NativeHandle {
       for (;;) {
         // Bounded slices, so a close() is noticed.
         const slice = Math.max(0, Math.min(100, Math.ceil(deadline - performance.now())));
-        const result = await verbsShim().drv_wait_async_event(pointer, slice, out);
+        const result = await verbsNative().drv_wait_async_event(pointer, slice, out);
         if (this.closed) {
           throw new RdmaError("ibv_get_async_event", Errno.EBADF, "Context was closed");
         }

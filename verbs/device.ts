@@ -8,7 +8,7 @@
  * @module
  */
 import { DEVICE, DEVICE_NAME_BYTES } from "../ffi/records/verbs.ts";
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { NODE_TYPES, TRANSPORT_TYPES } from "./constants.ts";
 import { Context } from "./context.ts";
 import { lastError } from "./errors.ts";
@@ -34,7 +34,7 @@ export function formatGuid(guid: bigint): string {
 
 /** Lists the RDMA devices. Throws RdmaError (ENOSYS when the kernel has no RDMA support). */
 export function listDevices(): DeviceInfo[] {
-  const shim = verbsShim();
+  const shim = verbsNative();
   const count = new Int32Array(1);
   const list = shim.drv_get_device_list(new Uint8Array(count.buffer));
   if (list === null) throw lastError("ibv_get_device_list");

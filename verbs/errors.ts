@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { cString, verbsShim } from "../ffi/verbs_symbols.ts";
+import { cStringAt } from "../ffi/pointers.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 
 /** errno values the library reports itself, with their Linux numbers and names. */
 export const Errno = {
@@ -29,9 +30,9 @@ const NAMES = new Map<number, string>(Object.entries(Errno).map(([name, value]) 
 
 function describeErrno(errno: number): { code: string; text: string } {
   try {
-    const shim = verbsShim();
-    const code = cString(shim.drv_errno_name(errno)) || NAMES.get(errno) || `E${errno}`;
-    return { code, text: cString(shim.drv_errno_text(errno)) };
+    const native = verbsNative();
+    const code = cStringAt(native.drv_errno_name(errno)) || NAMES.get(errno) || `E${errno}`;
+    return { code, text: cStringAt(native.drv_errno_text(errno)) };
   } catch {
     // The shim is not loadable: fall back to the names the library uses itself.
     return { code: NAMES.get(errno) ?? `E${errno}`, text: `errno ${errno}` };
@@ -60,7 +61,7 @@ export class RdmaError extends Error {
 
 /** The error for the shim's last failure on this thread (read right after the failed call). */
 export function lastError(verb: string, detail?: string): RdmaError {
-  const errno = verbsShim().drv_last_errno();
+  const errno = verbsNative().drv_last_errno();
   return new RdmaError(verb, errno > 0 ? errno : Errno.EIO, detail);
 }
 

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { Access, ACCESS_MASK } from "./constants.ts";
 import { Errno, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
@@ -132,11 +132,11 @@ export class MemoryRegion extends NativeHandle {
       pointer,
       "MemoryRegion",
       "ibv_dereg_mr",
-      (p) => verbsShim().drv_dereg_mr(p),
+      (p) => verbsNative().drv_dereg_mr(p),
       [parent],
       resolved.keepAlive,
     );
-    const shim = verbsShim();
+    const shim = verbsNative();
     this.lkey = shim.drv_mr_lkey(pointer);
     this.rkey = shim.drv_mr_rkey(pointer);
     this.address = BigInt(Deno.UnsafePointer.value(resolved.address));
@@ -162,7 +162,7 @@ export class MemoryRegion extends NativeHandle {
     }
     const resolved = resolve(source, opts);
     const pdPointer = pd.pointerFor("ibv_reg_mr");
-    const pointer = verbsShim().drv_reg_mr(
+    const pointer = verbsNative().drv_reg_mr(
       pdPointer,
       resolved.address,
       BigInt(resolved.length),

@@ -8,7 +8,7 @@
  * @module
  */
 import { MAX_CHAIN, SEND, SGE } from "../ffi/records/verbs.ts";
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { SendFlags, WrOpcode } from "./constants.ts";
 import { errorFromResult } from "./errors.ts";
 import { closeEpoch, type NativeHandle } from "./handle.ts";
@@ -46,7 +46,7 @@ export class PreparedSend {
   readonly #remote: boolean;
   readonly #atomic: boolean;
   #remoteOffset = 0;
-  readonly #postChain = verbsShim().drv_post_send_chain;
+  readonly #postChain = verbsNative().drv_post_send_chain;
   /** The JavaScript memory its regions registered: a detached one fails the next post. */
   readonly #buffers: readonly ArrayBuffer[];
   /** The queue pair's pointer, checked (with every other handle's) at closeEpoch #checkedAt. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { AddressHandle, type PathOptions } from "./address_handle.ts";
 import type { Context } from "./context.ts";
 import { lastError } from "./errors.ts";
@@ -20,7 +20,7 @@ export class ProtectionDomain extends NativeHandle {
   readonly context: Context;
 
   private constructor(pointer: Deno.PointerObject, context: Context) {
-    super(pointer, "ProtectionDomain", "ibv_dealloc_pd", (p) => verbsShim().drv_dealloc_pd(p), [
+    super(pointer, "ProtectionDomain", "ibv_dealloc_pd", (p) => verbsNative().drv_dealloc_pd(p), [
       context,
     ]);
     this.context = context;
@@ -29,7 +29,7 @@ export class ProtectionDomain extends NativeHandle {
   /** ibv_alloc_pd. Prefer `Context.allocProtectionDomain()`. */
   static allocate(context: Context): ProtectionDomain {
     NativeHandle.expect(context, "Context", "context");
-    const pointer = verbsShim().drv_alloc_pd(context.pointerFor("ibv_alloc_pd"));
+    const pointer = verbsNative().drv_alloc_pd(context.pointerFor("ibv_alloc_pd"));
     if (pointer === null) throw lastError("ibv_alloc_pd");
     return new ProtectionDomain(pointer, context);
   }

@@ -9,7 +9,7 @@
  * @module
  */
 import { MAX_SGE, PATH, QP_ATTR, RECV, SEND } from "../ffi/records/verbs.ts";
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { AddressHandle, type PathOptions, writePath } from "./address_handle.ts";
 import { CompletionQueue } from "./completion_queue.ts";
 import {
@@ -257,12 +257,12 @@ export class QueuePair extends NativeHandle {
       pointer,
       "QueuePair",
       "ibv_destroy_qp",
-      (p) => verbsShim().drv_destroy_qp(p),
+      (p) => verbsNative().drv_destroy_qp(p),
       srq === null ? [pd, sendCq, recvCq] : [pd, sendCq, recvCq, srq],
     );
     this.srq = srq;
     this.type = type;
-    this.qpn = verbsShim().drv_qp_num(pointer);
+    this.qpn = verbsNative().drv_qp_num(pointer);
     this.psn = crypto.getRandomValues(new Uint32Array(1))[0] & 0xffffff;
     this.sendCq = sendCq;
     this.recvCq = recvCq;
@@ -316,7 +316,7 @@ export class QueuePair extends NativeHandle {
     if (srq !== null && type === QpType.UC) {
       throw new TypeError("a shared receive queue serves RC and UD queue pairs, not UC");
     }
-    const pointer = verbsShim().drv_create_qp(
+    const pointer = verbsNative().drv_create_qp(
       pd.pointerFor("ibv_create_qp"),
       sendCq.pointerFor("ibv_create_qp"),
       recvCq.pointerFor("ibv_create_qp"),
@@ -340,7 +340,7 @@ export class QueuePair extends NativeHandle {
     }
     // The provider may round the inline size up: sends are checked against what it gave.
     const caps = new Uint8Array(QP_ATTR.size);
-    const given = verbsShim().drv_query_qp_attributes(pointer, caps) === 0
+    const given = verbsNative().drv_query_qp_attributes(pointer, caps) === 0
       ? new DataView(caps.buffer).getUint32(QP_ATTR.max_inline_data, true)
       : maxInline;
     return new QueuePair(
@@ -363,7 +363,7 @@ export class QueuePair extends NativeHandle {
    */
   queryAttributes(): QueuePairAttributes {
     const desc = new Uint8Array(QP_ATTR.size);
-    const result = verbsShim().drv_query_qp_attributes(this.pointerFor("ibv_query_qp"), desc);
+    const result = verbsNative().drv_query_qp_attributes(this.pointerFor("ibv_query_qp"), desc);
     if (result !== 0) throw errorFromResult("ibv_query_qp", result, "attributes");
     const v = new DataView(desc.buffer);
     const u32 = (offset: number) => v.getUint32(offset, true);
@@ -387,7 +387,7 @@ export class QueuePair extends NativeHandle {
 
   /** The current state (QpState), as the device reports it (ibv_query_qp). */
   get state(): number {
-    const state = verbsShim().drv_qp_state(this.pointerFor("ibv_query_qp"));
+    const state = verbsNative().drv_qp_state(this.pointerFor("ibv_query_qp"));
     if (state < 0) throw errorFromResult("ibv_query_qp", state, "state");
     return state;
   }
@@ -450,7 +450,7 @@ export class QueuePair extends NativeHandle {
     const qkey = optionalInteger("qkey", opts.qkey, DEFAULT_QKEY, 0, 0xffffffff);
     // The pointer last, after every getter of `options` ran: one may have closed this queue pair.
     const qp = this.pointerFor("ibv_modify_qp");
-    const result = verbsShim().drv_modify_qp_init(qp, port, pkeyIndex, access, qkey);
+    const result = verbsNative().drv_modify_qp_init(qp, port, pkeyIndex, access, qkey);
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to INIT");
   }
 
@@ -497,7 +497,7 @@ export class QueuePair extends NativeHandle {
       }
       v.setUint8(PATH.min_rnr_timer, optionalInteger("minRnrTimer", opts.minRnrTimer, 12, 0, 31));
     }
-    const result = verbsShim().drv_modify_qp_rtr(this.pointerFor("ibv_modify_qp"), desc);
+    const result = verbsNative().drv_modify_qp_rtr(this.pointerFor("ibv_modify_qp"), desc);
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to RTR");
   }
 
@@ -510,7 +510,7 @@ export class QueuePair extends NativeHandle {
     const depth = this.type === QpType.RC ? this.#initiatorDepth(opts) : 0;
     // The pointer last, after every getter of `options` ran: one may have closed this queue pair.
     const qp = this.pointerFor("ibv_modify_qp");
-    const result = verbsShim().drv_modify_qp_rts(
+    const result = verbsNative().drv_modify_qp_rts(
       qp,
       this.psn,
       timeout,
@@ -603,7 +603,7 @@ export class QueuePair extends NativeHandle {
 
   /** Moves to ERR: outstanding requests complete with WR_FLUSH_ERR. */
   toError(): void {
-    const result = verbsShim().drv_modify_qp_error(this.pointerFor("ibv_modify_qp"));
+    const result = verbsNative().drv_modify_qp_error(this.pointerFor("ibv_modify_qp"));
     if (result !== 0) throw errorFromResult("ibv_modify_qp", result, "to ERR");
   }
 
@@ -717,7 +717,7 @@ export class QueuePair extends NativeHandle {
       this.#sges.forget();
     }
     const qp = this.pointerFor("ibv_post_send");
-    const result = verbsShim().drv_post_send(qp, this.#send);
+    const result = verbsNative().drv_post_send(qp, this.#send);
     if (result !== 0) throw errorFromResult("ibv_post_send", result);
   }
 
@@ -761,7 +761,7 @@ export class QueuePair extends NativeHandle {
     this.#sges.encodeRecv(this.#recvView, wr, this.maxRecvSge, "ibv_post_recv");
     // After encoding: a getter in `wr` may have closed this queue pair.
     const qp = this.pointerFor("ibv_post_recv");
-    const result = verbsShim().drv_post_recv(qp, this.#recv);
+    const result = verbsNative().drv_post_recv(qp, this.#recv);
     if (result !== 0) throw errorFromResult("ibv_post_recv", result);
   }
 }

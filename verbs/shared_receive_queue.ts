@@ -5,7 +5,7 @@
  * @module
  */
 import { MAX_SGE, RECV, SRQ_ATTR } from "../ffi/records/verbs.ts";
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import type { AsyncEvent } from "./async_events.ts";
 import { errorFromResult, lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
@@ -35,9 +35,15 @@ export class SharedReceiveQueue extends NativeHandle {
   readonly #address: bigint;
 
   private constructor(pointer: Deno.PointerObject, pd: NativeHandle, maxSge: number) {
-    super(pointer, "SharedReceiveQueue", "ibv_destroy_srq", (p) => verbsShim().drv_destroy_srq(p), [
-      pd,
-    ]);
+    super(
+      pointer,
+      "SharedReceiveQueue",
+      "ibv_destroy_srq",
+      (p) => verbsNative().drv_destroy_srq(p),
+      [
+        pd,
+      ],
+    );
     this.pd = pd as ProtectionDomain;
     this.maxSge = maxSge;
     this.#address = BigInt(Deno.UnsafePointer.value(pointer));
@@ -50,7 +56,7 @@ export class SharedReceiveQueue extends NativeHandle {
     const opts = optionsObject("options", options);
     const maxWr = optionalInteger("maxWr", opts.maxWr, 1024, 1, 1 << 20);
     const maxSge = optionalInteger("maxSge", opts.maxSge, 1, 1, MAX_SGE);
-    const pointer = verbsShim().drv_create_srq(pd.pointerFor("ibv_create_srq"), maxWr, maxSge, 0);
+    const pointer = verbsNative().drv_create_srq(pd.pointerFor("ibv_create_srq"), maxWr, maxSge, 0);
     if (pointer === null) {
       throw lastError("ibv_create_srq", `${maxWr} receives of ${maxSge} sges`);
     }
@@ -62,7 +68,7 @@ export class SharedReceiveQueue extends NativeHandle {
     this.#sges.encodeRecv(this.#recvView, wr, this.maxSge, "ibv_post_srq_recv");
     // After encoding: a getter in `wr` may have closed this queue.
     const srq = this.pointerFor("ibv_post_srq_recv");
-    const result = verbsShim().drv_post_srq_recv(srq, this.#recv);
+    const result = verbsNative().drv_post_srq_recv(srq, this.#recv);
     if (result !== 0) throw errorFromResult("ibv_post_srq_recv", result);
   }
 
@@ -73,7 +79,7 @@ export class SharedReceiveQueue extends NativeHandle {
    */
   armLimit(limit: number): void {
     const value = integerIn("limit", limit, 1, 0xffffffff);
-    const result = verbsShim().drv_arm_srq_limit(this.pointerFor("ibv_modify_srq"), value);
+    const result = verbsNative().drv_arm_srq_limit(this.pointerFor("ibv_modify_srq"), value);
     if (result !== 0) throw errorFromResult("ibv_modify_srq", result, `limit ${value}`);
   }
 
@@ -85,7 +91,7 @@ export class SharedReceiveQueue extends NativeHandle {
   /** ibv_query_srq: the receives and sges it holds (which may exceed the request) and the limit. */
   query(): { maxWr: number; maxSge: number; limit: number } {
     const desc = new Uint8Array(SRQ_ATTR.size);
-    const result = verbsShim().drv_query_srq(this.pointerFor("ibv_query_srq"), desc);
+    const result = verbsNative().drv_query_srq(this.pointerFor("ibv_query_srq"), desc);
     if (result !== 0) throw errorFromResult("ibv_query_srq", result);
     const v = new DataView(desc.buffer);
     return {

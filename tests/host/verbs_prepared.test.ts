@@ -4,7 +4,7 @@
 // given to a verb.
 import assert from "node:assert/strict";
 import { MAX_CHAIN, MAX_SGE, SEND, SGE } from "../../ffi/records/verbs.ts";
-import { verbsShim } from "../../ffi/verbs_symbols.ts";
+import { verbsNative } from "../../ffi/verbs_symbols.ts";
 import { Errno, NativeHandle, PreparedSend, RdmaError, WrOpcode } from "../../verbs/mod.ts";
 import { PREPARED_BY_QUEUE_PAIR } from "../../verbs/prepared_send.ts";
 
@@ -160,7 +160,7 @@ Deno.test("prepared send: post() refuses bad counts and closed handles before po
 });
 
 Deno.test("drv_post_send_chain refuses chains and lists it cannot hold, before touching the QP", () => {
-  const shim = verbsShim();
+  const shim = verbsNative();
   // A pointer that would fault if dereferenced: these checks must come first.
   const notAQp = Deno.UnsafePointer.create(0x10n)!;
   const posted = new Uint32Array([7]);
