@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { pointerOf } from "../ffi/pointers.ts";
 import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { MemoryRegion, NativeHandle, QpType, QueuePair, WrOpcode } from "../verbs/mod.ts";
 
@@ -21,7 +22,7 @@ const dummies: Uint8Array[] = [];
 function dummyPointer(): Deno.PointerObject {
   const bytes = new Uint8Array(4096);
   dummies.push(bytes);
-  return Deno.UnsafePointer.of(bytes)!;
+  return pointerOf(bytes)!;
 }
 
 class DummyHandle extends NativeHandle {
@@ -51,7 +52,7 @@ const mr = Reflect.construct(MemoryRegion as unknown as () => unknown, [
   pd,
   dummyPointer(),
   {
-    address: Deno.UnsafePointer.of(buffer),
+    address: pointerOf(buffer),
     length: buffer.length,
     bytes: buffer,
     keepAlive: buffer,

@@ -13,6 +13,11 @@ export function addressOf(view: ArrayBufferView): bigint {
   return BigInt(Deno.UnsafePointer.value(pointer));
 }
 
+/** The pointer to a view's first byte, or null for a view with no backing memory. */
+export function pointerOf(view: ArrayBufferView): Deno.PointerValue {
+  return Deno.UnsafePointer.of(view as BufferSource);
+}
+
 /** A pointer's address (0n for null). */
 export function addressOfPointer(pointer: Deno.PointerValue): bigint {
   return BigInt(Deno.UnsafePointer.value(pointer));

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { addressOfPointer } from "../ffi/pointers.ts";
 import { GID_BYTES, PATH } from "../ffi/records/verbs.ts";
 import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { lastError } from "./errors.ts";
@@ -99,6 +100,6 @@ export class AddressHandle extends NativeHandle {
 
   /** The native address as the send descriptor carries it. */
   get address(): bigint {
-    return BigInt(Deno.UnsafePointer.value(this.pointerFor("ibv_post_send")));
+    return addressOfPointer(this.pointerFor("ibv_post_send"));
   }
 }

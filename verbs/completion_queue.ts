@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { addressOfPointer } from "../ffi/pointers.ts";
 import { POLL_FAILED } from "../ffi/records/verbs.ts";
 import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { CompletionError } from "./completion_error.ts";
@@ -80,7 +81,7 @@ export class CompletionQueue extends NativeHandle {
     this.capacity = verbsNative().drv_cq_capacity(pointer);
     this.context = parent as Context;
     this.#channel = channel;
-    this.#address = BigInt(Deno.UnsafePointer.value(pointer));
+    this.#address = addressOfPointer(pointer);
   }
 
   /** Whether `event` (from `Context.waitAsyncEvent`) is this queue's CQ_ERR. */

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { addressOfPointer, pointerAt, pointerOf } from "../ffi/pointers.ts";
 import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { Access, ACCESS_MASK } from "./constants.ts";
 import { Errno, lastError, RdmaError } from "./errors.ts";
@@ -76,7 +77,7 @@ function resolve(source: unknown, options: Partial<RegisterOptions>): Resolved {
       throw new RangeError(`offset ${offset} + length ${length} exceeds the ${size}-byte buffer`);
     }
     const bytes = new Uint8Array(buffer, base + offset, length);
-    const address = Deno.UnsafePointer.of(bytes);
+    const address = pointerOf(bytes);
     if (address === null) throw new RangeError("the buffer has no backing memory");
     return { address, length, bytes, keepAlive: buffer };
   }
@@ -91,7 +92,7 @@ function resolve(source: unknown, options: Partial<RegisterOptions>): Resolved {
       if (address <= 0n || address >= 1n << 64n) {
         throw new RangeError(`address must be a non-null 64-bit address, got ${address}`);
       }
-      pointer = Deno.UnsafePointer.create(address);
+      pointer = pointerAt(address);
     } else if (address !== null && typeof address === "object") {
       pointer = address as Deno.PointerObject;
     } else {
@@ -139,7 +140,7 @@ export class MemoryRegion extends NativeHandle {
     const shim = verbsNative();
     this.lkey = shim.drv_mr_lkey(pointer);
     this.rkey = shim.drv_mr_rkey(pointer);
-    this.address = BigInt(Deno.UnsafePointer.value(resolved.address));
+    this.address = addressOfPointer(resolved.address);
     this.length = resolved.length;
     this.access = access;
     this.bytes = resolved.bytes;

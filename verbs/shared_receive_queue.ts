@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { addressOfPointer } from "../ffi/pointers.ts";
 import { MAX_SGE, RECV, SRQ_ATTR } from "../ffi/records/verbs.ts";
 import { verbsNative } from "../ffi/verbs_symbols.ts";
 import type { AsyncEvent } from "./async_events.ts";
@@ -46,7 +47,7 @@ export class SharedReceiveQueue extends NativeHandle {
     );
     this.pd = pd as ProtectionDomain;
     this.maxSge = maxSge;
-    this.#address = BigInt(Deno.UnsafePointer.value(pointer));
+    this.#address = addressOfPointer(pointer);
     this.#sges = new SgeWriter(pd);
   }
 

@@ -7,14 +7,8 @@
  * @module
  */
 
-const libc = Deno.dlopen("libc.so.6", {
-  malloc: { parameters: ["usize"], result: "pointer" },
-  free: { parameters: ["pointer"], result: "void" },
-  mallopt: { parameters: ["i32", "i32"], result: "i32" },
-  malloc_trim: { parameters: ["usize"], result: "i32" },
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-  munmap: { parameters: ["pointer", "usize"], result: "i32" },
-});
+import { libc } from "../../ffi/libc.ts";
+import { addressOfPointer, bytesAt } from "../../ffi/pointers.ts";
 
 const M_MMAP_THRESHOLD = -3;
 const PROT_READ_WRITE = 0x3;
@@ -39,7 +33,7 @@ export function setMmapThreshold(bytes: number): void {
   if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > 32 * 1024 * 1024) {
     throw new RangeError(`mmap threshold must be 0..32 MiB, got ${bytes}`);
   }
-  if (libc.symbols.mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new Error("mallopt failed");
+  if (libc().mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new Error("mallopt failed");
 }
 
 function checkLength(length: number): void {
@@ -56,16 +50,16 @@ function nativeBlock(
   return {
     source,
     pointer,
-    address: BigInt(Deno.UnsafePointer.value(pointer)),
+    address: addressOfPointer(pointer),
     length,
-    bytes: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, length)),
+    bytes: bytesAt(pointer, length),
   };
 }
 
 /** malloc(length); Error when it returns NULL. */
 export function allocate(length: number): NativeBlock {
   checkLength(length);
-  const pointer = libc.symbols.malloc(BigInt(length));
+  const pointer = libc().malloc(BigInt(length));
   if (pointer === null) throw new Error(`malloc(${length}) failed`);
   return nativeBlock("malloc", pointer, length);
 }
@@ -73,7 +67,7 @@ export function allocate(length: number): NativeBlock {
 /** An anonymous private mapping of `length` bytes (rounded up to pages by the kernel). */
 export function mapAnonymous(length: number): NativeBlock {
   checkLength(length);
-  const pointer = libc.symbols.mmap(
+  const pointer = libc().mmap(
     null,
     BigInt(length),
     PROT_READ_WRITE,
@@ -81,7 +75,7 @@ export function mapAnonymous(length: number): NativeBlock {
     -1,
     0n,
   );
-  if (pointer === null || BigInt(Deno.UnsafePointer.value(pointer)) === MAP_FAILED) {
+  if (pointer === null || addressOfPointer(pointer) === MAP_FAILED) {
     throw new Error(`mmap of ${length} bytes failed`);
   }
   return nativeBlock("mmap", pointer, length);
@@ -90,8 +84,8 @@ export function mapAnonymous(length: number): NativeBlock {
 /** free() or munmap(), as the block came; its bytes must not be used afterwards. */
 export function freeBlock(block: NativeBlock): void {
   if (block.source === "malloc") {
-    libc.symbols.free(block.pointer);
-  } else if (libc.symbols.munmap(block.pointer, BigInt(block.length)) !== 0) {
+    libc().free(block.pointer);
+  } else if (libc().munmap(block.pointer, BigInt(block.length)) !== 0) {
     throw new Error(`munmap of ${block.length} bytes at 0x${block.address.toString(16)} failed`);
   }
 }
@@ -109,5 +103,5 @@ export function vmPinKiB(): number {
  * mapped on their own are released to the system only by this, or by a later shrink.
  */
 export function trimHeap(): void {
-  libc.symbols.malloc_trim(0n);
+  libc().malloc_trim(0n);
 }

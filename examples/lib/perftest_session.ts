@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { addressOf } from "../../ffi/pointers.ts";
 import {
   Access,
   type CompletionQueue,
@@ -112,7 +113,7 @@ const PAGE_BYTES = 4096;
  */
 function pageAlignedBuffer(bytes: number): Uint8Array {
   const backing = new Uint8Array(bytes + PAGE_BYTES - 1);
-  const address = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(backing)));
+  const address = Number(addressOf(backing));
   const offset = (PAGE_BYTES - (address % PAGE_BYTES)) % PAGE_BYTES;
   return backing.subarray(offset, offset + bytes);
 }

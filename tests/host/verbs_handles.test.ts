@@ -1,6 +1,7 @@
 // Handle lifetime rules (verbs/handle.ts), checked with a named double whose "native object" is a
 // JavaScript log instead of a verbs object.
 import assert from "node:assert/strict";
+import { pointerAt } from "../../ffi/pointers.ts";
 import { NativeHandle, RdmaError } from "../../verbs/mod.ts";
 
 /** Test double: a handle whose destroy verb records its name in `log` and returns `result()`. */
@@ -11,7 +12,7 @@ class RecordingHandle extends NativeHandle {
     parents: NativeHandle[] = [],
     result: () => number = () => 0,
   ) {
-    super(Deno.UnsafePointer.create(0x1000n)!, label, `destroy_${label}`, () => {
+    super(pointerAt(0x1000n)!, label, `destroy_${label}`, () => {
       const r = result();
       if (r === 0) log.push(label);
       return r;

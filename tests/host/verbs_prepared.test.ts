@@ -4,6 +4,7 @@
 // given to a verb.
 import assert from "node:assert/strict";
 import { MAX_CHAIN, MAX_SGE, SEND, SGE } from "../../ffi/records/verbs.ts";
+import { pointerAt } from "../../ffi/pointers.ts";
 import { verbsNative } from "../../ffi/verbs_symbols.ts";
 import { Errno, NativeHandle, PreparedSend, RdmaError, WrOpcode } from "../../verbs/mod.ts";
 import { PREPARED_BY_QUEUE_PAIR } from "../../verbs/prepared_send.ts";
@@ -11,7 +12,7 @@ import { PREPARED_BY_QUEUE_PAIR } from "../../verbs/prepared_send.ts";
 /** Test double: a handle with a fake pointer that is only closed, never passed to a verb. */
 class ClosableHandleDouble extends NativeHandle {
   constructor(kind: string) {
-    super(Deno.UnsafePointer.create(0x1000n)!, kind, "none", () => 0);
+    super(pointerAt(0x1000n)!, kind, "none", () => 0);
   }
 }
 
@@ -162,7 +163,7 @@ Deno.test("prepared send: post() refuses bad counts and closed handles before po
 Deno.test("drv_post_send_chain refuses chains and lists it cannot hold, before touching the QP", () => {
   const shim = verbsNative();
   // A pointer that would fault if dereferenced: these checks must come first.
-  const notAQp = Deno.UnsafePointer.create(0x10n)!;
+  const notAQp = pointerAt(0x10n)!;
   const posted = new Uint32Array([7]);
   const bytes = descriptor(WrOpcode.RDMA_WRITE, 64, 0x1000n);
   assert.equal(shim.drv_post_send_chain(notAQp, bytes, 0, 1, posted), -Errno.EINVAL);

@@ -2,6 +2,7 @@
 // values RangeError. The protection domain is a named double that fails the test if a verb
 // would be reached.
 import assert from "node:assert/strict";
+import { pointerAt } from "../../ffi/pointers.ts";
 import {
   Access,
   AddressHandle,
@@ -26,7 +27,7 @@ import { gidBytes } from "../../verbs/gid.ts";
 /** A handle of `kind` whose pointer nothing may use: validation must fail first. */
 class Unreachable extends NativeHandle {
   constructor(kind: string) {
-    super(Deno.UnsafePointer.create(0x1000n)!, kind, "none", () => 0);
+    super(pointerAt(0x1000n)!, kind, "none", () => 0);
   }
   override pointerFor(verb: string): Deno.PointerObject {
     throw new Error(`validation let ${verb} run`);

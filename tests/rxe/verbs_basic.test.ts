@@ -1,5 +1,6 @@
 // rxe suite: devices, queries, registration, and the lifetime and bad-input rules on real handles.
 import assert from "node:assert/strict";
+import { addressOf } from "../../ffi/pointers.ts";
 import {
   Access,
   LinkLayer,
@@ -63,7 +64,7 @@ Deno.test("register and deregister: keys, address, default access, pinned memory
   const mr = pd.registerMemory(buffer);
   assert.equal(mr.length, buffer.length);
   assert.equal(mr.access, Access.LOCAL_WRITE);
-  assert.equal(mr.address, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer))));
+  assert.equal(mr.address, addressOf(buffer));
   assert.ok(mr.lkey !== 0);
   assert.ok(vmPinKiB() >= before + 4096, `VmPin ${before} -> ${vmPinKiB()} kB`);
   mr.deregister();

@@ -1,6 +1,7 @@
 // rxe suite: an RC queue pair pair in loopback: SEND/RECV, RDMA WRITE (with immediate), RDMA READ
 // of 1 MiB verified byte for byte, atomics, completion events, and bad work requests.
 import assert from "node:assert/strict";
+import { addressOf } from "../../ffi/pointers.ts";
 import {
   Access,
   gidText,
@@ -424,6 +425,6 @@ Deno.test("a region keeps its buffer alive when nothing else references it", asy
   });
   assertAllSucceeded(await lo.completions(1));
   const bytes = target.bytes!;
-  assert.equal(BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))), target.address);
+  assert.equal(addressOf(bytes), target.address);
   assert.equal(firstDifference(bytes, source), -1);
 });

@@ -1,0 +1,88 @@
+// ffi/ is the one unsafe boundary: no TypeScript file outside it opens a library or touches Deno's
+// unsafe pointer API (dlopen, UnsafePointer, UnsafePointerView, UnsafeCallback, ...). Code that
+// must name native memory uses ffi/pointers.ts, libc's functions come from ffi/libc.ts, and each
+// native library has its table in ffi/. A file that does so fails here, by name.
+import assert from "node:assert/strict";
+import { ROOT } from "../../tools/build.ts";
+
+/** What crosses the boundary: opening a library, or an unsafe pointer class. */
+const UNSAFE = /\bDeno\s*\.\s*(?:dlopen|Unsafe\w*)\b/;
+
+/** Folders of the repository that are not its code, or are the boundary itself. */
+const SKIPPED = new Set(["ffi", "node_modules", "build", ".cache", ".git"]);
+
+/**
+ * Files that still cross the boundary, each until its owner converts it; the list only shrinks.
+ * Converting a file means deleting its line here (a listed file that no longer crosses is
+ * reported).
+ */
+const UNCONVERTED: readonly string[] = [
+  // The registration cache's.
+  "bench/cache_bench.ts",
+  "bench/hooks_munmap.ts",
+  "cache/registration_cache.ts",
+  "cache/testing/native_memory.ts",
+  "cache/testing/stress_worker.ts",
+  "tests/host/cache_fork.test.ts",
+  "tests/host/cache_front.test.ts",
+  "tests/host/cache_front_atomics.test.ts",
+  "tests/host/cache_hooks.test.ts",
+  "tests/host/cache_logic.test.ts",
+  "tests/rxe/cache_reuse.test.ts",
+  // The memory hooks'.
+  "hooks/mem_hooks.ts",
+  "tests/host/hooks_api.test.ts",
+  "tests/host/hooks_patch_child.ts",
+  "tests/host/hooks_probe.ts",
+  "tests/host/hooks_release.test.ts",
+  "tests/host/hooks_workers.test.ts",
+  "tests/host/hooks_workers_worker.ts",
+];
+
+/** Every .ts file under `dir` (relative to the root), skipped folders left out at the top. */
+function* sources(dir = ""): Generator<string> {
+  for (const entry of Deno.readDirSync(dir === "" ? ROOT : `${ROOT}/${dir}`)) {
+    if (dir === "" && SKIPPED.has(entry.name)) continue;
+    const path = dir === "" ? entry.name : `${dir}/${entry.name}`;
+    if (entry.isDirectory) yield* sources(path);
+    else if (entry.isFile && entry.name.endsWith(".ts")) yield path;
+  }
+}
+
+/** The files outside ffi/ that cross the boundary, sorted. */
+function crossing(): string[] {
+  return [...sources()].filter((path) => UNSAFE.test(Deno.readTextFileSync(`${ROOT}/${path}`)))
+    .sort();
+}
+
+Deno.test("only ffi/ opens libraries or uses unsafe pointers", () => {
+  const found = crossing();
+  const unlisted = found.filter((path) => !UNCONVERTED.includes(path));
+  assert.deepEqual(
+    unlisted,
+    [],
+    `outside ffi/, these use dlopen or an unsafe pointer class: ${unlisted.join(", ")} ` +
+      "(use ffi/pointers.ts, ffi/libc.ts or a table in ffi/)",
+  );
+  const converted = UNCONVERTED.filter((path) => !found.includes(path));
+  if (converted.length > 0) {
+    console.warn(
+      `ffi_boundary: no longer crossing, delete from UNCONVERTED: ${converted.join(", ")}`,
+    );
+  }
+});
+
+Deno.test("the check sees each way across", () => {
+  const D = "Deno"; // spelled apart, so that this file does not cross
+  const crosses = [
+    `const lib = ${D}.dlopen("libc.so.6", {});`,
+    `const p = ${D}.UnsafePointer.create(1n);`,
+    `new ${D}.UnsafePointerView(p)`,
+    `${D}.UnsafeCallback`,
+    `${D}\n  .dlopen(path, symbols)`,
+  ];
+  for (const text of crosses) assert.ok(UNSAFE.test(text), text);
+  const safe = ["const p: Deno.PointerObject = pointerAt(1n);", "Deno.PointerValue", "dlopen(x)"];
+  for (const text of safe) assert.ok(!UNSAFE.test(text), text);
+  assert.ok(UNCONVERTED.every((path) => !path.startsWith("ffi/")), "ffi/ is never listed");
+});
