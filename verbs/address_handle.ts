@@ -62,13 +62,13 @@ export class AddressHandle extends NativeHandle {
   /** The protection domain it was created in: only its UD queue pairs can send through it. */
   readonly pd: ProtectionDomain;
 
-  private constructor(pointer: Deno.PointerObject, pd: NativeHandle) {
+  private constructor(pointer: Deno.PointerObject, pd: ProtectionDomain) {
     super(pointer, "AddressHandle", "ibv_destroy_ah", (p) => verbsNative().drv_destroy_ah(p), [pd]);
-    this.pd = pd as ProtectionDomain;
+    this.pd = pd;
   }
 
   /** ibv_create_ah. Prefer `ProtectionDomain.createAddressHandle`. */
-  static create(pd: NativeHandle, path: PathOptions): AddressHandle {
+  static create(pd: ProtectionDomain, path: PathOptions): AddressHandle {
     NativeHandle.expect(pd, "ProtectionDomain", "pd");
     const p = optionsObject("path", path);
     // Each field read once, getters included (a spread copies own properties only).
@@ -91,7 +91,7 @@ export class AddressHandle extends NativeHandle {
     if (opts.gidIndex === undefined && desc[PATH.is_global] === 1) {
       const gid = desc.slice(PATH.dgid, PATH.dgid + GID_BYTES);
       const port = desc[PATH.port_num];
-      desc[PATH.sgid_index] = (pd as ProtectionDomain).context.sourceGidIndex(port, gid);
+      desc[PATH.sgid_index] = pd.context.sourceGidIndex(port, gid);
     }
     const pointer = verbsNative().drv_create_ah(pd.pointerFor("ibv_create_ah"), desc);
     if (pointer === null) throw lastError("ibv_create_ah");

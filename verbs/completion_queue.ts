@@ -68,7 +68,7 @@ export class CompletionQueue extends NativeHandle {
 
   private constructor(
     pointer: Deno.PointerObject,
-    parent: NativeHandle,
+    context: Context,
     channel: Deno.PointerObject | null,
   ) {
     super(pointer, "CompletionQueue", "ibv_destroy_cq", (p) => {
@@ -77,9 +77,9 @@ export class CompletionQueue extends NativeHandle {
       // The channel outlives its queue: destroy it only once the queue is gone.
       if (result === 0 && channel !== null) shim.drv_destroy_comp_channel(channel);
       return result;
-    }, [parent]);
+    }, [context]);
     this.capacity = verbsNative().drv_cq_capacity(pointer);
-    this.context = parent as Context;
+    this.context = context;
     this.#channel = channel;
     this.#address = addressOfPointer(pointer);
   }
@@ -90,7 +90,7 @@ export class CompletionQueue extends NativeHandle {
   }
 
   /** ibv_create_cq. Prefer `Context.createCompletionQueue`. */
-  static create(context: NativeHandle, options?: CompletionQueueOptions): CompletionQueue {
+  static create(context: Context, options?: CompletionQueueOptions): CompletionQueue {
     NativeHandle.expect(context, "Context", "context");
     const opts = optionsObject("options", options);
     const entries = optionalInteger("entries", opts.entries, 256, 1, 1 << 22);

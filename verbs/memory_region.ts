@@ -43,11 +43,6 @@ export interface RegisterOptions {
   length?: number;
 }
 
-/** The native owner of a memory region's pointer (what ProtectionDomain passes in). */
-export interface MemoryRegionParent {
-  pointerFor(verb: string): Deno.PointerObject;
-}
-
 interface Resolved {
   address: Deno.PointerObject;
   length: number;
@@ -124,7 +119,7 @@ export class MemoryRegion extends NativeHandle {
   readonly pd: ProtectionDomain;
 
   private constructor(
-    parent: NativeHandle,
+    pd: ProtectionDomain,
     pointer: Deno.PointerObject,
     resolved: Resolved,
     access: number,
@@ -134,7 +129,7 @@ export class MemoryRegion extends NativeHandle {
       "MemoryRegion",
       "ibv_dereg_mr",
       (p) => verbsNative().drv_dereg_mr(p),
-      [parent],
+      [pd],
       resolved.keepAlive,
     );
     const shim = verbsNative();
@@ -144,12 +139,12 @@ export class MemoryRegion extends NativeHandle {
     this.length = resolved.length;
     this.access = access;
     this.bytes = resolved.bytes;
-    this.pd = parent as ProtectionDomain;
+    this.pd = pd;
   }
 
   /** ibv_reg_mr. Prefer `ProtectionDomain.registerMemory`. */
   static register(
-    pd: NativeHandle,
+    pd: ProtectionDomain,
     source: MemorySource,
     options?: RegisterOptions,
   ): MemoryRegion {

@@ -9,8 +9,7 @@ import { AddressHandle, type PathOptions } from "./address_handle.ts";
 import type { Context } from "./context.ts";
 import { lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
-import { MemoryRegion, type MemoryRegion as MemoryRegionType } from "./memory_region.ts";
-import type { MemorySource, RegisterOptions } from "./memory_region.ts";
+import { MemoryRegion, type MemorySource, type RegisterOptions } from "./memory_region.ts";
 import { QueuePair, type QueuePairOptions } from "./queue_pair.ts";
 import { SharedReceiveQueue, type SharedReceiveQueueOptions } from "./shared_receive_queue.ts";
 
@@ -38,7 +37,7 @@ export class ProtectionDomain extends NativeHandle {
    * ibv_reg_mr: registers a buffer (or part of it with `offset`/`length`) or `{address, length}`.
    * Access defaults to `Access.LOCAL_WRITE`; ask for remote access explicitly.
    */
-  registerMemory(source: MemorySource, options?: RegisterOptions): MemoryRegionType {
+  registerMemory(source: MemorySource, options?: RegisterOptions): MemoryRegion {
     return MemoryRegion.register(this, source, options);
   }
 

@@ -23,6 +23,7 @@ import {
 } from "./constants.ts";
 import type { AsyncEvent } from "./async_events.ts";
 import type { Context } from "./context.ts";
+import type { ProtectionDomain } from "./protection_domain.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import { PREPARED_BY_QUEUE_PAIR, PreparedSend } from "./prepared_send.ts";
@@ -239,11 +240,11 @@ export class QueuePair extends NativeHandle {
   /** The address handle the last encoding used (prepareSend keeps it open). */
   #encodedAh: AddressHandle | null = null;
   /** Regions and address handles of another protection domain fail on the device, later. */
-  readonly #pd: NativeHandle;
+  readonly #pd: ProtectionDomain;
 
   private constructor(
     pointer: Deno.PointerObject,
-    pd: NativeHandle,
+    pd: ProtectionDomain,
     context: Context,
     type: number,
     sendCq: CompletionQueue,
@@ -275,7 +276,7 @@ export class QueuePair extends NativeHandle {
   }
 
   /** ibv_create_qp. Prefer `ProtectionDomain.createQueuePair`. */
-  static create(pd: NativeHandle, context: Context, options: QueuePairOptions): QueuePair {
+  static create(pd: ProtectionDomain, context: Context, options: QueuePairOptions): QueuePair {
     NativeHandle.expect(pd, "ProtectionDomain", "pd");
     NativeHandle.expect(context, "Context", "context");
     const opts = optionsObject("options", options);
@@ -290,7 +291,7 @@ export class QueuePair extends NativeHandle {
       throw new TypeError("sendCq (and recvCq if given) must be CompletionQueues");
     }
     // The kernel looks handles up per opened device: another context's queue is not this one.
-    if ((pd as unknown as { context?: unknown }).context !== context) {
+    if (pd.context !== context) {
       throw new TypeError("pd must belong to context");
     }
     if (sendCq.context !== context || recvCq.context !== context) {

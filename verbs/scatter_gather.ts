@@ -6,8 +6,8 @@
  */
 import { MAX_SGE, RECV, SGE } from "../ffi/records/verbs.ts";
 import { Errno, RdmaError } from "./errors.ts";
-import type { NativeHandle } from "./handle.ts";
 import { MemoryRegion } from "./memory_region.ts";
+import type { ProtectionDomain } from "./protection_domain.ts";
 import type { RecvRequest } from "./queue_pair.ts";
 import { integerIn, writeU64 } from "./validate.ts";
 
@@ -58,7 +58,8 @@ export class SgeWriter {
   /** A request is being encoded with this writer (see `begin`). */
   #busy = false;
 
-  constructor(readonly pd: NativeHandle) {}
+  /** A writer for the lists of one queue of `pd`. */
+  constructor(readonly pd: ProtectionDomain) {}
 
   /**
    * Starts encoding a request with the queue's shared state (descriptors, this writer): a getter of

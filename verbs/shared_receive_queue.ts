@@ -35,7 +35,7 @@ export class SharedReceiveQueue extends NativeHandle {
   /** Where the native queue lives: how an asynchronous event names it. */
   readonly #address: bigint;
 
-  private constructor(pointer: Deno.PointerObject, pd: NativeHandle, maxSge: number) {
+  private constructor(pointer: Deno.PointerObject, pd: ProtectionDomain, maxSge: number) {
     super(
       pointer,
       "SharedReceiveQueue",
@@ -45,14 +45,14 @@ export class SharedReceiveQueue extends NativeHandle {
         pd,
       ],
     );
-    this.pd = pd as ProtectionDomain;
+    this.pd = pd;
     this.maxSge = maxSge;
     this.#address = addressOfPointer(pointer);
     this.#sges = new SgeWriter(pd);
   }
 
   /** ibv_create_srq. Prefer `ProtectionDomain.createSharedReceiveQueue`. */
-  static create(pd: NativeHandle, options?: SharedReceiveQueueOptions): SharedReceiveQueue {
+  static create(pd: ProtectionDomain, options?: SharedReceiveQueueOptions): SharedReceiveQueue {
     NativeHandle.expect(pd, "ProtectionDomain", "pd");
     const opts = optionsObject("options", options);
     const maxWr = optionalInteger("maxWr", opts.maxWr, 1024, 1, 1 << 20);

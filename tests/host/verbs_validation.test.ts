@@ -41,7 +41,7 @@ class UnreachablePd extends Unreachable {
 }
 
 Deno.test("registering memory: bad input is rejected before ibv_reg_mr", async (t) => {
-  const pd = new UnreachablePd();
+  const pd = new UnreachablePd() as unknown as ProtectionDomain;
   const buf = new Uint8Array(4096);
   const rejects = (
     args: Parameters<typeof MemoryRegion.register> extends [unknown, ...infer R] ? R : never,
@@ -190,7 +190,7 @@ Deno.test("work completions: capacity and index bounds", () => {
 });
 
 Deno.test("queue pairs, completion queues and address handles check options first", () => {
-  const parent = new UnreachablePd();
+  const parent = new UnreachablePd() as unknown as ProtectionDomain;
   const context = new Unreachable("Context") as unknown as Context;
   const cq = {} as CompletionQueue;
   // @ts-expect-error: wrong type on purpose
@@ -207,17 +207,23 @@ Deno.test("queue pairs, completion queues and address handles check options firs
 });
 
 Deno.test("a factory given another kind of parent handle: TypeError before native code", () => {
-  const pd = new UnreachablePd();
+  const pd = new UnreachablePd() as unknown as ProtectionDomain;
   const context = new Unreachable("Context") as unknown as Context;
   const cq = new Unreachable("CompletionQueue");
   const expectKind = (kind: string) => (e: unknown) =>
     e instanceof TypeError && e.message.endsWith(`must be a ${kind}`);
-  assert.throws(() => CompletionQueue.create(pd), expectKind("Context"));
+  assert.throws(() => CompletionQueue.create(pd as never), expectKind("Context"));
   assert.throws(() => ProtectionDomain.allocate(pd as never), expectKind("Context"));
-  assert.throws(() => MemoryRegion.register(cq, new Uint8Array(8)), expectKind("ProtectionDomain"));
-  assert.throws(() => AddressHandle.create(context, { lid: 1 }), expectKind("ProtectionDomain"));
   assert.throws(
-    () => QueuePair.create(cq, context, { type: "RC", sendCq: {} as CompletionQueue }),
+    () => MemoryRegion.register(cq as never, new Uint8Array(8)),
+    expectKind("ProtectionDomain"),
+  );
+  assert.throws(
+    () => AddressHandle.create(context as never, { lid: 1 }),
+    expectKind("ProtectionDomain"),
+  );
+  assert.throws(
+    () => QueuePair.create(cq as never, context, { type: "RC", sendCq: {} as CompletionQueue }),
     expectKind("ProtectionDomain"),
   );
   assert.throws(
