@@ -43,14 +43,8 @@ export { gidCompactText, gidText, gidWireText, parseGid } from "./gid.ts";
 export { AddressHandle, type PathOptions } from "./address_handle.ts";
 export { PreparedSend } from "./prepared_send.ts";
 export { SharedReceiveQueue, type SharedReceiveQueueOptions } from "./shared_receive_queue.ts";
-export {
-  type ConnectionInfo,
-  type ConnectOptions,
-  type LocalInfo,
-  QueuePair,
-  type QueuePairAttributes,
-  type QueuePairOptions,
-  type RecvRequest,
-  type ScatterGather,
-  type SendRequest,
-} from "./queue_pair.ts";
+export { QueuePair, type QueuePairAttributes, type QueuePairOptions } from "./queue_pair.ts";
+export type { ConnectionInfo, ConnectOptions, LocalInfo } from "./connection.ts";
+export type { SendRequest } from "./send_encoding.ts";
+export type { RecvRequest } from "./recv_encoding.ts";
+export type { ScatterGather } from "./scatter_gather.ts";

@@ -1,15 +1,15 @@
 /**
  * Scatter/gather lists: validating a request's `sge` and encoding it into a descriptor's
- * `struct ibv_sge` array, for queue pairs and shared receive queues.
+ * `struct ibv_sge` array, for the send and receive encodings of queue pairs and shared receive
+ * queues.
  *
  * @module
  */
-import { MAX_SGE, RECV, SGE } from "../ffi/records/verbs.ts";
+import { MAX_SGE, SGE } from "../ffi/records/verbs.ts";
 import { Errno, RdmaError } from "./errors.ts";
 import { MemoryRegion } from "./memory_region.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
-import type { RecvRequest } from "./queue_pair.ts";
-import { integerIn, writeU64 } from "./validate.ts";
+import { integerIn } from "./validate.ts";
 
 /** One scatter/gather element: part of a memory region, or a raw address with its lkey. */
 export type ScatterGather =
@@ -77,23 +77,9 @@ export class SgeWriter {
     this.#busy = true;
   }
 
+  /** Ends the encoding `begin` started. */
   end(): void {
     this.#busy = false;
-  }
-
-  /** Validates a receive and encodes it (`RECV` layout: its list, wr_id, num_sge) into `view`. */
-  encodeRecv(view: DataView, wr: RecvRequest, max: number, verb: string): void {
-    if (wr === null || typeof wr !== "object") throw new TypeError("wr must be an object");
-    this.begin(verb);
-    try {
-      const count = this.write(view, RECV.sg_list, wr.sge, max, verb);
-      writeU64(view, RECV.wr_id, "wrId", wr.wrId ?? 0);
-      view.setUint32(RECV.num_sge, count, true);
-      this.recheck(verb);
-    } finally {
-      this.end();
-      this.forget();
-    }
   }
 
   /**

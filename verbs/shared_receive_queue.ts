@@ -11,7 +11,7 @@ import type { AsyncEvent } from "./async_events.ts";
 import { errorFromResult, lastError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
-import type { RecvRequest } from "./queue_pair.ts";
+import { encodeRecv, type RecvRequest } from "./recv_encoding.ts";
 import { SgeWriter } from "./scatter_gather.ts";
 import { integerIn, optionalInteger, optionsObject } from "./validate.ts";
 
@@ -66,7 +66,7 @@ export class SharedReceiveQueue extends NativeHandle {
 
   /** ibv_post_srq_recv of one receive, taken by whichever of its queue pairs gets a message first. */
   postRecv(wr: RecvRequest): void {
-    this.#sges.encodeRecv(this.#recvView, wr, this.maxSge, "ibv_post_srq_recv");
+    encodeRecv(this.#sges, this.#recvView, wr, this.maxSge, "ibv_post_srq_recv");
     // After encoding: a getter in `wr` may have closed this queue.
     const srq = this.pointerFor("ibv_post_srq_recv");
     const result = verbsNative().drv_post_srq_recv(srq, this.#recv);

@@ -20,7 +20,8 @@ import {
   QueuePair,
   WorkCompletions,
 } from "../../verbs/mod.ts";
-import { portProblem, roceGidIndex, roceSourceGidIndex } from "../../verbs/context.ts";
+import { portProblem } from "../../verbs/context.ts";
+import { roceGidIndex, roceSourceGidIndex } from "../../verbs/gid_choice.ts";
 import { gidBytes } from "../../verbs/gid.ts";
 
 /** Test double: a parent whose native pointer must never be asked for. */
