@@ -1,10 +1,13 @@
 /**
- * The one error class of the verbs API.
+ * `RdmaError`, the error of a failed verb or of a handle used when it may not be, and the errno
+ * values the library names.
  *
  * `RdmaError` carries the verb that failed (e.g. "ibv_reg_mr"), the errno value and its name
  * (e.g. "ENOMEM"). Verb failures report the errno libibverbs left; misuse of a handle reports a
  * fixed errno too: use after close is EBADF, closing a handle that still has open children is
  * EBUSY. Wrong argument types are TypeError and out-of-range values RangeError, never RdmaError.
+ * Two other classes can reach a caller: `CompletionError` (completion_error.ts), a work
+ * completion that failed, and `NativeLibraryError` (ffi/loader.ts), when the shim is not built.
  *
  * @module
  */

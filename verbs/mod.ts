@@ -1,6 +1,7 @@
 /**
  * The verbs API: devices, contexts, protection domains, memory regions, completion queues, queue
- * pairs and address handles over libibverbs, through Deno FFI and a small C shim.
+ * pairs, shared receive queues, address handles and asynchronous events over libibverbs, through
+ * Deno FFI and a small C shim.
  *
  * Lifetime: a parent refuses to close while its children are open (RdmaError EBUSY names them);
  * every handle has an idempotent `close()` and `[Symbol.dispose]`, and leaked handles are closed

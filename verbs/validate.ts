@@ -16,11 +16,6 @@ export function integerIn(name: string, value: unknown, min: number, max: number
   return value;
 }
 
-/** A u32 from a number. */
-export function u32(name: string, value: unknown): number {
-  return integerIn(name, value, 0, 0xffffffff);
-}
-
 const TWO_32 = 2 ** 32;
 
 /** Writes a u64 field (a number without bigint work, or a bigint) little-endian at `offset`. */
@@ -37,20 +32,6 @@ export function writeU64(view: DataView, offset: number, name: string, value: un
   } else {
     throw new TypeError(`${name} must be a number or a bigint, got ${typeof value}`);
   }
-}
-
-/** A u64 from a bigint or a safe non-negative integer. */
-export function u64(name: string, value: unknown): bigint {
-  if (typeof value === "bigint") {
-    if (value < 0n || value > 0xffffffffffffffffn) {
-      throw new RangeError(`${name} must fit in 64 unsigned bits, got ${value}`);
-    }
-    return value;
-  }
-  if (typeof value === "number") {
-    return BigInt(integerIn(name, value, 0, Number.MAX_SAFE_INTEGER));
-  }
-  throw new TypeError(`${name} must be a bigint or a number, got ${typeof value}`);
 }
 
 /** A plain options object (or undefined -> {}). */
