@@ -25,9 +25,34 @@ export const memhooksSymbols = {
   opal_mem_hooks_register_alloc: { parameters: ["function", "pointer"], result: "i32" },
   opal_mem_hooks_unregister_release: { parameters: ["function"], result: "i32" },
   opal_mem_hooks_unregister_alloc: { parameters: ["function"], result: "i32" },
-  memhooks_queue_enable: { parameters: ["i32"], result: "i32" },
-  memhooks_queue_drain: { parameters: ["buffer", "usize"], result: "usize" },
-  memhooks_queue_pending_word: { parameters: [], result: "pointer" },
+  // The event queues, one subscriber per JavaScript isolate (hooks/native/opal_memhooks.h).
+  memhooks_queue_subscribe: {
+    parameters: [],
+    result: "i32", // int: a subscriber id, or OPAL_ERR_OUT_OF_RESOURCE when every one is taken
+  },
+  memhooks_queue_enable: {
+    parameters: [
+      "i32", // int subscriber
+      "i32", // int kinds: MEMHOOKS_QUEUE_RELEASE | MEMHOOKS_QUEUE_ALLOC
+    ],
+    result: "i32",
+  },
+  memhooks_queue_drain: {
+    parameters: [
+      "i32", // int subscriber
+      "buffer", // struct memhooks_event *out
+      "usize", // size_t max: events that fit in out
+    ],
+    result: "usize",
+  },
+  memhooks_queue_pending_word: {
+    parameters: ["i32"], // int subscriber
+    result: "pointer", // int32_t *: nonzero while events may be waiting
+  },
+  memhooks_queue_unsubscribe: {
+    parameters: ["i32"], // int subscriber
+    result: "i32",
+  },
   memhooks_stats: { parameters: ["buffer"], result: "void" },
   memhooks_holders: { parameters: [], result: "i32" },
   memhooks_patch_count: { parameters: [], result: "i32" },

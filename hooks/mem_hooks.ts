@@ -15,6 +15,12 @@
  * None is lost: when the queue is full, events are folded into one covering range per kind,
  * delivered after the queued events with `MEMHOOKS_EVENT_COALESCED` set in the fifth argument.
  *
+ * Each isolate (the main thread and every Worker) has its own `memHooks`, and takes its own native
+ * queue when it first registers a callback: every isolate that listens gets every event once, in
+ * order, whatever other isolates register, flush or finalize. There are 32 such queues per process;
+ * a Worker that ends without `finalize()` keeps its queue until another isolate takes one after its
+ * thread has ended (see hooks/README.md).
+ *
  * Callbacks receive `(buf, length, cbdata, fromAlloc, flags)`: `buf` is the start address as a
  * bigint, `length` the byte count as a number, `cbdata` what was given at registration,
  * `fromAlloc` whether the allocator (free, realloc, heap trim) caused it rather than a direct call
@@ -36,7 +42,7 @@ import {
 
 /** Success (return codes have the values of Open MPI's opal/constants.h). */
 export const OPAL_SUCCESS = 0;
-/** Registration: every native callback slot is taken. */
+/** Registration: every native callback slot (C) or native queue (TypeScript) is taken. */
 export const OPAL_ERR_OUT_OF_RESOURCE: -2 = -2;
 /** `finalize()` while a registration cache relies on the hooks; nothing changes. */
 export const OPAL_ERR_RESOURCE_BUSY: -4 = -4;
@@ -91,11 +97,11 @@ export interface MemHooksStats {
   allocs: bigint;
   /** Releases made by native callbacks while they ran, dispatched after the outer release. */
   nested: bigint;
-  /** Events folded into a covering range (queue or nested overflow). */
+  /** Events folded into a covering range (counted per queue they overflowed, or nested). */
   coalesced: bigint;
-  /** Events offered to the TypeScript queue. */
+  /** Events offered to the TypeScript queues (once each, however many isolates listen). */
   queued: bigint;
-  /** Events delivered to TypeScript callbacks by this module. */
+  /** Events delivered to TypeScript callbacks by this isolate. */
   delivered: number;
 }
 
@@ -122,7 +128,10 @@ class MemHooks {
   #level = 0;
   #release: Listener[] = [];
   #alloc: Listener[] = [];
+  /** This isolate's native queue (-1 until it needs one), and that queue's pending word. */
+  #subscriber = -1;
   #pending: Int32Array | undefined;
+  #unloadHandled = false;
   #buffer = new Uint8Array(DRAIN_BATCH * MEMHOOKS_EVENT_SIZE);
   #view = new DataView(this.#buffer.buffer);
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -135,20 +144,20 @@ class MemHooks {
     const rc = lib.symbols.opal_mem_hooks_init();
     this.#initialized = true;
     this.#level = lib.symbols.opal_mem_hooks_support_level();
-    const word = lib.symbols.memhooks_queue_pending_word();
-    if (word === null) throw new Error("the hooks library returned no pending word");
-    this.#pending ??= new Int32Array(Deno.UnsafePointerView.getArrayBuffer(word, 4));
     return rc;
   }
 
   /**
-   * Delivers what is queued, removes every callback and the hooks; returns an OPAL code:
-   * OPAL_ERR_RESOURCE_BUSY, changing nothing, while a registration cache is open (it relies on
-   * the hooks).
+   * Delivers what is queued to this isolate's callbacks, removes them and gives this isolate's
+   * native queue back; then removes the hooks and every C callback, unless another isolate still
+   * has its queue (they stay for it, and the result is OPAL_SUCCESS all the same). Returns an OPAL
+   * code: OPAL_ERR_RESOURCE_BUSY, changing nothing, while a registration cache is open in the
+   * process (it relies on the hooks).
    */
   finalize(): number {
-    if (!this.#lib) return OPAL_SUCCESS;
-    if (this.#lib.symbols.memhooks_holders() > 0) return OPAL_ERR_RESOURCE_BUSY;
+    const lib = this.#lib;
+    if (!lib) return OPAL_SUCCESS;
+    if (lib.symbols.memhooks_holders() > 0) return OPAL_ERR_RESOURCE_BUSY;
     let error: unknown;
     try {
       if (this.#initialized) this.flush();
@@ -158,7 +167,11 @@ class MemHooks {
     this.#release = [];
     this.#alloc = [];
     this.#updateQueue();
-    const rc = this.#lib.symbols.opal_mem_hooks_finalize();
+    this.#unsubscribe();
+    // Refused while another isolate's queue or a cache (opened meanwhile) uses the hooks: this
+    // isolate's part is done either way.
+    let rc = lib.symbols.opal_mem_hooks_finalize();
+    if (rc === OPAL_ERR_RESOURCE_BUSY) rc = OPAL_SUCCESS;
     this.#initialized = false;
     this.#level = 0;
     if (error !== undefined) throw error;
@@ -173,15 +186,18 @@ class MemHooks {
   /**
    * Calls `fn` for every release from now on, on the JavaScript thread after the fact; returns
    * an OPAL code: OPAL_EXISTS if it is registered already, OPAL_ERR_NOT_SUPPORTED before `init()`
-   * or without OPAL_MEMORY_FREE_SUPPORT.
+   * or without OPAL_MEMORY_FREE_SUPPORT, OPAL_ERR_OUT_OF_RESOURCE when this isolate has no native
+   * queue yet and all 32 are taken by other isolates (each listening isolate holds one until its
+   * `finalize()`).
    */
   registerRelease(fn: MemHookCallback, cbdata?: unknown): number {
     return this.#register(this.#release, fn, cbdata, OPAL_MEMORY_FREE_SUPPORT);
   }
 
   /**
-   * Calls `fn` for every allocation from now on (as `registerRelease`); OPAL_ERR_NOT_SUPPORTED
-   * without OPAL_MEMORY_MMAP_SUPPORT or OPAL_MEMORY_MALLOC_SUPPORT.
+   * Calls `fn` for every allocation from now on (as `registerRelease`, OPAL_ERR_OUT_OF_RESOURCE
+   * included); OPAL_ERR_NOT_SUPPORTED without OPAL_MEMORY_MMAP_SUPPORT or
+   * OPAL_MEMORY_MALLOC_SUPPORT.
    */
   registerAlloc(fn: MemHookCallback, cbdata?: unknown): number {
     return this.#register(
@@ -203,18 +219,21 @@ class MemHooks {
   }
 
   /**
-   * Delivers every queued event now, in order; returns how many. Called from inside a callback
-   * it returns 0 (the delivery in progress goes on).
+   * Delivers every event queued for this isolate now, in order; returns how many. Called from
+   * inside a callback it returns 0 (the delivery in progress goes on).
    */
   flush(): number {
     const lib = this.#lib;
-    if (!lib || !this.#initialized || this.#delivering) return 0;
+    const subscriber = this.#subscriber;
+    if (!lib || !this.#initialized || this.#delivering || subscriber < 0) return 0;
     this.#delivering = true;
     const errors: unknown[] = [];
     let count = 0;
     try {
       for (;;) {
-        const n = Number(lib.symbols.memhooks_queue_drain(this.#buffer, BigInt(DRAIN_BATCH)));
+        const n = Number(
+          lib.symbols.memhooks_queue_drain(subscriber, this.#buffer, BigInt(DRAIN_BATCH)),
+        );
         if (n === 0) break;
         for (let i = 0; i < n; i++) {
           const at = i * MEMHOOKS_EVENT_SIZE;
@@ -246,9 +265,10 @@ class MemHooks {
   }
 
   /**
-   * `flush()` if anything may be queued; without queued events it costs no native call and no
-   * atomic operation (it runs on every cache operation): a plain read of the count, which the
-   * calls and atomic operations around it keep the compiler from caching.
+   * `flush()` if anything may be queued for this isolate; without queued events it costs no
+   * native call and no atomic operation (it runs on every cache operation): a plain read of this
+   * isolate's pending word, which the calls and atomic operations around it keep the compiler
+   * from caching.
    */
   flushIfPending(): number {
     const pending = this.#pending;
@@ -289,10 +309,56 @@ class MemHooks {
     if (typeof fn !== "function") {
       throw new TypeError(`a memory hook callback must be a function, got ${typeof fn}`);
     }
-    if (!this.#initialized || (this.#level & needs) === 0) return OPAL_ERR_NOT_SUPPORTED;
+    const lib = this.#lib;
+    if (!lib || !this.#initialized || (this.#level & needs) === 0) return OPAL_ERR_NOT_SUPPORTED;
     if (list.some((l) => l.fn === fn)) return OPAL_EXISTS;
+    if (!this.#subscribe(lib)) return OPAL_ERR_OUT_OF_RESOURCE;
+    // This isolate's init() holds until its own finalize(). Another isolate's finalize removes the
+    // hooks when no queue is taken (this isolate had none yet): then they are installed again.
+    if (lib.symbols.opal_mem_hooks_support_level() === 0) {
+      lib.symbols.opal_mem_hooks_init();
+      this.#level = lib.symbols.opal_mem_hooks_support_level();
+    }
     list.push({ fn, cbdata });
-    return this.#updateQueue();
+    const rc = this.#updateQueue();
+    if (rc !== OPAL_SUCCESS) {
+      list.pop();
+      this.#updateQueue();
+    }
+    return rc;
+  }
+
+  /** Takes this isolate's native queue unless it has one; false when all are taken. */
+  #subscribe(lib: MemhooksLibrary): boolean {
+    if (this.#subscriber >= 0) return true;
+    const id = lib.symbols.memhooks_queue_subscribe();
+    if (id < 0) return false;
+    const word = lib.symbols.memhooks_queue_pending_word(id);
+    if (word === null) throw new Error("the hooks library returned no pending word");
+    this.#subscriber = id;
+    this.#pending = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(word, 4));
+    if (!this.#unloadHandled) {
+      // The end of the main isolate or of a test module. Deno fires no unload in Workers: the
+      // native side takes a Worker's queue back at a later subscription, once its thread ended.
+      globalThis.addEventListener("unload", () => this.#leave());
+      this.#unloadHandled = true;
+    }
+    return true;
+  }
+
+  /** Gives this isolate's native queue back (its undelivered events with it). */
+  #unsubscribe(): void {
+    if (this.#subscriber < 0 || !this.#lib) return;
+    this.#lib.symbols.memhooks_queue_unsubscribe(this.#subscriber);
+    this.#subscriber = -1;
+    this.#pending = undefined;
+  }
+
+  /** The isolate is ending: nothing will be delivered any more. */
+  #leave(): void {
+    this.#unsubscribe();
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
   #unregister(list: Listener[], fn: MemHookCallback): number {
@@ -317,8 +383,8 @@ class MemHooks {
   #updateQueue(): number {
     const kinds = (this.#release.length ? QUEUE_RELEASE : 0) |
       (this.#alloc.length ? QUEUE_ALLOC : 0);
-    const rc = this.#lib && this.#initialized
-      ? this.#lib.symbols.memhooks_queue_enable(kinds)
+    const rc = this.#lib && this.#initialized && this.#subscriber >= 0
+      ? this.#lib.symbols.memhooks_queue_enable(this.#subscriber, kinds)
       : OPAL_SUCCESS;
     if (kinds !== 0 && this.#timer === undefined) {
       const timer = setInterval(() => {
@@ -338,6 +404,9 @@ class MemHooks {
   }
 }
 
-/** The process's memory hooks (one native instance per process). */
+/**
+ * This isolate's memory hooks API. The hooks themselves are one per process; each isolate (the
+ * main thread, every Worker) has its own callbacks and its own native queue.
+ */
 export const memHooks: MemHooks = new MemHooks();
 export type { MemHooks };

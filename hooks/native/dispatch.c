@@ -35,7 +35,6 @@ static struct slot alloc_slots[MH_MAX_CALLBACKS];
 /* One past the highest slot ever used: hooks scan no further. Only grows. */
 static _Atomic int slots_used;
 static int release_count, alloc_count; /* guarded by api_lock */
-static int queue_kinds;                /* MEMHOOKS_QUEUE_* bits, guarded by api_lock */
 
 static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool initialized;
@@ -216,6 +215,7 @@ void mh_alloc(void *addr, size_t len, uintptr_t caller)
 static void update_work(void)
 {
     int work = atomic_load(&mh_work) & MH_WORK_SELFTEST;
+    int queue_kinds = mh_queue_kinds(); /* what any subscriber records */
     if (release_count > 0 || (queue_kinds & MEMHOOKS_QUEUE_RELEASE))
         work |= MH_WORK_RELEASE;
     if (alloc_count > 0 || (queue_kinds & MEMHOOKS_QUEUE_ALLOC))
@@ -337,20 +337,36 @@ int opal_mem_hooks_unregister_alloc(opal_mem_hooks_callback_fn_t *func)
     return remove_callback(alloc_slots, &alloc_count, func);
 }
 
-int memhooks_queue_enable(int kinds)
+int memhooks_queue_subscribe(void)
+{
+    pthread_mutex_lock(&api_lock);
+    int rc = mh_queue_subscribe();
+    update_work(); /* it may have taken back subscribers of ended threads */
+    pthread_mutex_unlock(&api_lock);
+    return rc;
+}
+
+int memhooks_queue_enable(int subscriber, int kinds)
 {
     if (kinds & ~(MEMHOOKS_QUEUE_RELEASE | MEMHOOKS_QUEUE_ALLOC))
         return OPAL_ERR_BAD_PARAM;
     pthread_mutex_lock(&api_lock);
-    int rc = OPAL_SUCCESS;
+    int rc;
     if (kinds != 0 && (!initialized || support_level == 0))
         rc = OPAL_ERR_NOT_SUPPORTED;
     else {
-        if (kinds != 0)
-            mh_queue_start();
-        queue_kinds = kinds;
+        rc = mh_queue_set_kinds(subscriber, kinds);
         update_work();
     }
+    pthread_mutex_unlock(&api_lock);
+    return rc;
+}
+
+int memhooks_queue_unsubscribe(int subscriber)
+{
+    pthread_mutex_lock(&api_lock);
+    int rc = mh_queue_unsubscribe(subscriber);
+    update_work();
     pthread_mutex_unlock(&api_lock);
     return rc;
 }
@@ -443,6 +459,7 @@ static int run_selftest(void)
 static void before_fork(void)
 {
     pthread_mutex_lock(&api_lock);
+    mh_queue_before_fork();
 }
 
 static void after_fork_in_parent(void)
@@ -503,7 +520,9 @@ int memhooks_holders(void)
 int opal_mem_hooks_finalize(void)
 {
     pthread_mutex_lock(&api_lock);
-    if (atomic_load(&holders) > 0) { /* a cache would keep serving registrations unwatched */
+    /* A cache would keep serving registrations unwatched; a subscriber's consumer (another
+     * JavaScript isolate) would stop getting events. Subscribers of ended threads do not count. */
+    if (atomic_load(&holders) > 0 || mh_queue_live_subscribers() > 0) {
         pthread_mutex_unlock(&api_lock);
         return OPAL_ERR_RESOURCE_BUSY;
     }
@@ -512,13 +531,10 @@ int opal_mem_hooks_finalize(void)
         atomic_store(&alloc_slots[i].fn, NULL);
     }
     release_count = alloc_count = 0;
-    queue_kinds = 0;
-    update_work();
+    update_work(); /* no subscriber is left, so no queue records */
     wait_for_dispatches();
-    if (initialized) {
+    if (initialized)
         mh_patch_remove();
-        mh_queue_reset();
-    }
     initialized = false;
     support_level = 0;
     pthread_mutex_unlock(&api_lock);

@@ -55,10 +55,15 @@ enum {
 };
 void mh_selftest_note(uintptr_t addr, int seen_bit);
 
-/* The event queue the TypeScript side drains (queue.c). */
+/* The event queues the TypeScript side drains (queue.c). The push is called by hooks; the rest
+ * with dispatch.c's API lock held. */
 void mh_queue_push(uintptr_t addr, size_t len, uint32_t flags);
-void mh_queue_reset(void);
-void mh_queue_start(void);
+int mh_queue_subscribe(void);
+int mh_queue_set_kinds(int subscriber, int kinds);
+int mh_queue_unsubscribe(int subscriber);
+int mh_queue_kinds(void);            /* MEMHOOKS_QUEUE_* bits some subscriber records */
+int mh_queue_live_subscribers(void); /* takes back those of ended threads, counts the rest */
+void mh_queue_before_fork(void);
 void mh_queue_after_fork_child(void);
 
 /* Statistics counters (dispatch.c). */

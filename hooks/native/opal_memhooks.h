@@ -3,8 +3,9 @@
  *
  * The first part is the Open MPI "opal memory hooks" API with its original names, signatures and
  * return codes, so C code written against Open MPI's opal/memoryhooks/memory.h compiles against it.
- * The second part (memhooks_*) is this project's extension: the event queue the TypeScript side
- * drains, and facts about the release being dispatched on the calling thread.
+ * The second part (memhooks_*) is this project's extension: the event queues the TypeScript side
+ * drains (one per JavaScript isolate), and facts about the release being dispatched on the calling
+ * thread.
  *
  * Release callbacks run synchronously on the releasing thread, before the memory is released.
  */
@@ -44,7 +45,7 @@ typedef void(opal_mem_hooks_callback_fn_t)(void *buf, size_t length, void *cbdat
                                            bool from_alloc);
 
 int opal_mem_hooks_init(void);
-int opal_mem_hooks_finalize(void);
+int opal_mem_hooks_finalize(void); /* refused while the hooks are in use: see memhooks_hold */
 int opal_mem_hooks_support_level(void);
 int opal_mem_hooks_register_alloc(opal_mem_hooks_callback_fn_t *func, void *cbdata);
 int opal_mem_hooks_register_release(opal_mem_hooks_callback_fn_t *func, void *cbdata);
@@ -76,31 +77,56 @@ struct memhooks_event {
     uint32_t reserved;
 };
 
-/* Which events the queue records (the TypeScript side enables it for its listeners). */
+/*
+ * The event queues the TypeScript side drains. Each consumer (each JavaScript isolate: the main
+ * thread and every Worker) takes its own subscriber: a bounded ring of 4096 events, covering ranges
+ * for what overflows it, and a pending word. Every event goes to every subscriber that records its
+ * kind, so what one consumer drains, enables or gives back never changes what another gets.
+ */
+#define MEMHOOKS_QUEUE_SUBSCRIBERS 32
 #define MEMHOOKS_QUEUE_RELEASE 0x1
 #define MEMHOOKS_QUEUE_ALLOC 0x2
-int memhooks_queue_enable(int kinds);
-/* Moves up to `max` queued events, oldest first, into `out`; returns how many. One consumer. */
-size_t memhooks_queue_drain(struct memhooks_event *out, size_t max);
-/* An int32 that is nonzero whenever events may be waiting (read it with an atomic load). */
-int32_t *memhooks_queue_pending_word(void);
-/* Tests only: `jam` 1 claims a queue cell without filling it, as a producer stopped between the
- * two would; 0 fills it with an empty release. Returns 1 when it changed something. */
-int memhooks_testing_jam_queue(int jam);
+/*
+ * A subscriber id (0 .. MEMHOOKS_QUEUE_SUBSCRIBERS - 1) recording nothing yet, or
+ * OPAL_ERR_OUT_OF_RESOURCE when every one is taken. It belongs to the calling thread: subscribers
+ * whose subscribing thread has ended are taken back first (a terminated Worker cannot give its own
+ * back); a subscriber whose thread is alive is never taken.
+ */
+int memhooks_queue_subscribe(void);
+/*
+ * Which events `subscriber` records (MEMHOOKS_QUEUE_* bits; 0: none, its queued events stay).
+ * OPAL_ERR_BAD_PARAM for other bits or a subscriber not taken, OPAL_ERR_NOT_SUPPORTED for nonzero
+ * kinds before opal_mem_hooks_init().
+ */
+int memhooks_queue_enable(int subscriber, int kinds);
+/* Moves up to `max` of the subscriber's queued events, oldest first, into `out`; returns how many
+ * (0 for a subscriber not taken). One consumer per subscriber. */
+size_t memhooks_queue_drain(int subscriber, struct memhooks_event *out, size_t max);
+/* An int32 that is nonzero whenever the subscriber's events may be waiting (NULL for a subscriber
+ * not taken). Its address stays valid: the subscribers are static. */
+int32_t *memhooks_queue_pending_word(int subscriber);
+/* Gives the subscriber back, dropping its queued events (OPAL_ERR_NOT_FOUND if not taken). Waits
+ * for hooks still writing to it, so it must not be called from a signal handler. */
+int memhooks_queue_unsubscribe(int subscriber);
+/* Tests only: `jam` 1 claims a cell of the subscriber's ring without filling it, as a producer
+ * stopped between the two would; 0 fills it with an empty release. Returns 1 when it changed
+ * something. */
+int memhooks_testing_jam_queue(int subscriber, int jam);
 
 /* Counters since the library was loaded. */
 struct memhooks_stats {
     uint64_t releases;  /* release events seen by the hooks (approximate under concurrency) */
     uint64_t allocs;    /* alloc events seen by the hooks (approximate under concurrency) */
     uint64_t nested;    /* releases made by callbacks, dispatched after the outer one */
-    uint64_t coalesced; /* events folded into a covering range (queue or nested overflow) */
-    uint64_t queued;    /* events offered to the queue */
+    uint64_t coalesced; /* folds into a covering range (per queue overflowed, or nested) */
+    uint64_t queued;    /* events offered to the queues (once each) */
 };
 void memhooks_stats(struct memhooks_stats *out);
 
 /*
- * Users that rely on the hooks staying in place (a registration cache): while any hold them,
- * opal_mem_hooks_finalize() refuses with OPAL_ERR_RESOURCE_BUSY rather than leave them blind.
+ * Users that rely on the hooks staying in place (a registration cache): while any hold them, or a
+ * queue subscriber whose thread is alive remains, opal_mem_hooks_finalize() refuses with
+ * OPAL_ERR_RESOURCE_BUSY and changes nothing, rather than leave them blind.
  */
 void memhooks_hold(void);
 void memhooks_unhold(void);

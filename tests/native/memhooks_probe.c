@@ -676,16 +676,22 @@ int probe_fork_child_munmap_deregistrations(void *p, size_t n, const char *rcach
 /*
  * fork() while a queue cell is claimed and not filled (memhooks_testing_jam_queue): in the child,
  * a munmap's event, queued behind that cell, must still be drained, after a release covering
- * everything in its place. The TypeScript side has a release listener (the queue records).
+ * everything in its place. The probe takes a subscriber of its own that records releases.
  * Returns the child's status: 0, or 3 (the event stayed hidden), 4 (no covering release first).
  */
 int probe_fork_child_drains_behind_stuck_cell(void)
 {
-    if (memhooks_testing_jam_queue(1) != 1)
+    int sub = memhooks_queue_subscribe();
+    if (sub < 0)
         return -2;
+    if (memhooks_queue_enable(sub, MEMHOOKS_QUEUE_RELEASE) != OPAL_SUCCESS ||
+        memhooks_testing_jam_queue(sub, 1) != 1) {
+        memhooks_queue_unsubscribe(sub);
+        return -2;
+    }
     pid_t pid = fork();
     if (pid < 0) {
-        memhooks_testing_jam_queue(0);
+        memhooks_queue_unsubscribe(sub);
         return -1;
     }
     if (pid == 0) {
@@ -697,7 +703,7 @@ int probe_fork_child_drains_behind_stuck_cell(void)
         struct memhooks_event events[64];
         bool covered = false;
         for (;;) {
-            size_t n = memhooks_queue_drain(events, 64);
+            size_t n = memhooks_queue_drain(sub, events, 64);
             if (n == 0)
                 _exit(3);
             for (size_t i = 0; i < n; i++) {
@@ -709,7 +715,8 @@ int probe_fork_child_drains_behind_stuck_cell(void)
             }
         }
     }
-    memhooks_testing_jam_queue(0);
+    memhooks_testing_jam_queue(sub, 0);
+    memhooks_queue_unsubscribe(sub);
     return child_status(pid);
 }
 
