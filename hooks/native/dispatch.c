@@ -1,21 +1,17 @@
 /*
- * The callback tables and the opal_mem_hooks_* API.
+ * The C callbacks: their tables, registering and unregistering them, and dispatching each event
+ * the hooks report to them and to the TypeScript queues (mh_release, mh_alloc).
  *
- * Hooks read the tables without locks. A mutex serializes only register/unregister/init/finalize.
- * Unregistering waits until no thread can still be running the removed callback, with two
- * in-flight counters: a dispatch counts itself in the counter the epoch points to; unregister
- * clears the slot, then waits until each counter in turn has drained (see wait_for_dispatches).
+ * Hooks read the tables without locks. The API lock (lifecycle.c) serializes only register,
+ * unregister, init and finalize. Unregistering waits until no thread can still be running the
+ * removed callback, with two in-flight counters: a dispatch counts itself in the counter the epoch
+ * points to; unregister clears the slot, then waits until each counter in turn has drained (see
+ * mh_wait_for_dispatches).
  */
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/ipc.h>
-#include <sys/mman.h>
-#include <sys/shm.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "memhooks_internal.h"
 
@@ -26,7 +22,7 @@ struct slot {
     _Atomic(opal_mem_hooks_callback_fn_t *) fn;
     void *_Atomic cbdata;
     /* Kept from reuse while an unregister waits for dispatches that may still read this slot:
-     * a new callback's cbdata must never reach the old callback. Guarded by api_lock. */
+     * a new callback's cbdata must never reach the old callback. Guarded by the API lock. */
     bool retiring;
 };
 
@@ -34,38 +30,19 @@ static struct slot release_slots[MH_MAX_CALLBACKS];
 static struct slot alloc_slots[MH_MAX_CALLBACKS];
 /* One past the highest slot ever used: hooks scan no further. Only grows. */
 static _Atomic int slots_used;
-static int release_count, alloc_count; /* guarded by api_lock */
-
-static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool initialized;
-static int support_level;
-
-_Atomic int mh_work;
-_Atomic uint64_t mh_stat_release, mh_stat_alloc, mh_stat_nested, mh_stat_coalesced, mh_stat_queued;
+static int release_count, alloc_count; /* guarded by the API lock */
 
 static _Atomic unsigned epoch;
 static _Atomic long inflight[2];
 
 /* Per-thread dispatch state. Kept small: initial-exec TLS of a dlopened library is scarce. */
-static MH_TLS int tls_depth;          /* > 0 while this thread runs callbacks */
-static MH_TLS long tls_inflight[2];   /* this thread's share of inflight[] */
-static MH_TLS uintptr_t tls_caller;   /* return address of the hooked call being dispatched */
+static MH_TLS int tls_depth;        /* > 0 while this thread runs callbacks */
+static MH_TLS long tls_inflight[2]; /* this thread's share of inflight[] */
+static MH_TLS uintptr_t tls_caller; /* return address of the hooked call being dispatched */
 static MH_TLS uintptr_t tls_nested_addr[MH_NESTED_MAX];
 static MH_TLS size_t tls_nested_len[MH_NESTED_MAX];
 static MH_TLS unsigned tls_nested_count;
 static MH_TLS unsigned tls_nested_from_alloc; /* bit i: entry i came from the allocator */
-
-static _Atomic uintptr_t selftest_addr;
-static _Atomic int selftest_seen;
-
-long mh_syscall_result(long ret)
-{
-    if ((unsigned long)ret > -4096UL) {
-        errno = (int)-ret;
-        return -1;
-    }
-    return ret;
-}
 
 uintptr_t memhooks_release_caller(void)
 {
@@ -75,14 +52,6 @@ uintptr_t memhooks_release_caller(void)
 bool mh_from_alloc(uintptr_t caller)
 {
     return mh_in_allocator > 0 || mh_libc_text_contains(caller);
-}
-
-void mh_selftest_note(uintptr_t addr, int seen_bit)
-{
-    if (!(atomic_load_explicit(&mh_work, memory_order_relaxed) & MH_WORK_SELFTEST))
-        return;
-    if (addr == atomic_load(&selftest_addr))
-        atomic_fetch_or(&selftest_seen, seen_bit);
 }
 
 static void run_callbacks(struct slot *slots, void *addr, size_t len, bool from_alloc,
@@ -159,23 +128,13 @@ static void dispatch_nested(uintptr_t outer_caller)
     }
 }
 
-/*
- * The release and alloc totals are statistics only: a plain load and store instead of a locked
- * increment keeps them off the hot path's cost; concurrent hooks may undercount them slightly.
- */
-static inline void count_event(_Atomic uint64_t *counter)
-{
-    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-
 void mh_release(void *addr, size_t len, uintptr_t caller)
 {
     if (len == 0)
         return;
     bool from_alloc = mh_from_alloc(caller);
     int work = atomic_load_explicit(&mh_work, memory_order_relaxed);
-    count_event(&mh_stat_release);
+    mh_count_event(&mh_stat_release);
     if (work & MH_WORK_RELEASE)
         mh_queue_push((uintptr_t)addr, len,
                       MEMHOOKS_EVENT_RELEASE | (from_alloc ? MEMHOOKS_EVENT_FROM_ALLOC : 0) |
@@ -197,7 +156,7 @@ void mh_alloc(void *addr, size_t len, uintptr_t caller)
         return;
     bool from_alloc = mh_from_alloc(caller);
     int work = atomic_load_explicit(&mh_work, memory_order_relaxed);
-    count_event(&mh_stat_alloc);
+    mh_count_event(&mh_stat_alloc);
     if (!(work & MH_WORK_ALLOC))
         return;
     mh_queue_push((uintptr_t)addr, len,
@@ -212,15 +171,9 @@ void mh_alloc(void *addr, size_t len, uintptr_t caller)
 
 /* ---- Registration ------------------------------------------------------------------------- */
 
-static void update_work(void)
+int mh_callback_work(void)
 {
-    int work = atomic_load(&mh_work) & MH_WORK_SELFTEST;
-    int queue_kinds = mh_queue_kinds(); /* what any subscriber records */
-    if (release_count > 0 || (queue_kinds & MEMHOOKS_QUEUE_RELEASE))
-        work |= MH_WORK_RELEASE;
-    if (alloc_count > 0 || (queue_kinds & MEMHOOKS_QUEUE_ALLOC))
-        work |= MH_WORK_ALLOC;
-    atomic_store(&mh_work, work);
+    return (release_count > 0 ? MH_WORK_RELEASE : 0) | (alloc_count > 0 ? MH_WORK_ALLOC : 0);
 }
 
 /*
@@ -230,7 +183,7 @@ static void update_work(void)
  * after the clear (all of it is sequentially consistent) and saw it empty. The epoch is pointed
  * away from the counter being waited for so that new dispatches cannot keep it from draining.
  */
-static void wait_for_dispatches(void)
+void mh_wait_for_dispatches(void)
 {
     for (unsigned parity = 0; parity < 2; parity++) {
         atomic_store(&epoch, parity + 1);
@@ -245,9 +198,9 @@ static int add_callback(struct slot *slots, int *count, opal_mem_hooks_callback_
 {
     if (!func)
         return OPAL_ERR_BAD_PARAM;
-    pthread_mutex_lock(&api_lock);
+    mh_api_lock();
     int rc = OPAL_SUCCESS, free_slot = -1;
-    if (!initialized || support_level == 0) {
+    if (!mh_supported()) {
         rc = OPAL_ERR_NOT_SUPPORTED;
         goto out;
     }
@@ -269,25 +222,25 @@ static int add_callback(struct slot *slots, int *count, opal_mem_hooks_callback_
     if (free_slot + 1 > atomic_load(&slots_used))
         atomic_store(&slots_used, free_slot + 1);
     (*count)++;
-    update_work();
+    mh_update_work();
 out:
-    pthread_mutex_unlock(&api_lock);
+    mh_api_unlock();
     return rc;
 }
 
 /*
  * Threads waiting in remove_callback while inside a dispatch of their own (an unregister from a
  * callback). Two of them would wait for each other's dispatch forever, so while one waits, another
- * callback's unregister is refused (changing nothing) instead. Guarded by api_lock.
+ * callback's unregister is refused (changing nothing) instead. Guarded by the API lock.
  */
 static int callback_waiters;
 
 static int remove_callback(struct slot *slots, int *count, opal_mem_hooks_callback_fn_t *func)
 {
     bool in_callback = tls_inflight[0] + tls_inflight[1] > 0;
-    pthread_mutex_lock(&api_lock);
+    mh_api_lock();
     if (in_callback && callback_waiters > 0) {
-        pthread_mutex_unlock(&api_lock);
+        mh_api_unlock();
         return OPAL_ERR_RESOURCE_BUSY;
     }
     int found = -1;
@@ -301,19 +254,19 @@ static int remove_callback(struct slot *slots, int *count, opal_mem_hooks_callba
         }
     }
     if (found >= 0) {
-        update_work();
+        mh_update_work();
         callback_waiters += in_callback;
     }
-    pthread_mutex_unlock(&api_lock);
+    mh_api_unlock();
     if (found < 0)
         return OPAL_ERR_NOT_FOUND;
     /* Waited for without the lock: a callback running on another thread may itself register or
      * unregister, and must not wait for us while we wait for it. */
-    wait_for_dispatches();
-    pthread_mutex_lock(&api_lock);
+    mh_wait_for_dispatches();
+    mh_api_lock();
     slots[found].retiring = false;
     callback_waiters -= in_callback;
-    pthread_mutex_unlock(&api_lock);
+    mh_api_unlock();
     return OPAL_SUCCESS;
 }
 
@@ -337,223 +290,23 @@ int opal_mem_hooks_unregister_alloc(opal_mem_hooks_callback_fn_t *func)
     return remove_callback(alloc_slots, &alloc_count, func);
 }
 
-int memhooks_queue_subscribe(void)
-{
-    pthread_mutex_lock(&api_lock);
-    int rc = mh_queue_subscribe();
-    update_work(); /* it may have taken back subscribers of ended threads */
-    pthread_mutex_unlock(&api_lock);
-    return rc;
-}
-
-int memhooks_queue_enable(int subscriber, int kinds)
-{
-    if (kinds & ~(MEMHOOKS_QUEUE_RELEASE | MEMHOOKS_QUEUE_ALLOC))
-        return OPAL_ERR_BAD_PARAM;
-    pthread_mutex_lock(&api_lock);
-    int rc;
-    if (kinds != 0 && (!initialized || support_level == 0))
-        rc = OPAL_ERR_NOT_SUPPORTED;
-    else {
-        rc = mh_queue_set_kinds(subscriber, kinds);
-        update_work();
-    }
-    pthread_mutex_unlock(&api_lock);
-    return rc;
-}
-
-int memhooks_queue_unsubscribe(int subscriber)
-{
-    pthread_mutex_lock(&api_lock);
-    int rc = mh_queue_unsubscribe(subscriber);
-    update_work();
-    pthread_mutex_unlock(&api_lock);
-    return rc;
-}
-
-/* ---- Init, self-test, finalize ------------------------------------------------------------- */
-
-/* Calls each patched function through libc's own entry point and checks its hook saw it. */
-static int run_selftest(void)
-{
-    typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
-    typedef int (*munmap_fn)(void *, size_t);
-    typedef int (*madvise_fn)(void *, size_t, int);
-    typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
-    typedef int (*brk_fn)(void *);
-    typedef void *(*sbrk_fn)(intptr_t);
-    mmap_fn do_mmap = (mmap_fn)mh_libc_symbol("mmap");
-    munmap_fn do_munmap = (munmap_fn)mh_libc_symbol("munmap");
-    madvise_fn do_madvise = (madvise_fn)mh_libc_symbol("madvise");
-    mremap_fn do_mremap = (mremap_fn)mh_libc_symbol("mremap");
-    brk_fn do_brk = (brk_fn)mh_libc_symbol("brk");
-    sbrk_fn do_sbrk = (sbrk_fn)mh_libc_symbol("sbrk");
-    if (!do_mmap || !do_munmap || !do_madvise || !do_mremap || !do_brk || !do_sbrk)
-        return 0;
-    long page = sysconf(_SC_PAGESIZE);
-    int seen = 0;
-    atomic_store(&selftest_seen, 0);
-    atomic_fetch_or(&mh_work, MH_WORK_SELFTEST);
-
-    /* The scratch mapping is reserved with a raw syscall so that its address is known first. */
-    long base = raw_syscall6(SYS_mmap, 0, 4 * page, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if ((unsigned long)base < -4096UL) {
-        char *p = (char *)base;
-        atomic_store(&selftest_addr, (uintptr_t)(p + 3 * page));
-        do_mmap(p + 3 * page, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                -1, 0);
-        atomic_store(&selftest_addr, (uintptr_t)(p + 2 * page));
-        do_madvise(p + 2 * page, page, MADV_DONTNEED);
-        atomic_store(&selftest_addr, (uintptr_t)(p + 3 * page));
-        do_mremap(p + 2 * page, 2 * page, page, 0);
-        atomic_store(&selftest_addr, (uintptr_t)p);
-        do_munmap(p, 3 * page);
-    }
-    /* System V shared memory, when the system has it: shmat over an attachment with SHM_REMAP,
-     * then shmdt. The segment is created and attached with raw system calls. */
-    bool shm_tested = false;
-    typedef void *(*shmat_fn)(int, const void *, int);
-    typedef int (*shmdt_fn)(const void *);
-    shmat_fn do_shmat = (shmat_fn)mh_libc_symbol("shmat");
-    shmdt_fn do_shmdt = (shmdt_fn)mh_libc_symbol("shmdt");
-    long shmid = raw_syscall(SYS_shmget, IPC_PRIVATE, page, IPC_CREAT | 0600);
-    if (shmid >= 0 && do_shmat && do_shmdt) {
-        long at = raw_syscall(SYS_shmat, shmid, 0, 0);
-        if ((unsigned long)at < -4096UL) {
-            shm_tested = true;
-            atomic_store(&selftest_addr, (uintptr_t)at);
-            do_shmat((int)shmid, (void *)at, SHM_REMAP);
-            do_shmdt((void *)at);
-        }
-        raw_syscall(SYS_shmctl, shmid, IPC_RMID, 0);
-    }
-
-    /* brk to the current break and sbrk(0) release nothing; the hooks still note the call. */
-    long cur = raw_syscall(SYS_brk, 0, 0, 0);
-    atomic_store(&selftest_addr, (uintptr_t)cur);
-    do_sbrk(0);
-    do_brk((void *)cur);
-    seen = atomic_load(&selftest_seen);
-    atomic_fetch_and(&mh_work, ~MH_WORK_SELFTEST);
-    atomic_store(&selftest_addr, 0);
-
-    int level = 0;
-    int release_bits = MH_SEEN_MUNMAP | MH_SEEN_MADVISE | MH_SEEN_MREMAP | MH_SEEN_MMAP_FIXED |
-                       MH_SEEN_BRK | MH_SEEN_SBRK | (shm_tested ? MH_SEEN_SHMAT | MH_SEEN_SHMDT : 0);
-    if ((seen & release_bits) == release_bits)
-        level |= OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT;
-    if (seen & MH_SEEN_MMAP_ALLOC)
-        level |= OPAL_MEMORY_MMAP_SUPPORT;
-    if (mh_preload_active())
-        level |= OPAL_MEMORY_MALLOC_SUPPORT;
-    return level;
-}
-
-/*
- * fork(): the API lock is taken around it so the child never inherits it held, and the child's
- * in-flight counters drop the dispatches of threads that do not exist there (otherwise an
- * unregister in the child would wait for them forever); queue cells those threads were filling
- * are filled for them. The hooks themselves hold no lock.
+/* With the API lock held, for finalize: every callback goes (the caller then waits for dispatches).
  */
-static void before_fork(void)
+void mh_callbacks_clear(void)
 {
-    pthread_mutex_lock(&api_lock);
-    mh_queue_before_fork();
-}
-
-static void after_fork_in_parent(void)
-{
-    pthread_mutex_unlock(&api_lock);
-}
-
-static void after_fork_in_child(void)
-{
-    atomic_store(&inflight[0], tls_inflight[0]);
-    atomic_store(&inflight[1], tls_inflight[1]);
-    mh_queue_after_fork_child();
-    pthread_mutex_unlock(&api_lock);
-}
-
-static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
-
-static void install_fork_handlers(void)
-{
-    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
-}
-
-int opal_mem_hooks_init(void)
-{
-    pthread_once(&fork_handlers_once, install_fork_handlers);
-    pthread_mutex_lock(&api_lock);
-    int rc = OPAL_SUCCESS;
-    if (!initialized) {
-        if (mh_patch_install() == OPAL_SUCCESS)
-            support_level = run_selftest();
-        else
-            support_level = 0;
-        initialized = true;
-        if (support_level == 0)
-            rc = OPAL_ERR_NOT_SUPPORTED;
-    }
-    pthread_mutex_unlock(&api_lock);
-    return rc;
-}
-
-static _Atomic int holders;
-
-void memhooks_hold(void)
-{
-    atomic_fetch_add(&holders, 1);
-}
-
-void memhooks_unhold(void)
-{
-    atomic_fetch_sub(&holders, 1);
-}
-
-int memhooks_holders(void)
-{
-    return atomic_load(&holders);
-}
-
-int opal_mem_hooks_finalize(void)
-{
-    pthread_mutex_lock(&api_lock);
-    /* A cache would keep serving registrations unwatched; a subscriber's consumer (another
-     * JavaScript isolate) would stop getting events. Subscribers of ended threads do not count. */
-    if (atomic_load(&holders) > 0 || mh_queue_live_subscribers() > 0) {
-        pthread_mutex_unlock(&api_lock);
-        return OPAL_ERR_RESOURCE_BUSY;
-    }
     for (int i = 0; i < MH_MAX_CALLBACKS; i++) {
         atomic_store(&release_slots[i].fn, NULL);
         atomic_store(&alloc_slots[i].fn, NULL);
     }
     release_count = alloc_count = 0;
-    update_work(); /* no subscriber is left, so no queue records */
-    wait_for_dispatches();
-    if (initialized)
-        mh_patch_remove();
-    initialized = false;
-    support_level = 0;
-    pthread_mutex_unlock(&api_lock);
-    return OPAL_SUCCESS;
 }
 
-int opal_mem_hooks_support_level(void)
+/*
+ * In a forked child: the in-flight counters drop the dispatches of threads that do not exist
+ * there (an unregister in the child would otherwise wait for them forever).
+ */
+void mh_dispatch_after_fork_child(void)
 {
-    pthread_mutex_lock(&api_lock);
-    int level = initialized ? support_level : 0;
-    pthread_mutex_unlock(&api_lock);
-    return level;
-}
-
-void memhooks_stats(struct memhooks_stats *out)
-{
-    out->releases = atomic_load(&mh_stat_release);
-    out->allocs = atomic_load(&mh_stat_alloc);
-    out->nested = atomic_load(&mh_stat_nested);
-    out->coalesced = atomic_load(&mh_stat_coalesced);
-    out->queued = atomic_load(&mh_stat_queued);
+    atomic_store(&inflight[0], tls_inflight[0]);
+    atomic_store(&inflight[1], tls_inflight[1]);
 }

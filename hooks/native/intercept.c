@@ -22,6 +22,16 @@
 /* glibc's record of the program break, which brk() and sbrk() keep up to date. */
 extern void *__curbrk;
 
+/* Converts a raw result into libc's convention: -1 with errno set. */
+static long syscall_result(long ret)
+{
+    if ((unsigned long)ret > -4096UL) {
+        errno = (int)-ret;
+        return -1;
+    }
+    return ret;
+}
+
 static inline int work_for(int kind)
 {
     return atomic_load_explicit(&mh_work, memory_order_relaxed) & (kind | MH_WORK_SELFTEST);
@@ -33,7 +43,7 @@ int mh_hook_munmap(void *addr, size_t len)
         mh_selftest_note((uintptr_t)addr, MH_SEEN_MUNMAP);
         mh_release(addr, PAGE_UP(len), CALLER);
     }
-    return (int)mh_syscall_result(raw_syscall(SYS_munmap, addr, len, 0));
+    return (int)syscall_result(raw_syscall(SYS_munmap, addr, len, 0));
 }
 
 static bool releasing_advice(int advice)
@@ -49,7 +59,7 @@ int mh_hook_madvise(void *addr, size_t len, int advice)
         mh_selftest_note((uintptr_t)addr, MH_SEEN_MADVISE);
         mh_release(addr, PAGE_UP(len), CALLER);
     }
-    return (int)mh_syscall_result(raw_syscall(SYS_madvise, addr, len, advice));
+    return (int)syscall_result(raw_syscall(SYS_madvise, addr, len, advice));
 }
 
 void *mh_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
@@ -60,7 +70,7 @@ void *mh_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
         mh_selftest_note((uintptr_t)addr, MH_SEEN_MMAP_FIXED);
         mh_release(addr, PAGE_UP(len), caller);
     }
-    long ret = mh_syscall_result(
+    long ret = syscall_result(
         raw_syscall6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)offset));
     if (ret != -1 && work_for(MH_WORK_ALLOC)) {
         mh_selftest_note((uintptr_t)ret, MH_SEEN_MMAP_ALLOC);
@@ -97,8 +107,8 @@ void *mh_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void 
     /* The events use whole pages, as the kernel does; the kernel gets the caller's lengths. */
     size_t old_pages = PAGE_UP(old_len), new_pages = PAGE_UP(new_len);
     mremap_release(old, old_pages, new_pages, flags, new_addr, caller);
-    long ret = mh_syscall_result(
-        raw_syscall6(SYS_mremap, (long)old, (long)old_len, (long)new_len, flags, (long)new_addr, 0));
+    long ret = syscall_result(raw_syscall6(SYS_mremap, (long)old, (long)old_len, (long)new_len,
+                                           flags, (long)new_addr, 0));
     if (ret != -1 && work_for(MH_WORK_ALLOC)) {
         if ((void *)ret != old)
             mh_alloc((void *)ret, new_pages, caller);
@@ -171,7 +181,7 @@ void *mh_hook_shmat(int shmid, const void *shmaddr, int shmflg)
         mh_selftest_note(at, MH_SEEN_SHMAT);
         mh_release((void *)at, size, caller);
     }
-    long ret = mh_syscall_result(raw_syscall(SYS_shmat, shmid, shmaddr, shmflg));
+    long ret = syscall_result(raw_syscall(SYS_shmat, shmid, shmaddr, shmflg));
     if (ret != -1 && size && work_for(MH_WORK_ALLOC))
         mh_alloc((void *)ret, size, caller);
     return (void *)ret;
@@ -270,7 +280,8 @@ static size_t shmdt_span(uintptr_t addr)
                 dev_major = major;
                 dev_minor = minor;
                 span_end = stop;
-            } else if (placed && found && ino == inode && major == dev_major && minor == dev_minor) {
+            } else if (placed && found && ino == inode && major == dev_major &&
+                       minor == dev_minor) {
                 span_end = stop;
             }
             if (long_line) {
@@ -302,5 +313,5 @@ int mh_hook_shmdt(const void *shmaddr)
         if (len)
             mh_release((void *)shmaddr, len, CALLER);
     }
-    return (int)mh_syscall_result(raw_syscall(SYS_shmdt, shmaddr, 0, 0));
+    return (int)syscall_result(raw_syscall(SYS_shmdt, shmaddr, 0, 0));
 }

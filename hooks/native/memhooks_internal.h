@@ -30,16 +30,39 @@ enum {
 /* Read by every hook with one relaxed load; zero means "go straight to the kernel". */
 extern _Atomic int mh_work;
 
+/*
+ * mh_work and the API lock (lifecycle.c). The lock serializes register, unregister, init, finalize
+ * and the queue subscriptions; taken around fork(). With it held: mh_supported() says whether init
+ * succeeded with a nonzero support level, and mh_update_work() recomputes mh_work from the
+ * callbacks and the queue subscribers (every change to either calls it).
+ */
+void mh_api_lock(void);
+void mh_api_unlock(void);
+bool mh_supported(void);
+void mh_update_work(void);
+
 /* Set by the allocator wrappers (LD_PRELOAD mode) while glibc's allocator runs on this thread. */
 extern MH_TLS int mh_in_allocator;
 
-/* Called by the hooks: release before the memory goes, alloc after the memory is there. */
+/* The dispatch (dispatch.c). Called by the hooks: release before the memory goes, alloc after the
+ * memory is there. */
 void mh_release(void *addr, size_t len, uintptr_t caller);
 void mh_alloc(void *addr, size_t len, uintptr_t caller);
 /* Whether a hook call made from `caller` counts as made by the allocator. */
 bool mh_from_alloc(uintptr_t caller);
+/* With the API lock held: the MH_WORK_RELEASE / MH_WORK_ALLOC bits of the kinds some C callback
+ * is registered for; finalize's removal of every callback. */
+int mh_callback_work(void);
+void mh_callbacks_clear(void);
+/* Returns once no dispatch that could have read a callback slot before it was cleared still runs
+ * (this thread's own excepted). */
+void mh_wait_for_dispatches(void);
+/* In a forked child: forgets the dispatches of the parent's other threads. */
+void mh_dispatch_after_fork_child(void);
 
-/* Self-test bookkeeping: a hook reports that it ran for `addr` (bit = one of MH_SEEN_*). */
+/* Init's self-test (selftest.c): returns the OPAL_MEMORY_* bits it proved. While it runs, a hook
+ * reports that it ran for `addr` with mh_selftest_note (bit = one of MH_SEEN_*). */
+int mh_selftest_run(void);
 enum {
     MH_SEEN_MUNMAP = 1 << 0,
     MH_SEEN_MADVISE = 1 << 1,
@@ -56,7 +79,7 @@ enum {
 void mh_selftest_note(uintptr_t addr, int seen_bit);
 
 /* The event queues the TypeScript side drains (queue.c). The push is called by hooks; the rest
- * with dispatch.c's API lock held. */
+ * with the API lock held. */
 void mh_queue_push(uintptr_t addr, size_t len, uint32_t flags);
 int mh_queue_subscribe(void);
 int mh_queue_set_kinds(int subscriber, int kinds);
@@ -66,9 +89,22 @@ int mh_queue_live_subscribers(void); /* takes back those of ended threads, count
 void mh_queue_before_fork(void);
 void mh_queue_after_fork_child(void);
 
-/* Statistics counters (dispatch.c). */
+/* fork(): installs the pthread_atfork handlers, once (fork.c). */
+void mh_fork_handlers_install(void);
+
+/* Statistics counters (stats.c). */
 extern _Atomic uint64_t mh_stat_release, mh_stat_alloc, mh_stat_nested, mh_stat_coalesced,
     mh_stat_queued;
+
+/*
+ * The release and alloc totals are statistics only: a plain load and store instead of a locked
+ * increment keeps them off the hot path's cost; concurrent hooks may undercount them slightly.
+ */
+static inline void mh_count_event(_Atomic uint64_t *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* Code patching (patch.c). */
 int mh_patch_install(void);
@@ -107,8 +143,5 @@ static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e,
 }
 
 #define raw_syscall(nr, a, b, c) raw_syscall6((nr), (long)(a), (long)(b), (long)(c), 0, 0, 0)
-
-/* Converts a raw result into libc's convention: -1 with errno set. */
-long mh_syscall_result(long ret);
 
 #endif /* MEMHOOKS_INTERNAL_H */

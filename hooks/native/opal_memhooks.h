@@ -38,11 +38,10 @@ extern "C" {
 /*
  * buf, length: the range allocated or about to be released.
  * cbdata: the pointer given at registration.
- * from_alloc: true when the allocator (malloc, free, realloc, heap trim) caused the event, false when
- * the program called munmap/madvise/mremap/... directly.
+ * from_alloc: true when the allocator (malloc, free, realloc, heap trim) caused the event, false
+ * when the program called munmap/madvise/mremap/... directly.
  */
-typedef void(opal_mem_hooks_callback_fn_t)(void *buf, size_t length, void *cbdata,
-                                           bool from_alloc);
+typedef void(opal_mem_hooks_callback_fn_t)(void *buf, size_t length, void *cbdata, bool from_alloc);
 
 int opal_mem_hooks_init(void);
 int opal_mem_hooks_finalize(void); /* refused while the hooks are in use: see memhooks_hold */
@@ -134,13 +133,13 @@ int memhooks_holders(void);
 
 /* Per-function patch status (index 0 .. memhooks_patch_count() - 1). */
 #define MEMHOOKS_PATCH_OK 0
-#define MEMHOOKS_PATCH_NOT_INSTALLED 1  /* not attempted yet, or removed by finalize */
-#define MEMHOOKS_PATCH_NO_SYMBOL 2      /* libc has no such function */
+#define MEMHOOKS_PATCH_NOT_INSTALLED 1    /* not attempted yet, or removed by finalize */
+#define MEMHOOKS_PATCH_NO_SYMBOL 2        /* libc has no such function */
 #define MEMHOOKS_PATCH_UNKNOWN_PROLOGUE 3 /* instructions the decoder does not know: left alone */
-#define MEMHOOKS_PATCH_FOREIGN 4        /* already redirected by another library: left alone */
-#define MEMHOOKS_PATCH_NO_TRAMPOLINE 5  /* no page within reach of a jmp rel32 */
-#define MEMHOOKS_PATCH_WRITE_FAILED 6   /* the code could not be written */
-#define MEMHOOKS_PATCH_UNSUPPORTED 7    /* not x86_64 with glibc 2.36 */
+#define MEMHOOKS_PATCH_FOREIGN 4          /* already redirected by another library: left alone */
+#define MEMHOOKS_PATCH_NO_TRAMPOLINE 5    /* no page within reach of a jmp rel32 */
+#define MEMHOOKS_PATCH_WRITE_FAILED 6     /* the code could not be written */
+#define MEMHOOKS_PATCH_UNSUPPORTED 7      /* not x86_64 with glibc 2.36 */
 int memhooks_patch_count(void);
 const char *memhooks_patch_name(int index);
 int memhooks_patch_status(int index);

@@ -2,9 +2,9 @@
  * Patching the code of libc's memory functions (x86_64, glibc 2.36).
  *
  * Each function's entry is redirected to a stub near libc (`movabs r11, hook; jmp r11`). The bytes
- * are written with one cmpxchg16b over their aligned 16-byte block, so a thread running the function
- * sees either the old code or the new, and no thread can be returning into the overwritten bytes
- * (they precede every syscall and call).
+ * are written with one cmpxchg16b over their aligned 16-byte block, so a thread running the
+ * function sees either the old code or the new, and no thread can be returning into the overwritten
+ * bytes (they precede every syscall and call).
  *
  * When the first instruction is at least 5 bytes long (`mov eax, NR` in the syscall wrappers) it is
  * replaced by one `jmp rel32` to the stub. When it is shorter (mmap's `mov r10d, ecx`, sbrk's
@@ -169,9 +169,9 @@ static uint8_t *map_stub_page(void)
     long page = sysconf(_SC_PAGESIZE);
     for (long step = 1; step < 16384; step++) {
         for (int side = 0; side < 2; side++) {
-            uintptr_t hint = side == 0 ? (libc_text_lo & ~(uintptr_t)(page - 1)) - step * 65536
-                                       : ((libc_text_hi + page - 1) & ~(uintptr_t)(page - 1)) +
-                                             step * 65536;
+            uintptr_t hint =
+                side == 0 ? (libc_text_lo & ~(uintptr_t)(page - 1)) - step * 65536
+                          : ((libc_text_hi + page - 1) & ~(uintptr_t)(page - 1)) + step * 65536;
             long got = raw_syscall6(SYS_mmap, (long)hint, page, PROT_READ | PROT_WRITE,
                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
             if ((unsigned long)got >= -4096UL)
@@ -266,12 +266,12 @@ static size_t nop_ending_at(const uint8_t *end, size_t avail)
 /* An instruction ending at `end` after which execution never reaches `end`. */
 static bool ends_without_fallthrough(const uint8_t *end)
 {
-    return end[-1] == 0xc3                                /* ret */
-           || end[-2] == 0xeb                             /* jmp rel8 */
-           || end[-5] == 0xe9                             /* jmp rel32 */
-           || end[-5] == 0xe8                             /* call of a noreturn function: C code
-                                                           * never falls into the next function */
-           || (end[-2] == 0x0f && end[-1] == 0x0b);       /* ud2 */
+    return end[-1] == 0xc3                          /* ret */
+           || end[-2] == 0xeb                       /* jmp rel8 */
+           || end[-5] == 0xe9                       /* jmp rel32 */
+           || end[-5] == 0xe8                       /* call of a noreturn function: C code
+                                                     * never falls into the next function */
+           || (end[-2] == 0x0f && end[-1] == 0x0b); /* ud2 */
 }
 
 /* Start of JMP_LEN bytes of alignment padding right before `code` that no thread executes, or
@@ -361,7 +361,7 @@ static void patch_one(struct target *t, uint8_t *stub)
     }
     memcpy(t->original, t->code, t->length);
     t->status = write_code(t->code, t->original, t->jump, t->length) ? MEMHOOKS_PATCH_OK
-                                                                    : MEMHOOKS_PATCH_WRITE_FAILED;
+                                                                     : MEMHOOKS_PATCH_WRITE_FAILED;
 }
 
 int mh_patch_install(void)

@@ -11,8 +11,8 @@
  * nobody drains any more. Each overflow range is one 16-byte word updated with cmpxchg16b, so its
  * two ends always belong together.
  *
- * Subscribe, enable and unsubscribe run under dispatch.c's API lock. A subscriber's state is reset
- * only while no producer can be writing to it: giving a subscriber back clears its bits in
+ * Subscribe, enable and unsubscribe run under the API lock (lifecycle.c). A subscriber's state is
+ * reset only while no producer can be writing to it: giving a subscriber back clears its bits in
  * `recording`, then waits for every push that may have read them (wait_for_pushes).
  */
 #include <errno.h>

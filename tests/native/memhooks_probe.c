@@ -107,7 +107,8 @@ static void freeing_handler(void *buf, size_t length, void *cbdata, bool from_al
     bool touches_watch = watched_intact((uintptr_t)buf, length) >= 0;
     uintptr_t nested = atomic_load(&nested_victim);
     record(buf, length, from_alloc, nested && (uintptr_t)buf == nested);
-    if (victim && touches_watch && atomic_compare_exchange_strong(&free_in_handler_addr, &victim, 0))
+    if (victim && touches_watch &&
+        atomic_compare_exchange_strong(&free_in_handler_addr, &victim, 0))
         munmap((void *)victim, free_in_handler_len);
 }
 
@@ -437,7 +438,9 @@ static void *mmap_loop(void *arg)
     return NULL;
 }
 
-/* Starts `threads` threads that each mmap+munmap a page `iterations` times; returns once all run. */
+/*
+ * Starts `threads` threads that each mmap+munmap a page `iterations` times; returns once all run.
+ */
 int probe_loop_start(int threads, long iterations)
 {
     if (threads < 1 || threads > LOOP_THREADS_MAX)
@@ -655,8 +658,8 @@ int probe_fork_two_unregisters_in_callbacks(void)
 int probe_fork_child_munmap_deregistrations(void *p, size_t n, const char *rcache_path)
 {
     void *lib = dlopen(rcache_path, RTLD_NOW | RTLD_NOLOAD);
-    int (*counters)(double *, int) = lib ? (int (*)(double *, int))dlsym(lib, "rcache_double_counters")
-                                         : NULL;
+    int (*counters)(double *, int) =
+        lib ? (int (*)(double *, int))dlsym(lib, "rcache_double_counters") : NULL;
     if (!counters)
         return -2;
     pid_t pid = fork();
@@ -874,7 +877,8 @@ static void self_unregistering_handler(void *buf, size_t length, void *cbdata, b
     (void)from_alloc;
     if (watched_intact((uintptr_t)buf, length) < 0)
         return;
-    atomic_store(&self_unregister_rc, opal_mem_hooks_unregister_release(self_unregistering_handler));
+    atomic_store(&self_unregister_rc,
+                 opal_mem_hooks_unregister_release(self_unregistering_handler));
 }
 
 int probe_register_self_unregistering(void)

@@ -1,0 +1,102 @@
+/*
+ * Init's self-test: after patching, calls each patched function through libc's own entry point on
+ * scratch memory and checks that its hook saw the call. The support level reports only what it
+ * proved.
+ */
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "memhooks_internal.h"
+
+/* The address the hook being tested is expected to report, and the MH_SEEN_* bits noted so far. */
+static _Atomic uintptr_t selftest_addr;
+static _Atomic int selftest_seen;
+
+void mh_selftest_note(uintptr_t addr, int seen_bit)
+{
+    if (!(atomic_load_explicit(&mh_work, memory_order_relaxed) & MH_WORK_SELFTEST))
+        return;
+    if (addr == atomic_load(&selftest_addr))
+        atomic_fetch_or(&selftest_seen, seen_bit);
+}
+
+/* Calls each patched function through libc's own entry point and checks its hook saw it. */
+int mh_selftest_run(void)
+{
+    typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+    typedef int (*munmap_fn)(void *, size_t);
+    typedef int (*madvise_fn)(void *, size_t, int);
+    typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
+    typedef int (*brk_fn)(void *);
+    typedef void *(*sbrk_fn)(intptr_t);
+    mmap_fn do_mmap = (mmap_fn)mh_libc_symbol("mmap");
+    munmap_fn do_munmap = (munmap_fn)mh_libc_symbol("munmap");
+    madvise_fn do_madvise = (madvise_fn)mh_libc_symbol("madvise");
+    mremap_fn do_mremap = (mremap_fn)mh_libc_symbol("mremap");
+    brk_fn do_brk = (brk_fn)mh_libc_symbol("brk");
+    sbrk_fn do_sbrk = (sbrk_fn)mh_libc_symbol("sbrk");
+    if (!do_mmap || !do_munmap || !do_madvise || !do_mremap || !do_brk || !do_sbrk)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    int seen = 0;
+    atomic_store(&selftest_seen, 0);
+    atomic_fetch_or(&mh_work, MH_WORK_SELFTEST);
+
+    /* The scratch mapping is reserved with a raw syscall so that its address is known first. */
+    long base = raw_syscall6(SYS_mmap, 0, 4 * page, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if ((unsigned long)base < -4096UL) {
+        char *p = (char *)base;
+        atomic_store(&selftest_addr, (uintptr_t)(p + 3 * page));
+        do_mmap(p + 3 * page, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                -1, 0);
+        atomic_store(&selftest_addr, (uintptr_t)(p + 2 * page));
+        do_madvise(p + 2 * page, page, MADV_DONTNEED);
+        atomic_store(&selftest_addr, (uintptr_t)(p + 3 * page));
+        do_mremap(p + 2 * page, 2 * page, page, 0);
+        atomic_store(&selftest_addr, (uintptr_t)p);
+        do_munmap(p, 3 * page);
+    }
+    /* System V shared memory, when the system has it: shmat over an attachment with SHM_REMAP,
+     * then shmdt. The segment is created and attached with raw system calls. */
+    bool shm_tested = false;
+    typedef void *(*shmat_fn)(int, const void *, int);
+    typedef int (*shmdt_fn)(const void *);
+    shmat_fn do_shmat = (shmat_fn)mh_libc_symbol("shmat");
+    shmdt_fn do_shmdt = (shmdt_fn)mh_libc_symbol("shmdt");
+    long shmid = raw_syscall(SYS_shmget, IPC_PRIVATE, page, IPC_CREAT | 0600);
+    if (shmid >= 0 && do_shmat && do_shmdt) {
+        long at = raw_syscall(SYS_shmat, shmid, 0, 0);
+        if ((unsigned long)at < -4096UL) {
+            shm_tested = true;
+            atomic_store(&selftest_addr, (uintptr_t)at);
+            do_shmat((int)shmid, (void *)at, SHM_REMAP);
+            do_shmdt((void *)at);
+        }
+        raw_syscall(SYS_shmctl, shmid, IPC_RMID, 0);
+    }
+
+    /* brk to the current break and sbrk(0) release nothing; the hooks still note the call. */
+    long cur = raw_syscall(SYS_brk, 0, 0, 0);
+    atomic_store(&selftest_addr, (uintptr_t)cur);
+    do_sbrk(0);
+    do_brk((void *)cur);
+    seen = atomic_load(&selftest_seen);
+    atomic_fetch_and(&mh_work, ~MH_WORK_SELFTEST);
+    atomic_store(&selftest_addr, 0);
+
+    int level = 0;
+    int release_bits = MH_SEEN_MUNMAP | MH_SEEN_MADVISE | MH_SEEN_MREMAP | MH_SEEN_MMAP_FIXED |
+                       MH_SEEN_BRK | MH_SEEN_SBRK |
+                       (shm_tested ? MH_SEEN_SHMAT | MH_SEEN_SHMDT : 0);
+    if ((seen & release_bits) == release_bits)
+        level |= OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT;
+    if (seen & MH_SEEN_MMAP_ALLOC)
+        level |= OPAL_MEMORY_MMAP_SUPPORT;
+    if (mh_preload_active())
+        level |= OPAL_MEMORY_MALLOC_SUPPORT;
+    return level;
+}
