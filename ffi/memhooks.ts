@@ -1,67 +1,73 @@
 /**
  * The `Deno.dlopen` table of the memory hooks library (`build/libopal_memhooks.so`, built from
- * `hooks/native/`). Opening it changes nothing in the process: the hooks are installed only by
- * `opal_mem_hooks_init`. When the library was loaded with LD_PRELOAD, opening the same file
- * returns that already-loaded instance.
+ * `hooks/native/`), and typed accessors for what it returns as pointers. Opening it changes nothing
+ * in the process: the hooks are installed only by `opal_mem_hooks_init`. When the library was
+ * loaded with LD_PRELOAD, opening the same file returns that already-loaded instance.
+ *
+ * The records and constants it shares (`struct memhooks_event`, `struct memhooks_stats`, the
+ * `OPAL_*` and `MEMHOOKS_*` constants) are in `ffi/records/memhooks.ts`, written from what the
+ * library describes (`memhooks_records`).
  *
  * @module
  */
 import { openNativeLibrary } from "./loader.ts";
+import { bytesAt, cStringAt } from "./pointers.ts";
 
 /** File name of the hooks library in the build folder. */
 export const MEMHOOKS_LIBRARY = "libopal_memhooks.so";
 
-/** Size in bytes of one `struct memhooks_event` {u64 addr, u64 len, u32 flags, u32 reserved}. */
-export const MEMHOOKS_EVENT_SIZE = 24;
-
-/** Size in bytes of `struct memhooks_stats` (five u64 counters). */
-export const MEMHOOKS_STATS_SIZE = 40;
-
+/** The library's functions, by C name (hooks/native/opal_memhooks.h). */
 export const memhooksSymbols = {
+  /** int opal_mem_hooks_init(void) */
   opal_mem_hooks_init: { parameters: [], result: "i32" },
+  /** int opal_mem_hooks_finalize(void) */
   opal_mem_hooks_finalize: { parameters: [], result: "i32" },
+  /** int opal_mem_hooks_support_level(void) */
   opal_mem_hooks_support_level: { parameters: [], result: "i32" },
+  /** int opal_mem_hooks_register_release(opal_mem_hooks_callback_fn_t *func, void *cbdata) */
   opal_mem_hooks_register_release: { parameters: ["function", "pointer"], result: "i32" },
+  /** int opal_mem_hooks_register_alloc(opal_mem_hooks_callback_fn_t *func, void *cbdata) */
   opal_mem_hooks_register_alloc: { parameters: ["function", "pointer"], result: "i32" },
+  /** int opal_mem_hooks_unregister_release(opal_mem_hooks_callback_fn_t *func) */
   opal_mem_hooks_unregister_release: { parameters: ["function"], result: "i32" },
+  /** int opal_mem_hooks_unregister_alloc(opal_mem_hooks_callback_fn_t *func) */
   opal_mem_hooks_unregister_alloc: { parameters: ["function"], result: "i32" },
-  // The event queues, one subscriber per JavaScript isolate (hooks/native/opal_memhooks.h).
-  memhooks_queue_subscribe: {
-    parameters: [],
-    result: "i32", // int: a subscriber id, or OPAL_ERR_OUT_OF_RESOURCE when every one is taken
-  },
-  memhooks_queue_enable: {
-    parameters: [
-      "i32", // int subscriber
-      "i32", // int kinds: MEMHOOKS_QUEUE_RELEASE | MEMHOOKS_QUEUE_ALLOC
-    ],
-    result: "i32",
-  },
-  memhooks_queue_drain: {
-    parameters: [
-      "i32", // int subscriber
-      "buffer", // struct memhooks_event *out
-      "usize", // size_t max: events that fit in out
-    ],
-    result: "usize",
-  },
-  memhooks_queue_pending_word: {
-    parameters: ["i32"], // int subscriber
-    result: "pointer", // int32_t *: nonzero while events may be waiting
-  },
-  memhooks_queue_unsubscribe: {
-    parameters: ["i32"], // int subscriber
-    result: "i32",
-  },
+  /**
+   * int memhooks_queue_subscribe(void): a subscriber id, one per JavaScript isolate, or
+   * OPAL_ERR_OUT_OF_RESOURCE when every one is taken
+   */
+  memhooks_queue_subscribe: { parameters: [], result: "i32" },
+  /** int memhooks_queue_enable(int subscriber, int kinds): kinds are MEMHOOKS_QUEUE_* bits */
+  memhooks_queue_enable: { parameters: ["i32", "i32"], result: "i32" },
+  /**
+   * size_t memhooks_queue_drain(int subscriber, struct memhooks_event *out, size_t max): `max`
+   * events fit in `out`
+   */
+  memhooks_queue_drain: { parameters: ["i32", "buffer", "usize"], result: "usize" },
+  /**
+   * int32_t *memhooks_queue_pending_word(int subscriber): nonzero while events may be waiting
+   * (read it through pendingWord)
+   */
+  memhooks_queue_pending_word: { parameters: ["i32"], result: "pointer" },
+  /** int memhooks_queue_unsubscribe(int subscriber) */
+  memhooks_queue_unsubscribe: { parameters: ["i32"], result: "i32" },
+  /** void memhooks_stats(struct memhooks_stats *out) */
   memhooks_stats: { parameters: ["buffer"], result: "void" },
+  /** int memhooks_holders(void) */
   memhooks_holders: { parameters: [], result: "i32" },
+  /** int memhooks_patch_count(void) */
   memhooks_patch_count: { parameters: [], result: "i32" },
+  /** const char *memhooks_patch_name(int index): read it through patchName */
   memhooks_patch_name: { parameters: ["i32"], result: "pointer" },
+  /** int memhooks_patch_status(int index): a MEMHOOKS_PATCH_* value */
   memhooks_patch_status: { parameters: ["i32"], result: "i32" },
+  /** int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered) */
   memhooks_decode_prologue: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** uintptr_t memhooks_release_caller(void) */
   memhooks_release_caller: { parameters: [], result: "usize" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+/** The opened hooks library. */
 export type MemhooksLibrary = Deno.DynamicLibrary<typeof memhooksSymbols>;
 
 let library: MemhooksLibrary | undefined;
@@ -70,4 +76,18 @@ let library: MemhooksLibrary | undefined;
 export function openMemhooks(): MemhooksLibrary {
   library ??= openNativeLibrary(MEMHOOKS_LIBRARY, memhooksSymbols);
   return library;
+}
+
+/**
+ * A subscriber's pending word (`memhooks_queue_pending_word`) as a one-element view of the native
+ * int32, which stays valid (the subscribers are static); null for a subscriber not taken.
+ */
+export function pendingWord(subscriber: number): Int32Array | null {
+  const word = openMemhooks().symbols.memhooks_queue_pending_word(subscriber);
+  return word === null ? null : new Int32Array(bytesAt(word, 4).buffer);
+}
+
+/** The name of patched function `index` (`memhooks_patch_name`): "" out of range. */
+export function patchName(index: number): string {
+  return cStringAt(openMemhooks().symbols.memhooks_patch_name(index));
 }

@@ -27,56 +27,69 @@
  * by the program, and `flags` the `MEMHOOKS_EVENT_*` bits.
  *
  * A callback that throws does not stop delivery: the remaining callbacks and events are still
- * delivered, then `flush()` (or `flushIfPending()`) throws the error (an `AggregateError` when
- * several were thrown). Errors from timer deliveries go to `reportError`, like an uncaught
- * exception in a timer.
+ * delivered, then the call that delivered them throws the error (an `AggregateError` when several
+ * were thrown). Errors from timer deliveries go to `reportError`, like an uncaught exception in a
+ * timer.
+ *
+ * Results are OPAL return codes, as in Open MPI (`OPAL_SUCCESS`, `OPAL_EXISTS`, ...): they are the
+ * contract, and every refusal the C API reports is a code here too. Three things throw instead:
+ *
+ * - a callback that is not a function: `registerRelease`, `registerAlloc`, `unregisterRelease`
+ *   and `unregisterAlloc` throw `TypeError` and change nothing;
+ * - a hooks library that cannot be loaded (not built): `init()`, `stats()` and `patchStatus()`,
+ *   which load it, throw `NativeLibraryError` (and a registration throws `Error` should the
+ *   library break its contract, giving a queue without a pending word);
+ * - errors thrown by the program's own callbacks, once delivery is over: `flush()` and
+ *   `flushIfPending()` throw them; `unregisterRelease` and `unregisterAlloc` throw them after
+ *   removing the callback, `finalize()` after finalizing (the work is done either way).
  *
  * @module
  */
+import { type MemhooksLibrary, openMemhooks, patchName, pendingWord } from "../ffi/memhooks.ts";
 import {
-  MEMHOOKS_EVENT_SIZE,
-  MEMHOOKS_STATS_SIZE,
-  type MemhooksLibrary,
-  openMemhooks,
-} from "../ffi/memhooks.ts";
+  EVENT,
+  EVENT_FLAG,
+  OPAL,
+  OPAL_MEMORY,
+  QUEUE_KIND,
+  STATS,
+} from "../ffi/records/memhooks.ts";
 
 /** Success (return codes have the values of Open MPI's opal/constants.h). */
-export const OPAL_SUCCESS = 0;
+export const OPAL_SUCCESS: 0 = OPAL.SUCCESS;
 /** Registration: every native callback slot (C) or native queue (TypeScript) is taken. */
-export const OPAL_ERR_OUT_OF_RESOURCE: -2 = -2;
+export const OPAL_ERR_OUT_OF_RESOURCE: -2 = OPAL.ERR_OUT_OF_RESOURCE;
 /** `finalize()` while a registration cache relies on the hooks; nothing changes. */
-export const OPAL_ERR_RESOURCE_BUSY: -4 = -4;
+export const OPAL_ERR_RESOURCE_BUSY: -4 = OPAL.ERR_RESOURCE_BUSY;
 /** A null callback or another invalid argument (C API). */
-export const OPAL_ERR_BAD_PARAM: -5 = -5;
+export const OPAL_ERR_BAD_PARAM: -5 = OPAL.ERR_BAD_PARAM;
 /** `init()`: the hooks cannot work here; registration: before `init()` or without the support. */
-export const OPAL_ERR_NOT_SUPPORTED: -8 = -8;
+export const OPAL_ERR_NOT_SUPPORTED: -8 = OPAL.ERR_NOT_SUPPORTED;
 /** Unregistering a callback that is not registered. */
-export const OPAL_ERR_NOT_FOUND: -13 = -13;
+export const OPAL_ERR_NOT_FOUND: -13 = OPAL.ERR_NOT_FOUND;
 /** Registering a callback that is registered already. */
-export const OPAL_EXISTS: -14 = -14;
+export const OPAL_EXISTS: -14 = OPAL.EXISTS;
 
 /** Release callbacks fire when memory goes back to the operating system (see hooks/README.md). */
-export const OPAL_MEMORY_FREE_SUPPORT = 0x1;
+export const OPAL_MEMORY_FREE_SUPPORT: 0x1 = OPAL_MEMORY.FREE_SUPPORT;
 /** Alloc and release callbacks fire at malloc/calloc/realloc/free (LD_PRELOAD mode only). */
-export const OPAL_MEMORY_MALLOC_SUPPORT = 0x2;
+export const OPAL_MEMORY_MALLOC_SUPPORT: 0x2 = OPAL_MEMORY.MALLOC_SUPPORT;
 /** Releases are reported per chunk returned to the OS, not at every free (see hooks/README.md). */
-export const OPAL_MEMORY_CHUNK_SUPPORT = 0x4;
+export const OPAL_MEMORY_CHUNK_SUPPORT: 0x4 = OPAL_MEMORY.CHUNK_SUPPORT;
 /** Alloc callbacks fire when memory is mapped (mmap, mremap growth, brk growth, shmat). */
-export const OPAL_MEMORY_MMAP_SUPPORT = 0x8;
+export const OPAL_MEMORY_MMAP_SUPPORT: 0x8 = OPAL_MEMORY.MMAP_SUPPORT;
 
 /** The event is a release: the range was about to go. */
-export const MEMHOOKS_EVENT_RELEASE = 0x1;
+export const MEMHOOKS_EVENT_RELEASE: 0x1 = EVENT_FLAG.RELEASE;
 /** The event is an allocation: the range was mapped (or allocated, in LD_PRELOAD mode). */
-export const MEMHOOKS_EVENT_ALLOC = 0x2;
+export const MEMHOOKS_EVENT_ALLOC: 0x2 = EVENT_FLAG.ALLOC;
 /** The allocator (free, realloc, heap trim) caused it, not a direct call (`fromAlloc`). */
-export const MEMHOOKS_EVENT_FROM_ALLOC = 0x4;
+export const MEMHOOKS_EVENT_FROM_ALLOC: 0x4 = EVENT_FLAG.FROM_ALLOC;
 /** The event is a range covering several events that overflowed the native queue. */
-export const MEMHOOKS_EVENT_COALESCED = 0x8;
+export const MEMHOOKS_EVENT_COALESCED: 0x8 = EVENT_FLAG.COALESCED;
 /** The memory was released by a native callback while it ran. */
-export const MEMHOOKS_EVENT_NESTED = 0x10;
+export const MEMHOOKS_EVENT_NESTED: 0x10 = EVENT_FLAG.NESTED;
 
-const QUEUE_RELEASE = 0x1;
-const QUEUE_ALLOC = 0x2;
 const TIMER_MS = 20;
 const DRAIN_BATCH = 512;
 
@@ -132,7 +145,7 @@ class MemHooks {
   #subscriber = -1;
   #pending: Int32Array | undefined;
   #unloadHandled = false;
-  #buffer = new Uint8Array(DRAIN_BATCH * MEMHOOKS_EVENT_SIZE);
+  #buffer = new Uint8Array(DRAIN_BATCH * EVENT.size);
   #view = new DataView(this.#buffer.buffer);
   #timer: ReturnType<typeof setInterval> | undefined;
   #delivering = false;
@@ -236,10 +249,10 @@ class MemHooks {
         );
         if (n === 0) break;
         for (let i = 0; i < n; i++) {
-          const at = i * MEMHOOKS_EVENT_SIZE;
-          const addr = this.#view.getBigUint64(at, true);
-          const len = Number(this.#view.getBigUint64(at + 8, true));
-          const flags = this.#view.getUint32(at + 16, true);
+          const at = i * EVENT.size;
+          const addr = this.#view.getBigUint64(at + EVENT.addr, true);
+          const len = Number(this.#view.getBigUint64(at + EVENT.len, true));
+          const flags = this.#view.getUint32(at + EVENT.flags, true);
           const listeners = (flags & MEMHOOKS_EVENT_ALLOC) ? this.#alloc : this.#release;
           const fromAlloc = (flags & MEMHOOKS_EVENT_FROM_ALLOC) !== 0;
           for (const { fn, cbdata } of [...listeners]) {
@@ -279,14 +292,15 @@ class MemHooks {
   /** The counters (loads the hooks library if needed, without installing the hooks). */
   stats(): MemHooksStats {
     const lib = this.#lib ??= openMemhooks();
-    const out = new BigUint64Array(MEMHOOKS_STATS_SIZE / 8);
+    const out = new Uint8Array(STATS.size);
     lib.symbols.memhooks_stats(out);
+    const view = new DataView(out.buffer);
     return {
-      releases: out[0],
-      allocs: out[1],
-      nested: out[2],
-      coalesced: out[3],
-      queued: out[4],
+      releases: view.getBigUint64(STATS.releases, true),
+      allocs: view.getBigUint64(STATS.allocs, true),
+      nested: view.getBigUint64(STATS.nested, true),
+      coalesced: view.getBigUint64(STATS.coalesced, true),
+      queued: view.getBigUint64(STATS.queued, true),
       delivered: this.#delivered,
     };
   }
@@ -296,11 +310,7 @@ class MemHooks {
     const lib = this.#lib ??= openMemhooks();
     const result: PatchStatus[] = [];
     for (let i = 0; i < lib.symbols.memhooks_patch_count(); i++) {
-      const name = lib.symbols.memhooks_patch_name(i);
-      result.push({
-        name: name === null ? "" : Deno.UnsafePointerView.getCString(name),
-        status: lib.symbols.memhooks_patch_status(i),
-      });
+      result.push({ name: patchName(i), status: lib.symbols.memhooks_patch_status(i) });
     }
     return result;
   }
@@ -333,10 +343,10 @@ class MemHooks {
     if (this.#subscriber >= 0) return true;
     const id = lib.symbols.memhooks_queue_subscribe();
     if (id < 0) return false;
-    const word = lib.symbols.memhooks_queue_pending_word(id);
+    const word = pendingWord(id);
     if (word === null) throw new Error("the hooks library returned no pending word");
     this.#subscriber = id;
-    this.#pending = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(word, 4));
+    this.#pending = word;
     if (!this.#unloadHandled) {
       // The end of the main isolate or of a test module. Deno fires no unload in Workers: the
       // native side takes a Worker's queue back at a later subscription, once its thread ended.
@@ -381,8 +391,8 @@ class MemHooks {
 
   /** Tells the native side which events to queue, and runs the timer only while needed. */
   #updateQueue(): number {
-    const kinds = (this.#release.length ? QUEUE_RELEASE : 0) |
-      (this.#alloc.length ? QUEUE_ALLOC : 0);
+    const kinds = (this.#release.length ? QUEUE_KIND.RELEASE : 0) |
+      (this.#alloc.length ? QUEUE_KIND.ALLOC : 0);
     const rc = this.#lib && this.#initialized && this.#subscriber >= 0
       ? this.#lib.symbols.memhooks_queue_enable(this.#subscriber, kinds)
       : OPAL_SUCCESS;

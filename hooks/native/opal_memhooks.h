@@ -8,6 +8,10 @@
  * thread.
  *
  * Release callbacks run synchronously on the releasing thread, before the memory is released.
+ *
+ * The two structs the TypeScript side reads are declared from field lists, FIELD(ctx, type, name,
+ * dims) for each field in order (the form of ffi/native/records.h): memhooks_records() describes
+ * them, and the constants below, to TypeScript from the same source.
  */
 #ifndef OPAL_MEMHOOKS_H
 #define OPAL_MEMHOOKS_H
@@ -68,12 +72,17 @@ uintptr_t memhooks_release_caller(void);
 #define MEMHOOKS_EVENT_COALESCED 0x8 /* covers several events that overflowed the queue */
 #define MEMHOOKS_EVENT_NESTED 0x10   /* released by a callback while it ran */
 
+/* Declares one field of the lists below. */
+#define MEMHOOKS_DECLARE_FIELD(ctx, type, name, dims) type name dims;
+
 /* One queued event, as the TypeScript side reads it (24 bytes). */
+#define MEMHOOKS_EVENT_FIELDS(FIELD, ctx)                \
+    FIELD(ctx, uint64_t, addr, )                         \
+    FIELD(ctx, uint64_t, len, )                          \
+    FIELD(ctx, uint32_t, flags, ) /* MEMHOOKS_EVENT_* */ \
+    FIELD(ctx, uint32_t, reserved, )
 struct memhooks_event {
-    uint64_t addr;
-    uint64_t len;
-    uint32_t flags;
-    uint32_t reserved;
+    MEMHOOKS_EVENT_FIELDS(MEMHOOKS_DECLARE_FIELD, )
 };
 
 /*
@@ -112,13 +121,18 @@ int memhooks_queue_unsubscribe(int subscriber);
  * something. */
 int memhooks_testing_jam_queue(int subscriber, int jam);
 
-/* Counters since the library was loaded. */
+/*
+ * Counters since the library was loaded. releases and allocs are counted without a locked
+ * increment, so concurrent hooks may undercount them slightly.
+ */
+#define MEMHOOKS_STATS_FIELDS(FIELD, ctx)                                                      \
+    FIELD(ctx, uint64_t, releases, )  /* release events seen by the hooks */                   \
+    FIELD(ctx, uint64_t, allocs, )    /* alloc events seen by the hooks */                     \
+    FIELD(ctx, uint64_t, nested, )    /* releases by callbacks, dispatched after the outer */  \
+    FIELD(ctx, uint64_t, coalesced, ) /* folds into a covering range (per queue, or nested) */ \
+    FIELD(ctx, uint64_t, queued, )    /* events offered to the queues (once each) */
 struct memhooks_stats {
-    uint64_t releases;  /* release events seen by the hooks (approximate under concurrency) */
-    uint64_t allocs;    /* alloc events seen by the hooks (approximate under concurrency) */
-    uint64_t nested;    /* releases made by callbacks, dispatched after the outer one */
-    uint64_t coalesced; /* folds into a covering range (per queue overflowed, or nested) */
-    uint64_t queued;    /* events offered to the queues (once each) */
+    MEMHOOKS_STATS_FIELDS(MEMHOOKS_DECLARE_FIELD, )
 };
 void memhooks_stats(struct memhooks_stats *out);
 
@@ -149,6 +163,13 @@ int memhooks_patch_status(int index);
  * number of bytes of whole instructions covering the 5-byte jump, or why the code is refused.
  */
 int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered);
+
+/*
+ * The records and constants this header shares with TypeScript (the two structs, the
+ * MEMHOOKS_EVENT_*, MEMHOOKS_PATCH_* and MEMHOOKS_QUEUE_* constants, the OPAL_* return codes and
+ * support bits), as "group.key=value;" entries (ffi/native/records.h). A static string.
+ */
+const char *memhooks_records(void);
 
 #ifdef __cplusplus
 }

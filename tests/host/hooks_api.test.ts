@@ -18,9 +18,11 @@ import {
   OPAL_SUCCESS,
 } from "../../hooks/mod.ts";
 import { openMemhooks } from "../../ffi/memhooks.ts";
-import { PAGE, probe, probeFind } from "./hooks_probe.ts";
+import { PATCH } from "../../ffi/records/memhooks.ts";
+import { address, PAGE, probe, probeFind } from "./hooks_probe.ts";
 
-const PATCH_OK = 0, PATCH_NOT_INSTALLED = 1, PATCH_UNKNOWN = 3, PATCH_FOREIGN = 4;
+const PATCH_OK = PATCH.OK, PATCH_NOT_INSTALLED = PATCH.NOT_INSTALLED;
+const PATCH_UNKNOWN = PATCH.UNKNOWN_PROLOGUE, PATCH_FOREIGN = PATCH.FOREIGN;
 const PATCHED = ["munmap", "mremap", "madvise", "mmap", "brk", "sbrk", "shmat", "shmdt"];
 
 Deno.test("the constants have Open MPI's values", () => {
@@ -126,8 +128,8 @@ Deno.test("a TypeScript callback that throws: the others still get every event, 
     probe.probe_munmap(a, BigInt(PAGE));
     probe.probe_munmap(b, BigInt(PAGE));
     assert.throws(() => memHooks.flush(), AggregateError);
-    assert.ok(got.includes(Deno.UnsafePointer.value(a)));
-    assert.ok(got.includes(Deno.UnsafePointer.value(b)));
+    assert.ok(got.includes(address(a)));
+    assert.ok(got.includes(address(b)));
     assert.equal(memHooks.flush(), 0, "events were delivered twice");
   } finally {
     memHooks.unregisterRelease(thrower);
@@ -155,7 +157,7 @@ Deno.test("flushIfPending returns 0 with nothing queued, and delivers otherwise"
 Deno.test("the timer delivers without flush, and does not keep the process alive", async () => {
   assert.equal(memHooks.init(), OPAL_SUCCESS);
   const target = probe.probe_map(BigInt(PAGE), 1);
-  const at = Deno.UnsafePointer.value(target);
+  const at = address(target);
   const { promise, resolve } = Promise.withResolvers<boolean>();
   const waiter: MemHookCallback = (addr) => {
     if (addr === at) resolve(true);

@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { runChildJson } from "./child_json.ts";
 import { OPAL_MEMORY_FREE_SUPPORT, OPAL_MEMORY_MMAP_SUPPORT } from "../../hooks/mod.ts";
+import { PATCH } from "../../ffi/records/memhooks.ts";
 
-const PATCH_OK = 0, PATCH_FOREIGN = 4;
+const PATCH_OK = PATCH.OK, PATCH_FOREIGN = PATCH.FOREIGN;
 const child = new URL("./hooks_foreign_child.ts", import.meta.url).pathname;
 
 Deno.test("a function patched by another library is refused, not overwritten", async () => {

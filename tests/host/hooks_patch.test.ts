@@ -7,9 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { OPAL_SUCCESS } from "../../hooks/mod.ts";
+import { PATCH } from "../../ffi/records/memhooks.ts";
 import { runChildJson } from "./child_json.ts";
 
-const PATCH_OK = 0, JMP_REL8 = 0xeb, JMP_REL32 = 0xe9, ENTRY = 8;
+const PATCH_OK = PATCH.OK, JMP_REL8 = 0xeb, JMP_REL32 = 0xe9, ENTRY = 8;
 const child = new URL("./hooks_patch_child.ts", import.meta.url).pathname;
 
 Deno.test("entries: rel32 over a long first instruction, rel8 into the padding over a short one", async () => {

@@ -4,22 +4,20 @@
  * were never installed, and prints them as JSON.
  */
 import { memHooks } from "../../hooks/mod.ts";
+import { dl } from "../../ffi/libc.ts";
+import { addressOfPointer, bytesAt, cString, pointerAt } from "../../ffi/pointers.ts";
 
 const names = ["munmap", "mremap", "madvise", "mmap", "brk", "sbrk", "shmat", "shmdt"];
-const libc = Deno.dlopen("libc.so.6", {
-  dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
-  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
-});
 const RTLD_LAZY = 1, RTLD_NOLOAD = 4;
-const cString = (s: string) => new TextEncoder().encode(s + "\0");
-const handle = libc.symbols.dlopen(cString("libc.so.6"), RTLD_LAZY | RTLD_NOLOAD);
+const handle = dl().dlopen(cString("libc.so.6"), RTLD_LAZY | RTLD_NOLOAD);
 
 /** 8 bytes before the entry, then 16 from it. */
 function around(name: string): number[] {
-  const entry = libc.symbols.dlsym(handle, cString(name));
+  const entry = dl().dlsym(handle, cString(name));
   if (entry === null) throw new Error(`libc has no ${name}`);
-  const view = new Deno.UnsafePointerView(Deno.UnsafePointer.offset(entry, -8)!);
-  return Array.from({ length: 24 }, (_, i) => view.getUint8(i));
+  const before = pointerAt(addressOfPointer(entry) - 8n);
+  if (before === null) throw new Error(`${name} is at address ${addressOfPointer(entry)}`);
+  return Array.from(bytesAt(before, 24));
 }
 
 const snapshot = () => Object.fromEntries(names.map((n) => [n, around(n)]));

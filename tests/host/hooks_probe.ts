@@ -6,6 +6,7 @@
  * @module
  */
 import { openNativeLibrary } from "../../ffi/loader.ts";
+import { addressOfPointer, bytesAt, pointerAt } from "../../ffi/pointers.ts";
 
 export const PAGE = 4096;
 
@@ -99,21 +100,21 @@ export function probeEvent(index: number): ProbeEvent | undefined {
 
 /** The first event the C handler recorded for exactly [addr, addr + len) (len 0: containing addr). */
 export function probeFind(addr: Deno.PointerValue | bigint, len = 0): ProbeEvent | undefined {
-  const ptr = typeof addr === "bigint" ? Deno.UnsafePointer.create(addr) : addr;
+  const ptr = typeof addr === "bigint" ? pointerAt(addr) : addr;
   return probeEvent(probe.probe_find(ptr, BigInt(len)));
 }
 
 export function address(ptr: Deno.PointerValue): bigint {
   if (ptr === null) throw new Error("the probe returned a null pointer");
-  return Deno.UnsafePointer.value(ptr);
+  return addressOfPointer(ptr);
 }
 
 export function offset(ptr: Deno.PointerValue, bytes: number): Deno.PointerValue {
-  return Deno.UnsafePointer.create(address(ptr) + BigInt(bytes));
+  return pointerAt(address(ptr) + BigInt(bytes));
 }
 
 /** A byte of native memory, read from JavaScript. */
 export function byteAt(ptr: Deno.PointerValue, at = 0): number {
   if (ptr === null) throw new Error("null pointer");
-  return new Deno.UnsafePointerView(ptr).getUint8(at);
+  return bytesAt(ptr, at + 1)[at];
 }

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type MemHookCallback, memHooks, OPAL_SUCCESS } from "../../hooks/mod.ts";
+import { addressOf, pointerAt } from "../../ffi/pointers.ts";
 import { address, byteAt, offset, PAGE, probe, probeEvent, probeFind } from "./hooks_probe.ts";
 
 const BYTE = 0xab;
@@ -295,8 +296,8 @@ Deno.test(
     assert.ok(gc, "run with --v8-flags=--expose-gc");
     const size = 64 << 20;
     let bytes: Uint8Array | undefined = new Uint8Array(size).fill(BYTE);
-    const at = address(Deno.UnsafePointer.of(bytes));
-    probe.probe_watch(Deno.UnsafePointer.create(at), BigInt(size), BYTE);
+    const at = addressOf(bytes);
+    probe.probe_watch(pointerAt(at), BigInt(size), BYTE);
     bytes = undefined;
     let event = probeFind(at);
     for (let i = 0; i < 200 && !event; i++) {

@@ -9,6 +9,7 @@ import {
   MEMHOOKS_EVENT_COALESCED,
   OPAL_SUCCESS,
 } from "../../hooks/mod.ts";
+import { PATCH } from "../../ffi/records/memhooks.ts";
 import { address, PAGE, probe } from "./hooks_probe.ts";
 
 function rssBytes(): number {
@@ -61,7 +62,7 @@ Deno.test("hooks installed and removed while 4 native threads loop on mmap/munma
     probe.probe_unregister();
   }
   assert.equal(memHooks.init(), OPAL_SUCCESS);
-  assert.ok(memHooks.patchStatus().every((p) => p.status === 0));
+  assert.ok(memHooks.patchStatus().every((p) => p.status === PATCH.OK));
 });
 
 Deno.test("fork: the child unmaps with the hooks installed, its handler runs, nothing deadlocks", () => {
@@ -82,7 +83,9 @@ Deno.test("fork: the child unmaps with the hooks installed, its handler runs, no
 Deno.test("fork: queue events behind a cell another thread was filling still reach the child", () => {
   assert.equal(memHooks.init(), OPAL_SUCCESS);
   const listener: MemHookCallback = () => {};
-  memHooks.registerRelease(listener); // the queue records releases
+  // The probe takes a subscriber of its own and jams a cell of it; this isolate's queue records
+  // releases beside it, so the child also has a subscriber that was not jammed.
+  memHooks.registerRelease(listener);
   try {
     assert.equal(probe.probe_fork_child_drains_behind_stuck_cell(), 0);
   } finally {

@@ -11,6 +11,7 @@ import {
   OPAL_SUCCESS,
 } from "../../hooks/mod.ts";
 import { openMemhooks } from "../../ffi/memhooks.ts";
+import { pointerAt } from "../../ffi/pointers.ts";
 import { address, PAGE, probe } from "./hooks_probe.ts";
 import type { Command, SeenEvent } from "./hooks_workers_worker.ts";
 
@@ -111,7 +112,7 @@ function mapRegions(count: number): bigint[] {
 }
 
 function unmap(regions: bigint[]): void {
-  for (const at of regions) probe.probe_munmap(Deno.UnsafePointer.create(at), BigInt(LENGTH));
+  for (const at of regions) probe.probe_munmap(pointerAt(at), BigInt(LENGTH));
 }
 
 /**

@@ -8,6 +8,7 @@
  * @module
  */
 import { type MemHookCallback, memHooks } from "../../hooks/mod.ts";
+import { pointerAt } from "../../ffi/pointers.ts";
 import { probe } from "./hooks_probe.ts";
 
 /** A release this isolate's listener received. */
@@ -70,7 +71,7 @@ function run(message: Command): unknown {
       return true;
     case "unmap":
       for (const at of message.addresses!) {
-        probe.probe_munmap(Deno.UnsafePointer.create(at), BigInt(message.length!));
+        probe.probe_munmap(pointerAt(at), BigInt(message.length!));
       }
       return true;
     case "seen":
