@@ -5,8 +5,11 @@
  *
  * @module
  */
-import { openNativeLibrary } from "../../ffi/loader.ts";
+import { nativeLibraryPath, openNativeLibrary } from "../../ffi/loader.ts";
 import { addressOfPointer, bytesAt, pointerAt } from "../../ffi/pointers.ts";
+import { readRecords } from "../../ffi/records.ts";
+
+const LIBRARY = "libdeno_rdma_testsupport.so";
 
 export const PAGE = 4096;
 
@@ -71,7 +74,15 @@ const symbols = {
   probe_libc_shmdt_first_byte: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-export const probe = openNativeLibrary("libdeno_rdma_testsupport.so", symbols).symbols;
+export const probe = openNativeLibrary(LIBRARY, symbols).symbols;
+
+/** struct probe_event's size and field offsets, as the probe describes them (probe_records). */
+const PROBE_EVENT: Record<string, number> = Object.fromEntries(
+  readRecords(nativeLibraryPath(LIBRARY), "probe_records")
+    .filter(([group]) => group === "PROBE_EVENT")
+    .map(([, key, value]) => [key, value]),
+);
+if (PROBE_EVENT.size === undefined) throw new Error(`${LIBRARY} describes no PROBE_EVENT`);
 
 /** One event the C handler recorded. */
 export interface ProbeEvent {
@@ -85,16 +96,16 @@ export interface ProbeEvent {
 }
 
 export function probeEvent(index: number): ProbeEvent | undefined {
-  const raw = new Uint8Array(32);
+  const raw = new Uint8Array(PROBE_EVENT.size);
   if (index < 0 || probe.probe_event(index, raw) !== 0) return undefined;
   const view = new DataView(raw.buffer);
   return {
-    addr: view.getBigUint64(0, true),
-    len: Number(view.getBigUint64(8, true)),
-    fromAlloc: view.getInt32(16, true) !== 0,
-    intact: view.getInt32(20, true),
-    thread: view.getInt32(24, true),
-    nested: view.getInt32(28, true) !== 0,
+    addr: view.getBigUint64(PROBE_EVENT.addr, true),
+    len: Number(view.getBigUint64(PROBE_EVENT.len, true)),
+    fromAlloc: view.getInt32(PROBE_EVENT.from_alloc, true) !== 0,
+    intact: view.getInt32(PROBE_EVENT.intact, true),
+    thread: view.getInt32(PROBE_EVENT.thread, true),
+    nested: view.getInt32(PROBE_EVENT.nested, true) !== 0,
   };
 }
 

@@ -10,7 +10,7 @@ import {
   OPAL_SUCCESS,
 } from "../../hooks/mod.ts";
 import { PATCH } from "../../ffi/records/memhooks.ts";
-import { address, PAGE, probe } from "./hooks_probe.ts";
+import { address, PAGE, probe, probeEvent } from "./hooks_probe.ts";
 
 function rssBytes(): number {
   const status = Deno.readTextFileSync("/proc/self/status");
@@ -117,10 +117,8 @@ Deno.test("releases made on V8's own threads reach the C handler", async () => {
       await new Promise((r) => setTimeout(r, 50));
       const total = Number(probe.probe_event_total());
       for (let i = 0; i < Math.min(total, 4096); i++) {
-        const raw = new Uint8Array(32);
-        if (probe.probe_event(i, raw) === 0) {
-          threads.add(new DataView(raw.buffer).getInt32(24, true));
-        }
+        const event = probeEvent(i);
+        if (event !== undefined) threads.add(event.thread);
       }
     }
     assert.ok(

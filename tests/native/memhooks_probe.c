@@ -23,19 +23,41 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../ffi/native/records.h"
 #include "opal_memhooks.h"
 
 #define MAX_EVENTS 4096
 #define PAGE 4096
 
-struct probe_event {
-    uint64_t addr;
-    uint64_t len;
-    int32_t from_alloc;
-    int32_t intact; /* 1: watched bytes intact, 0: not, -1: range does not touch the watch */
-    int32_t thread; /* kernel thread id of the releasing thread */
-    int32_t nested; /* released by the freeing handler while it ran */
+/*
+ * One event the handlers recorded, as hooks_probe.ts reads it (described by probe_records).
+ * intact: -1 when the range does not touch the watched bytes.
+ */
+#define PROBE_EVENT_FIELDS(FIELD, ctx)                                              \
+    FIELD(ctx, uint64_t, addr, )                                                    \
+    FIELD(ctx, uint64_t, len, )                                                     \
+    FIELD(ctx, int32_t, from_alloc, )                                               \
+    FIELD(ctx, int32_t, intact, ) /* 1: watched bytes intact, 0: not, -1: missed */ \
+    FIELD(ctx, int32_t, thread, ) /* kernel thread id of the releasing thread */    \
+    FIELD(ctx, int32_t, nested, ) /* released by the freeing handler while it ran */
+RECORD_STRUCT(probe_event, PROBE_EVENT_FIELDS);
+
+/* clang-format off */
+static const struct record_entry probe_record_entries[] = {
+    RECORD_ENTRIES(PROBE_EVENT, probe_event, PROBE_EVENT_FIELDS)
 };
+/* clang-format on */
+
+/* The probe's record, as records_text() (ffi/native/records.h), for hooks_probe.ts. */
+const char *probe_records(void)
+{
+    static char text[512];
+    if (!text[0] && !records_text(probe_record_entries,
+                                  sizeof probe_record_entries / sizeof probe_record_entries[0],
+                                  text, sizeof text))
+        return "";
+    return text;
+}
 
 static struct probe_event events[MAX_EVENTS];
 static _Atomic int event_ready[MAX_EVENTS]; /* events[i] is complete */
@@ -244,7 +266,7 @@ int probe_find(void *addr, size_t len)
     return -1;
 }
 
-/* Copies event `i` into `out` (a struct probe_event, 32 bytes); returns 0, or -1 if none. */
+/* Copies event `i` into `out` (a struct probe_event); returns 0, or -1 if none. */
 int probe_event(int i, struct probe_event *out)
 {
     uint32_t n = atomic_load(&event_count);
