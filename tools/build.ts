@@ -1,9 +1,9 @@
 /**
  * Builds the native libraries into `build/` with the system C compiler.
  *
- * Each target compiles every `.c` file of one source folder into one shared library. A target is
- * rebuilt when its output is missing or older than any `.c`/`.h` file it depends on.
- * `ensureBuilt()` is what `test`, `demo` and `bench` call first.
+ * Each target compiles the C files it lists into one shared library. A target is rebuilt when its
+ * output is missing or older than any of its sources, any header in its sources' folders or its
+ * include folders, or this file. `ensureBuilt()` is what `test`, `demo` and `bench` call first.
  *
  * @module
  */
@@ -13,14 +13,16 @@ import { writeRecordModules } from "./records.ts";
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const BUILD_DIR = `${ROOT}/build`;
 
-/** One shared library built from the C files of `dir`. */
+/** One shared library built from the C files it lists. */
 export interface NativeTarget {
   /** File name in `build/`. */
   output: string;
-  /** Folder (relative to the repo root) whose `.c` files are compiled together. */
-  dir: string;
-  /** Other folders whose headers it includes; their changes trigger a rebuild too. */
+  /** Its C files, relative to the repo root, compiled together. */
+  sources: string[];
+  /** Folders whose headers it includes (besides its sources' own); their changes rebuild it too. */
   includes: string[];
+  /** Extra compiler arguments. */
+  cflags?: string[];
   /** Extra linker arguments, after the objects. */
   ldflags: string[];
 }
@@ -37,12 +39,28 @@ const CFLAGS = [
   "-shared",
 ];
 
+/** Links against libraries built earlier in TARGETS, found next to it at run time. */
+const LINK_BUILT = ["-L" + "build", "-Wl,-rpath,$ORIGIN"];
+
 /** In dependency order: a library is built after the ones it links against. */
 export const TARGETS: NativeTarget[] = [
   {
     // The memory hooks: patches libc, so it must never be unloaded (-z nodelete).
     output: "libopal_memhooks.so",
-    dir: "hooks/native",
+    sources: [
+      "hooks/native/dispatch.c",
+      "hooks/native/fork.c",
+      "hooks/native/holds.c",
+      "hooks/native/intercept.c",
+      "hooks/native/lifecycle.c",
+      "hooks/native/patch.c",
+      "hooks/native/preload.c",
+      "hooks/native/queue.c",
+      "hooks/native/queue_api.c",
+      "hooks/native/records.c",
+      "hooks/native/selftest.c",
+      "hooks/native/stats.c",
+    ],
     includes: [],
     // -z now: every symbol bound at load, so no hook ever runs the dynamic linker's lazy resolver.
     ldflags: [
@@ -57,7 +75,7 @@ export const TARGETS: NativeTarget[] = [
   {
     // What libibverbs keeps inline or as macros, and errno.
     output: "libdeno_rdma_verbs.so",
-    dir: "ffi/native",
+    sources: ["ffi/native/verbs_shim.c"],
     includes: [],
     // nodelete: a worker's libraries are closed when it ends, even while one of its calls (a
     // completion-queue wait) still runs on another thread.
@@ -66,14 +84,20 @@ export const TARGETS: NativeTarget[] = [
   {
     // The registration cache's native state, reached by the hooks synchronously.
     output: "libdeno_rdma_rcache.so",
-    dir: "cache/native",
+    sources: [
+      "cache/native/pending_ring.c",
+      "cache/native/rcache.c",
+      "cache/native/region_index.c",
+      "cache/native/registrar_double.c",
+      "cache/native/registrar_verbs.c",
+      "cache/native/verbs_text.c",
+    ],
     includes: ["hooks/native"],
     ldflags: [
       "-pthread",
-      "-L" + "build",
+      ...LINK_BUILT,
       "-lopal_memhooks",
       "-libverbs",
-      "-Wl,-rpath,$ORIGIN",
       "-Wl,-z,nodelete",
       "-Wl,-z,now", // its release hook runs inside the memory hooks: no lazy binding there
     ],
@@ -81,44 +105,50 @@ export const TARGETS: NativeTarget[] = [
   {
     // Native helpers the tests call: threads, fork, allocator paths driven from C.
     output: "libdeno_rdma_testsupport.so",
-    dir: "tests/native",
+    sources: [
+      "tests/native/atomic_adder.c",
+      "tests/native/memhooks_probe.c",
+      "tests/native/pending_ring_probe.c",
+    ],
     includes: ["hooks/native", "cache/native"],
     // nodelete: its C callbacks stay registered with the hooks after Deno closes the library.
     ldflags: [
       "-pthread",
-      "-L" + "build",
+      ...LINK_BUILT,
       "-lopal_memhooks",
       "-ldeno_rdma_rcache",
-      "-Wl,-rpath,$ORIGIN",
       "-Wl,-z,nodelete",
     ],
   },
 ];
 
-function newestMtime(dir: string, extensions: string[]): number {
-  let newest = 0;
-  try {
-    for (const entry of Deno.readDirSync(`${ROOT}/${dir}`)) {
-      if (!entry.isFile || !extensions.some((e) => entry.name.endsWith(e))) continue;
-      const mtime = Deno.statSync(`${ROOT}/${dir}/${entry.name}`).mtime?.getTime() ?? 0;
-      newest = Math.max(newest, mtime);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return newest;
+function dirOf(path: string): string {
+  return path.slice(0, path.lastIndexOf("/"));
 }
 
-function sourcesOf(target: NativeTarget): string[] {
+function mtimeOf(path: string): number {
   try {
-    return [...Deno.readDirSync(`${ROOT}/${target.dir}`)]
-      .filter((e) => e.isFile && e.name.endsWith(".c"))
-      .map((e) => `${target.dir}/${e.name}`)
-      .sort();
+    return Deno.statSync(`${ROOT}/${path}`).mtime?.getTime() ?? 0;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+}
+
+function filesIn(dir: string, extension: string): string[] {
+  try {
+    return [...Deno.readDirSync(`${ROOT}/${dir}`)]
+      .filter((e) => e.isFile && e.name.endsWith(extension))
+      .map((e) => `${dir}/${e.name}`);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
     throw e;
   }
+}
+
+/** The folders of a target's sources, then its include folders. */
+function folders(target: NativeTarget): string[] {
+  return [...new Set([...target.sources.map(dirOf), ...target.includes])];
 }
 
 function isStale(target: NativeTarget): boolean {
@@ -128,22 +158,30 @@ function isStale(target: NativeTarget): boolean {
   } catch {
     return true;
   }
-  const inputs = [target.dir, ...target.includes].map((d) => newestMtime(d, [".c", ".h"]));
-  inputs.push(Deno.statSync(new URL(import.meta.url).pathname).mtime?.getTime() ?? 0);
-  return inputs.some((t) => t > built);
+  const inputs = [...target.sources, ...folders(target).flatMap((d) => filesIn(d, ".h"))];
+  const newest = Math.max(
+    ...inputs.map(mtimeOf),
+    Deno.statSync(new URL(import.meta.url).pathname).mtime?.getTime() ?? 0,
+  );
+  return newest > built;
+}
+
+/** C files in a target's source folders that no target lists (they would not be compiled). */
+export function unlistedSources(): string[] {
+  const listed = new Set(TARGETS.flatMap((t) => t.sources));
+  const dirs = new Set(TARGETS.flatMap((t) => t.sources.map(dirOf)));
+  return [...dirs].flatMap((d) => filesIn(d, ".c")).filter((f) => !listed.has(f)).sort();
 }
 
 function compile(target: NativeTarget): void {
-  const sources = sourcesOf(target);
-  if (sources.length === 0) return;
   const cc = Deno.env.get("CC") ?? "cc";
   const args = [
     ...CFLAGS,
-    ...target.includes.map((d) => `-I${d}`),
-    `-I${target.dir}`,
+    ...(target.cflags ?? []),
+    ...folders(target).map((d) => `-I${d}`),
     "-o",
     `build/${target.output}`,
-    ...sources,
+    ...target.sources,
     ...target.ldflags,
   ];
   const { code, stderr } = new Deno.Command(cc, { args, cwd: ROOT, stderr: "piped" }).outputSync();
@@ -160,6 +198,9 @@ function compile(target: NativeTarget): void {
 export function ensureBuilt(options: { force?: boolean; quiet?: boolean } = {}): string[] {
   ensureDebianPackages(["gcc", "libc6-dev", "libibverbs-dev"], "building the native libraries");
   Deno.mkdirSync(BUILD_DIR, { recursive: true });
+  for (const file of unlistedSources()) {
+    console.error(`warning: ${file} is in no target of tools/build.ts, so it is not compiled`);
+  }
   const rebuilt: string[] = [];
   for (const target of TARGETS) {
     if (!options.force && !isStale(target)) continue;
