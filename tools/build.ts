@@ -92,7 +92,7 @@ export const TARGETS: NativeTarget[] = [
       "cache/native/registrar_verbs.c",
       "cache/native/verbs_text.c",
     ],
-    includes: ["hooks/native"],
+    includes: ["hooks/native", "ffi/native"],
     ldflags: [
       "-pthread",
       ...LINK_BUILT,

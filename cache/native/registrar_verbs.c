@@ -1,16 +1,16 @@
 /*
  * The real registrar: ibv_reg_mr / ibv_dereg_mr on a protection domain.
  */
-#include <errno.h>
 #include <infiniband/verbs.h>
 
+#include "reg_mr.h"
 #include "registrar.h"
 
 static int verbs_reg(void *context, uintptr_t addr, size_t length, uint32_t access,
                      struct rc_registration *out) {
-  errno = 0;
-  struct ibv_mr *mr = ibv_reg_mr((struct ibv_pd *)context, (void *)addr, length, (int)access);
-  if (!mr) return errno ? errno : EINVAL; /* some providers fail without setting errno */
+  int err;
+  struct ibv_mr *mr = reg_mr((struct ibv_pd *)context, (void *)addr, length, (int)access, &err);
+  if (!mr) return err;
   out->mr = mr;
   out->lkey = mr->lkey;
   out->rkey = mr->rkey;

@@ -4,6 +4,7 @@
  * No function here allocates on the data path: poll/post use stack structs of bounded size.
  */
 #include "verbs_shim.h"
+#include "reg_mr.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -233,9 +234,11 @@ EXPORT int drv_dealloc_pd(struct ibv_pd *pd)
 
 EXPORT struct ibv_mr *drv_reg_mr(struct ibv_pd *pd, void *addr, uint64_t length, int32_t access)
 {
-    errno = 0;
-    struct ibv_mr *mr = ibv_reg_mr(pd, addr, (size_t)length, access);
-    return mr ? mr : fail_ptr();
+    int err;
+    struct ibv_mr *mr = reg_mr(pd, addr, (size_t)length, access, &err); /* reg_mr.h */
+    if (!mr)
+        fail(err);
+    return mr;
 }
 
 EXPORT int drv_dereg_mr(struct ibv_mr *mr)
