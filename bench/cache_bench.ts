@@ -17,6 +17,7 @@
  * @module
  */
 import { createRegistrarDouble, RegistrationCache } from "../cache/mod.ts";
+import { addressOf, pointerOf } from "../ffi/pointers.ts";
 import { rcacheNative } from "../ffi/rcache.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";
 import { openDevice } from "../verbs/mod.ts";
@@ -111,7 +112,7 @@ function rxe(device: string): string[] {
   const reuse = 10_000;
   /** ibv_reg_mr + ibv_dereg_mr straight through the shim: no JavaScript objects. */
   const rawPair = (b: Uint8Array) => {
-    const mr = shim.drv_reg_mr(pd.pointer, Deno.UnsafePointer.of(b), BigInt(b.byteLength), 1);
+    const mr = shim.drv_reg_mr(pd.pointer, pointerOf(b), BigInt(b.byteLength), 1);
     if (mr === null || shim.drv_dereg_mr(mr) !== 0) throw new Error("raw registration failed");
   };
 
@@ -120,7 +121,7 @@ function rxe(device: string): string[] {
   // five times: the median counts.
   using cache = new RegistrationCache(pd);
   const target = {
-    address: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer))),
+    address: addressOf(buffer),
     length: KiB64,
   };
   const loop = (body: () => void) => {

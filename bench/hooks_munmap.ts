@@ -13,6 +13,7 @@
 import { type MemHookCallback, memHooks, OPAL_SUCCESS } from "../hooks/mod.ts";
 import { createRegistrarDouble, RegistrationCache } from "../cache/mod.ts";
 import { mapAnonymous } from "../cache/testing/native_memory.ts";
+import { pointerAt } from "../ffi/pointers.ts";
 import { probe } from "../tests/host/hooks_probe.ts";
 
 const ROUNDS = 21;
@@ -52,7 +53,7 @@ function setUp(config: Config): void {
   if (config === "hooks, uninterested C callback") {
     // The probe's handler, told to look only at one unrelated page: it runs, and ignores the range.
     probe.probe_record_watched_only(1);
-    probe.probe_watch(Deno.UnsafePointer.create(0x1000n), 4096n, 0);
+    probe.probe_watch(pointerAt(0x1000n), 4096n, 0);
     if (probe.probe_register() !== OPAL_SUCCESS) throw new Error("register failed");
   }
   if (config === "an open registration cache, elsewhere") {

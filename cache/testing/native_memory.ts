@@ -6,16 +6,8 @@
  * @module
  */
 
-const libc = Deno.dlopen("libc.so.6", {
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-  munmap: { parameters: ["pointer", "usize"], result: "i32" },
-  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  mremap: { parameters: ["pointer", "usize", "usize", "i32", "pointer"], result: "pointer" },
-  malloc: { parameters: ["usize"], result: "pointer" },
-  free: { parameters: ["pointer"], result: "void" },
-  malloc_trim: { parameters: ["usize"], result: "i32" },
-  mallopt: { parameters: ["i32", "i32"], result: "i32" },
-});
+import { libc } from "../../ffi/libc.ts";
+import { addressOfPointer, bytesAt, pointerAt } from "../../ffi/pointers.ts";
 
 const PROT_READ_WRITE = 0x3;
 const MAP_PRIVATE_ANONYMOUS = 0x22;
@@ -38,10 +30,9 @@ export interface NativeBlock {
 }
 
 function block(pointer: Deno.PointerValue, length: number, what: string): NativeBlock {
-  const address = pointer === null ? 0n : BigInt(Deno.UnsafePointer.value(pointer));
+  const address = addressOfPointer(pointer);
   if (pointer === null || address === MAP_FAILED) throw new Error(`${what} failed`);
-  const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, length));
-  return { pointer, address, length, bytes };
+  return { pointer, address, length, bytes: bytesAt(pointer, length) };
 }
 
 /**
@@ -49,10 +40,10 @@ function block(pointer: Deno.PointerValue, length: number, what: string): Native
  * (MAP_FIXED_NOREPLACE: another thread's mapping that took the hole is never clobbered).
  */
 export function mapAnonymous(length: number, at?: bigint): NativeBlock {
-  const hint = at === undefined ? null : Deno.UnsafePointer.create(at);
+  const hint = at === undefined ? null : pointerAt(at);
   const flags = MAP_PRIVATE_ANONYMOUS | (at === undefined ? 0 : MAP_FIXED_NOREPLACE);
   const b = block(
-    libc.symbols.mmap(hint, BigInt(length), PROT_READ_WRITE, flags, -1, 0n),
+    libc().mmap(hint, BigInt(length), PROT_READ_WRITE, flags, -1, 0n),
     length,
     "mmap",
   );
@@ -64,55 +55,55 @@ export function mapAnonymous(length: number, at?: bigint): NativeBlock {
 export function mapOver(b: NativeBlock): NativeBlock {
   const flags = MAP_PRIVATE_ANONYMOUS | MAP_FIXED;
   return block(
-    libc.symbols.mmap(b.pointer, BigInt(b.length), PROT_READ_WRITE, flags, -1, 0n),
+    libc().mmap(b.pointer, BigInt(b.length), PROT_READ_WRITE, flags, -1, 0n),
     b.length,
     "mmap MAP_FIXED",
   );
 }
 
 export function unmap(b: NativeBlock): void {
-  if (libc.symbols.munmap(b.pointer, BigInt(b.length)) !== 0) throw new Error("munmap failed");
+  if (libc().munmap(b.pointer, BigInt(b.length)) !== 0) throw new Error("munmap failed");
 }
 
 /** munmap of part of a block: `length` bytes from `offset`. */
 export function unmapPart(b: NativeBlock, offset: number, length: number): void {
-  const p = Deno.UnsafePointer.create(b.address + BigInt(offset));
-  if (libc.symbols.munmap(p, BigInt(length)) !== 0) throw new Error("munmap failed");
+  const p = pointerAt(b.address + BigInt(offset));
+  if (libc().munmap(p, BigInt(length)) !== 0) throw new Error("munmap failed");
 }
 
 export function madvise(b: NativeBlock, offset: number, length: number, advice: number): void {
-  const p = Deno.UnsafePointer.create(b.address + BigInt(offset));
-  if (libc.symbols.madvise(p, BigInt(length), advice) !== 0) throw new Error("madvise failed");
+  const p = pointerAt(b.address + BigInt(offset));
+  if (libc().madvise(p, BigInt(length), advice) !== 0) throw new Error("madvise failed");
 }
 
 /** mremap to `newLength`, moved to `to` when given (MREMAP_FIXED). */
 export function remap(b: NativeBlock, newLength: number, to?: bigint): NativeBlock {
-  const target = to === undefined ? null : Deno.UnsafePointer.create(to);
+  const target = to === undefined ? null : pointerAt(to);
   const flags = MREMAP_MAYMOVE | (to === undefined ? 0 : MREMAP_FIXED);
   return block(
-    libc.symbols.mremap(b.pointer, BigInt(b.length), BigInt(newLength), flags, target),
+    libc().mremap(b.pointer, BigInt(b.length), BigInt(newLength), flags, target),
     newLength,
     "mremap",
   );
 }
 
 export function malloc(length: number): NativeBlock {
-  return block(libc.symbols.malloc(BigInt(length)), length, "malloc");
+  return block(libc().malloc(BigInt(length)), length, "malloc");
 }
 
 export function free(b: NativeBlock): void {
-  libc.symbols.free(b.pointer);
+  libc().free(b.pointer);
 }
 
 export function mallocTrim(): void {
-  libc.symbols.malloc_trim(0n);
+  libc().malloc_trim(0n);
 }
 
 const M_MMAP_THRESHOLD = -3;
 
 /** Sets glibc's mmap threshold (and turns off its dynamic adjustment). */
 export function setMmapThreshold(bytes: number): void {
-  if (libc.symbols.mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new Error("mallopt failed");
+  if (libc().mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new Error("mallopt failed");
 }
 
 /** VmPin of this process in KiB (/proc/self/status), or NaN when the kernel does not report it. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { pointerAt } from "../../ffi/pointers.ts";
 import { mapOver } from "./native_memory.ts";
 
 interface Setup {
@@ -32,7 +33,7 @@ self.onmessage = (e) => {
       if (Atomics.load(state, 2 + i) !== 1) continue;
       const address = BigInt(addresses[i]);
       const b = {
-        pointer: Deno.UnsafePointer.create(address)!,
+        pointer: pointerAt(address)!,
         address,
         length: lengths[i],
         bytes: new Uint8Array(0),

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { cString } from "../../ffi/pointers.ts";
 import { mapAnonymous, type NativeBlock } from "../../cache/testing/native_memory.ts";
 import { probe } from "./hooks_probe.ts";
 
@@ -22,17 +23,9 @@ Deno.test("fork while another thread deregisters inside a release hook: no deadl
     cache.get({ address: b.address, length: b.length }).release();
     blocks.push(b);
   }
-  const code = `
-    const libc = Deno.dlopen("libc.so.6", {
-      munmap: { parameters: ["pointer", "usize"], result: "i32" },
-    });
-    self.onmessage = (e) => {
-      self.postMessage("started");
-      for (const address of e.data) libc.symbols.munmap(Deno.UnsafePointer.create(address), 4096n);
-      self.postMessage("done");
-    };`;
-  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
-  const worker = new Worker(url, { type: "module" });
+  const worker = new Worker(new URL("../support/munmap_worker.ts", import.meta.url), {
+    type: "module",
+  });
   let started: () => void = () => {};
   let done: () => void = () => {};
   const isStarted = new Promise<void>((resolve) => started = resolve);
@@ -40,7 +33,7 @@ Deno.test("fork while another thread deregisters inside a release hook: no deadl
   worker.onmessage = (e) => e.data === "started" ? started() : done();
   assert.equal(probe.probe_register(), OPAL_SUCCESS);
   try {
-    worker.postMessage(blocks.map((b) => b.address));
+    worker.postMessage({ addresses: blocks.map((b) => b.address), length: 4096, announce: true });
     await isStarted;
     // The worker spends about 0.8 s unmapping, almost all of it holding the cache lock. A child
     // that inherited the lock held exits 142 (its alarm) instead of 0.
@@ -50,7 +43,6 @@ Deno.test("fork while another thread deregisters inside a release hook: no deadl
   } finally {
     probe.probe_unregister();
     worker.terminate();
-    URL.revokeObjectURL(url);
     createRegistrarDouble(); // deregistrations instant again
   }
   const s = cache.stats();
@@ -65,7 +57,7 @@ Deno.test("a forked child's munmap of cached memory deregisters nothing (the par
   const deregistered = probe.probe_fork_child_munmap_deregistrations(
     block.pointer,
     BigInt(block.length),
-    new TextEncoder().encode(path + "\0"),
+    cString(path),
   );
   assert.equal(deregistered, 0, "the child deregistered the parent's region");
   // The parent's cache is untouched: the same bytes still hit.

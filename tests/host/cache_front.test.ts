@@ -180,15 +180,9 @@ Deno.test("while another thread drains deferred releases, a hit still goes nativ
   cache.get({ address: outer.address, length: 4096 }).release();
   cache.get({ address: outer.address + 8192n, length: 4096 }).release();
   const between = outer.address + 4096n;
-  const code = `
-    const libc = Deno.dlopen("libc.so.6", {
-      munmap: { parameters: ["pointer", "usize"], result: "i32" },
-    });
-    self.onmessage = (e) => {
-      self.postMessage(libc.symbols.munmap(Deno.UnsafePointer.create(e.data), 4096n));
-    };`;
-  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
-  const worker = new Worker(url, { type: "module" });
+  const worker = new Worker(new URL("../support/munmap_worker.ts", import.meta.url), {
+    type: "module",
+  });
   // From here each deregistration takes 300 ms.
   const slow = createRegistrarDouble({ deregisterMicros: 300_000 });
   try {
@@ -199,7 +193,7 @@ Deno.test("while another thread drains deferred releases, a hit still goes nativ
     // The next munmap in the cached span on another thread applies them inside its hook: the
     // worker's, unless one of the runtime's own threads unmaps something there first.
     const unmapped = new Promise((resolve) => worker.onmessage = (e) => resolve(e.data));
-    worker.postMessage(between);
+    worker.postMessage({ addresses: [between], length: 4096 });
     // Wait until that drain is deregistering drainedFirst's region: `held`'s range is popped but
     // not applied yet, its front word still open.
     const deadline = performance.now() + 10_000;
@@ -215,7 +209,6 @@ Deno.test("while another thread drains deferred releases, a hit still goes nativ
     assert.equal(await unmapped, 0);
   } finally {
     worker.terminate();
-    URL.revokeObjectURL(url);
     createRegistrarDouble(); // deregistrations instant again
   }
 });

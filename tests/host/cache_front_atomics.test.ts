@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { openNativeLibrary } from "../../ffi/loader.ts";
+import { bytesAt } from "../../ffi/pointers.ts";
 
 const adder = openNativeLibrary(
   "libdeno_rdma_testsupport.so",
@@ -17,9 +18,7 @@ const adder = openNativeLibrary(
 ).symbols;
 
 Deno.test("Atomics.add on native memory loses no update against a native thread", () => {
-  const word = new Int32Array(
-    Deno.UnsafePointerView.getArrayBuffer(adder.adder_word_address()!, 4),
-  );
+  const word = new Int32Array(bytesAt(adder.adder_word_address()!, 4).buffer);
   const count = 5_000_000;
   assert.equal(adder.adder_start(count), 0);
   adder.adder_go_now();

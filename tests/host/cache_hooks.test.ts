@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { addressOf } from "../../ffi/pointers.ts";
 import { rcacheNative } from "../../ffi/rcache.ts";
 import {
   free,
@@ -22,10 +23,6 @@ import {
 
 const MiB = 1024 * 1024;
 const double = createRegistrarDouble();
-
-function addressOf(buffer: Uint8Array): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
-}
 
 function pinned(): number {
   return double.counters().pinnedBytes;
@@ -187,24 +184,15 @@ Deno.test("a release on another thread is seen before the next get", async () =>
   using cache = new RegistrationCache(double);
   const block = mapAnonymous(MiB);
   cache.get(target(block)).release();
-  const code = `
-    const libc = Deno.dlopen("libc.so.6", {
-      munmap: { parameters: ["pointer", "usize"], result: "i32" },
-    });
-    self.onmessage = (e) => {
-      const { address, length } = e.data;
-      const rc = libc.symbols.munmap(Deno.UnsafePointer.create(address), BigInt(length));
-      self.postMessage(rc);
-    };`;
-  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
-  const worker = new Worker(url, { type: "module" });
+  const worker = new Worker(new URL("../support/munmap_worker.ts", import.meta.url), {
+    type: "module",
+  });
   const before = pinned();
   const rc = await new Promise((resolve) => {
     worker.onmessage = (e) => resolve(e.data);
-    worker.postMessage({ address: block.address, length: MiB });
+    worker.postMessage({ addresses: [block.address], length: MiB });
   });
   worker.terminate();
-  URL.revokeObjectURL(url);
   assert.equal(rc, 0);
   assert.equal(before - pinned(), MiB, "deregistered inside the other thread's munmap");
   const again = mapAnonymous(MiB, block.address);

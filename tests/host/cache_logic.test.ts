@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { createRegistrarDouble, Registration, RegistrationCache } from "../../cache/mod.ts";
 import { Access } from "../../verbs/constants.ts";
 import { RdmaError } from "../../verbs/errors.ts";
+import { addressOf } from "../../ffi/pointers.ts";
 
 const PAGE = 4096;
 let nextBase = 0x1000_0000n;
@@ -276,7 +277,7 @@ Deno.test("sge gives address, length and lkey of a cached registration", () => {
   using cache = new RegistrationCache(createRegistrarDouble());
   const buffer = new Uint8Array(8192);
   const sge = cache.sge(buffer, 100, 1000);
-  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+  const base = addressOf(buffer);
   assert.equal(sge.address, base + 100n);
   assert.equal(sge.length, 1000);
   assert.equal(sge.lkey, sge.registration.lkey);
@@ -289,7 +290,7 @@ Deno.test("buffers, views and DataViews register their own bytes", () => {
   using cache = new RegistrationCache(createRegistrarDouble());
   const buffer = new ArrayBuffer(16384);
   const view = new Uint32Array(buffer, 4096, 1024);
-  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+  const base = addressOf(new Uint8Array(buffer));
   using whole = cache.get(buffer);
   assert.equal(whole.address, base);
   assert.equal(whole.length, 16384);

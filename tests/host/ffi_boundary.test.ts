@@ -18,17 +18,7 @@ const SKIPPED = new Set(["ffi", "node_modules", "build", ".cache", ".git"]);
  */
 const UNCONVERTED: readonly string[] = [
   // The registration cache's.
-  "bench/cache_bench.ts",
-  "bench/hooks_munmap.ts",
   "cache/registration_cache.ts",
-  "cache/testing/native_memory.ts",
-  "cache/testing/stress_worker.ts",
-  "tests/host/cache_fork.test.ts",
-  "tests/host/cache_front.test.ts",
-  "tests/host/cache_front_atomics.test.ts",
-  "tests/host/cache_hooks.test.ts",
-  "tests/host/cache_logic.test.ts",
-  "tests/rxe/cache_reuse.test.ts",
   // The memory hooks'.
   "hooks/mem_hooks.ts",
   "tests/host/hooks_api.test.ts",

@@ -18,6 +18,7 @@ import {
   vmPinKiB,
 } from "../../cache/testing/native_memory.ts";
 import { Access, WrOpcode } from "../../verbs/mod.ts";
+import { addressOf } from "../../ffi/pointers.ts";
 import {
   assertAllSucceeded,
   firstDifference,
@@ -130,7 +131,7 @@ Deno.test("same address reuse misses and RDMA lands in the new memory", async (t
   await t.step("a Uint8Array collected by GC", async () => {
     const gc = collectGarbage;
     let buffer: Uint8Array | null = new Uint8Array(8 * MiB);
-    const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+    const address = addressOf(buffer);
     await writeThroughCache(
       lo,
       cache,
@@ -147,7 +148,7 @@ Deno.test("same address reuse misses and RDMA lands in the new memory", async (t
     assert.ok(cache.stats().invalidations > before, "the backing store's release was seen");
     const next = new Uint8Array(8 * MiB);
     next.fill(6);
-    const nextAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(next)));
+    const nextAddress = addressOf(next);
     assert.equal(
       await writeThroughCache(lo, cache, { address: nextAddress, length: MiB }, next, 62),
       false,
