@@ -4,8 +4,8 @@
  *
  * - Verbs: {@link listDevices}, {@link openDevice}, {@link Context}, {@link ProtectionDomain},
  *   {@link MemoryRegion}, {@link CompletionQueue}, {@link QueuePair}, {@link RdmaError}, ...
- * - Registration cache: {@link RegistrationCache}, {@link Registration}, and
- *   {@link createRegistrarDouble} for tests without a device.
+ * - Registration cache: {@link RegistrationCache}, {@link Registration}, and (testing/mod.ts)
+ *   {@link createRegistrarDouble}, a test double for code without a device.
  * - Memory hooks (Open MPI's opal mem_hooks API): {@link memHooks} and the `OPAL_*` constants.
  *
  * @module
@@ -14,15 +14,18 @@
 export * from "./verbs/mod.ts";
 export {
   type CachedSge,
+  CacheRegistrar,
   type CacheTarget,
-  createRegistrarDouble,
-  RegistrarDouble,
-  type RegistrarDoubleCounters,
-  type RegistrarDoubleOptions,
   Registration,
   RegistrationCache,
   type RegistrationCacheOptions,
   type RegistrationCacheStats,
 } from "./cache/mod.ts";
+export {
+  createRegistrarDouble,
+  RegistrarDouble,
+  type RegistrarDoubleCounters,
+  type RegistrarDoubleOptions,
+} from "./testing/mod.ts";
 export * from "./hooks/mod.ts";
 export { NativeLibraryError } from "./ffi/loader.ts";

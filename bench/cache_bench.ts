@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { createRegistrarDouble, RegistrationCache } from "../cache/mod.ts";
+import { RegistrationCache } from "../cache/mod.ts";
+import { createRegistrarDouble } from "../testing/mod.ts";
 import { addressOf, pointerOf } from "../ffi/pointers.ts";
 import { rcacheNative } from "../ffi/rcache.ts";
 import { verbsShim } from "../ffi/verbs_symbols.ts";

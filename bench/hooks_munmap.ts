@@ -11,10 +11,11 @@
  * @module
  */
 import { type MemHookCallback, memHooks, OPAL_SUCCESS } from "../hooks/mod.ts";
-import { createRegistrarDouble, RegistrationCache } from "../cache/mod.ts";
-import { mapAnonymous } from "../cache/testing/native_memory.ts";
-import { pointerAt } from "../ffi/pointers.ts";
-import { probe } from "../tests/host/hooks_probe.ts";
+import { RegistrationCache } from "../cache/mod.ts";
+import { createRegistrarDouble } from "../testing/mod.ts";
+import { libc } from "../ffi/libc.ts";
+import { addressOfPointer } from "../ffi/pointers.ts";
+import { benchNative } from "./native_helpers.ts";
 
 const ROUNDS = 21;
 const BATCHES = 20;
@@ -35,7 +36,18 @@ const CONFIGS: Config[] = [
 
 /** The cache of the last configuration: 100 cached regions, none over the unmapped pages. */
 let cache: RegistrationCache | null = null;
-const cachedBlock = mapAnonymous(200 * 4096);
+const CACHED_BYTES = 200 * 4096;
+const PROT_READ_WRITE = 0x3, MAP_PRIVATE_ANONYMOUS = 0x22;
+const cachedBlock = libc().mmap(
+  null,
+  BigInt(CACHED_BYTES),
+  PROT_READ_WRITE,
+  MAP_PRIVATE_ANONYMOUS,
+  -1,
+  0n,
+);
+const cachedAddress = addressOfPointer(cachedBlock);
+if (cachedBlock === null || cachedAddress === 0xffffffffffffffffn) throw new Error("mmap failed");
 
 function dropCache(): void {
   cache?.close();
@@ -43,7 +55,7 @@ function dropCache(): void {
 }
 
 function setUp(config: Config): void {
-  probe.probe_unregister();
+  benchNative.bench_unregister_uninterested();
   dropCache();
   if (config === "without hooks") {
     memHooks.finalize();
@@ -51,15 +63,15 @@ function setUp(config: Config): void {
   }
   if (memHooks.init() !== OPAL_SUCCESS) throw new Error("the hooks could not be installed");
   if (config === "hooks, uninterested C callback") {
-    // The probe's handler, told to look only at one unrelated page: it runs, and ignores the range.
-    probe.probe_record_watched_only(1);
-    probe.probe_watch(pointerAt(0x1000n), 4096n, 0);
-    if (probe.probe_register() !== OPAL_SUCCESS) throw new Error("register failed");
+    // A handler that looks only at one unrelated page: it runs, and ignores the range.
+    if (benchNative.bench_register_uninterested() !== OPAL_SUCCESS) {
+      throw new Error("register failed");
+    }
   }
   if (config === "an open registration cache, elsewhere") {
     cache = new RegistrationCache(createRegistrarDouble(), { merge: false });
     for (let i = 0; i < 100; i++) {
-      cache.get({ address: cachedBlock.address + BigInt(i * 8192), length: 4096 }).release();
+      cache.get({ address: cachedAddress + BigInt(i * 8192), length: 4096 }).release();
     }
   }
 }
@@ -72,20 +84,21 @@ function median(values: number[]): number {
 const samples = new Map<Config, number[]>(CONFIGS.map((c) => [c, []]));
 const floor = new Map<Config, number[]>(CONFIGS.map((c) => [c, []]));
 const FLOOR_CALLS = 200_000;
-probe.probe_time_munmap(2, BATCH); // warm-up
+benchNative.bench_time_munmap(2, BATCH); // warm-up
 for (let round = 0; round < ROUNDS; round++) {
   // Rotate the order so that no configuration always runs first.
   for (let k = 0; k < CONFIGS.length; k++) {
     const config = CONFIGS[(round + k) % CONFIGS.length];
     setUp(config);
-    const ns = Number(probe.probe_time_munmap(BATCHES, BATCH));
+    const ns = Number(benchNative.bench_time_munmap(BATCHES, BATCH));
     if (ns === 0) throw new Error("mmap failed");
     samples.get(config)!.push(ns / UNMAPS);
-    floor.get(config)!.push(Number(probe.probe_time_munmap_unmapped(FLOOR_CALLS)) / FLOOR_CALLS);
+    floor.get(config)!.push(
+      Number(benchNative.bench_time_munmap_unmapped(FLOOR_CALLS)) / FLOOR_CALLS,
+    );
   }
 }
-probe.probe_unregister();
-probe.probe_record_watched_only(0);
+benchNative.bench_unregister_uninterested();
 dropCache();
 
 const base = median(samples.get("without hooks")!);
@@ -125,7 +138,7 @@ memHooks.registerRelease(noop);
 const perEvent: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   memHooks.flush();
-  probe.probe_release_storm(4000n, 4000);
+  benchNative.bench_release_storm(4000n, 4000);
   delivered = 0;
   const start = performance.now();
   const n = memHooks.flush();

@@ -1,5 +1,6 @@
 /**
- * The lazy-unpin registration cache and its registrar double.
+ * The lazy-unpin registration cache. (Its registrar double, for tests without a device, is
+ * testing/mod.ts.)
  *
  * @module
  */
@@ -11,9 +12,4 @@ export {
   type RegistrationCacheOptions,
   type RegistrationCacheStats,
 } from "./registration_cache.ts";
-export {
-  createRegistrarDouble,
-  RegistrarDouble,
-  type RegistrarDoubleCounters,
-  type RegistrarDoubleOptions,
-} from "./registrar_double.ts";
+export { CacheRegistrar } from "./registrar.ts";

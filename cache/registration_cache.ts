@@ -17,15 +17,16 @@ import {
   FRONT_CLOSED,
   FRONT_HOLDS,
   FRONT_SLOTS,
+  frontWordsView,
   PERMISSION_ACCESS,
   rcacheNative,
   RcacheStatus,
   type RcacheSymbols,
-  RELEASE_QUEUE_SIZE,
   RELEASE_QUEUE_SLOTS,
   ReleaseQueueField,
-  RESULT_RECORD_SIZE,
+  releaseQueueViews,
   ResultField,
+  resultViews,
   STAT_NAMES,
 } from "../ffi/rcache.ts";
 import { memHooks } from "../hooks/mem_hooks.ts";
@@ -43,7 +44,7 @@ import {
   viewFacts,
   viewLength,
 } from "../verbs/buffer_facts.ts";
-import { RegistrarDouble } from "./registrar_double.ts";
+import { CacheRegistrar, NATIVE_REGISTRAR } from "./registrar.ts";
 
 /** What to register: a buffer or view (all its bytes), or native memory. */
 export type CacheTarget =
@@ -331,7 +332,7 @@ export class RegistrationCache implements Disposable {
    * while the buffer lives. */
   readonly #bufferBases = new WeakMap<ArrayBufferLike, number>();
   /** Keeps the protection domain (or double) alive while regions are registered with it. */
-  readonly #registrar: ProtectionDomain | RegistrarDouble;
+  readonly #registrar: ProtectionDomain | CacheRegistrar;
   /** Gives the protection domain back (see NativeHandle.holdOpen). */
   readonly #releasePd: () => void;
   #closed = false;
@@ -341,7 +342,7 @@ export class RegistrationCache implements Disposable {
    * memory hooks if needed and refuses (RdmaError ENOSYS) when they cannot report both free and
    * mmap-family releases: without them a lazy cache could hand out stale registrations.
    */
-  constructor(pd: ProtectionDomain | RegistrarDouble, options: RegistrationCacheOptions = {}) {
+  constructor(pd: ProtectionDomain | CacheRegistrar, options: RegistrationCacheOptions = {}) {
     if (options === null || typeof options !== "object") {
       throw new TypeError("options must be an object");
     }
@@ -353,11 +354,11 @@ export class RegistrationCache implements Disposable {
       throw new TypeError("merge must be a boolean");
     }
     this.merge = merge ?? true;
+    let registrar: Deno.PointerValue = null;
     let pointer: Deno.PointerValue = null;
-    let pinLimit = 0;
     let releasePd = () => {};
-    if (pd instanceof RegistrarDouble) {
-      pinLimit = pd.pinLimit;
+    if (pd instanceof CacheRegistrar) {
+      registrar = pd[NATIVE_REGISTRAR]();
     } else if (pd instanceof ProtectionDomain) {
       pointer = pd.pointerFor("RegistrationCache");
       // The native cache registers in this domain: it stays open (EBUSY) while the cache does.
@@ -368,9 +369,8 @@ export class RegistrationCache implements Disposable {
     this.#registrar = pd;
     const native = rcacheNative();
     const slot = native.rcache_create(
+      registrar,
       pointer,
-      pd instanceof RegistrarDouble ? 1 : 0,
-      pinLimit,
       this.maxRegions,
       this.maxBytes,
       this.merge ? 1 : 0,
@@ -382,22 +382,9 @@ export class RegistrationCache implements Disposable {
     this.#releasePd = releasePd;
     this.#native = native;
     this.#slot = slot;
-    const record = Deno.UnsafePointerView.getArrayBuffer(
-      native.rcache_result(slot)!,
-      RESULT_RECORD_SIZE,
-    );
-    this.#f64 = new Float64Array(record, 0, 4);
-    this.#u32 = new Uint32Array(record);
-    this.#i32 = new Int32Array(record);
-    const queue = Deno.UnsafePointerView.getArrayBuffer(
-      native.rcache_release_queue(slot)!,
-      RELEASE_QUEUE_SIZE,
-    );
-    this.#releaseControl = new Int32Array(queue, 0, 4);
-    this.#frontWords = new Int32Array(
-      Deno.UnsafePointerView.getArrayBuffer(native.rcache_front(slot)!, FRONT_SLOTS * 4),
-    );
-    this.#releaseHandles = new Float64Array(queue, 16, RELEASE_QUEUE_SLOTS);
+    ({ f64: this.#f64, u32: this.#u32, i32: this.#i32 } = resultViews(slot));
+    ({ control: this.#releaseControl, handles: this.#releaseHandles } = releaseQueueViews(slot));
+    this.#frontWords = frontWordsView(slot);
     leakedCaches.register(this, { slot, releasePd }, this);
   }
 
@@ -728,7 +715,7 @@ export class RegistrationCache implements Disposable {
     }
     // Handle first, then tail, as two plain stores: V8 keeps stores to typed arrays in program
     // order and x86-64 does not reorder stores, so a reader that loads tail with acquire
-    // semantics (cache/native/rcache.c) sees the handle. (The memory hooks are x86-64 only.)
+    // semantics (cache/native/deferred.c) sees the handle. (The memory hooks are x86-64 only.)
     this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
     control[ReleaseQueueField.TAIL] = (tail + 1) | 0;
   }

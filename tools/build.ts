@@ -82,17 +82,24 @@ export const TARGETS: NativeTarget[] = [
     ldflags: ["-libverbs", "-Wl,-z,nodelete"],
   },
   {
-    // The registration cache's native state, reached by the hooks synchronously.
+    // The registration cache's native state, reached by the hooks synchronously. Hidden
+    // visibility: it exports what rcache.h declares (and what the tests reach, see visibility.h).
     output: "libdeno_rdma_rcache.so",
     sources: [
-      "cache/native/pending_ring.c",
       "cache/native/rcache.c",
-      "cache/native/region_index.c",
-      "cache/native/registrar_double.c",
+      "cache/native/regions.c",
+      "cache/native/front_words.c",
+      "cache/native/spans.c",
+      "cache/native/deferred.c",
+      "cache/native/release_hook.c",
+      "cache/native/fork.c",
       "cache/native/registrar_verbs.c",
+      "cache/native/region_index.c",
+      "cache/native/pending_ring.c",
       "cache/native/verbs_text.c",
     ],
     includes: ["hooks/native", "ffi/native"],
+    cflags: ["-fvisibility=hidden"],
     ldflags: [
       "-pthread",
       ...LINK_BUILT,
@@ -100,17 +107,37 @@ export const TARGETS: NativeTarget[] = [
       "-libverbs",
       "-Wl,-z,nodelete",
       "-Wl,-z,now", // its release hook runs inside the memory hooks: no lazy binding there
+      "-Wl,-soname,libdeno_rdma_rcache.so",
     ],
   },
   {
-    // Native helpers the tests call: threads, fork, allocator paths driven from C.
+    // The registrar double (testing/mod.ts): a registrar for the cache that needs no device. Its
+    // deregistrations run inside the cache's release hook: bound at load, never unloaded.
+    output: "libdeno_rdma_testing.so",
+    sources: ["testing/native/registrar_double.c"],
+    includes: ["cache/native", "ffi/native"],
+    cflags: ["-fvisibility=hidden"],
+    ldflags: [...LINK_BUILT, "-ldeno_rdma_rcache", "-Wl,-z,nodelete", "-Wl,-z,now"],
+  },
+  {
+    // The benchmarks' C helpers: timed munmap loops and an uninterested release callback.
+    output: "libdeno_rdma_bench.so",
+    sources: ["bench/native/munmap_bench.c"],
+    includes: ["hooks/native"],
+    // nodelete: its C callback may stay registered with the hooks after Deno closes the library.
+    ldflags: [...LINK_BUILT, "-lopal_memhooks", "-Wl,-z,nodelete"],
+  },
+  {
+    // Native helpers the tests call: threads, fork, allocator paths driven from C, and entry
+    // points that reach the cache's internals (rcache_internal.h).
     output: "libdeno_rdma_testsupport.so",
     sources: [
       "tests/native/atomic_adder.c",
       "tests/native/memhooks_probe.c",
       "tests/native/pending_ring_probe.c",
+      "tests/native/rcache_testing.c",
     ],
-    includes: ["hooks/native", "cache/native"],
+    includes: ["hooks/native", "cache/native", "ffi/native"],
     // nodelete: its C callbacks stay registered with the hooks after Deno closes the library.
     ldflags: [
       "-pthread",

@@ -1,7 +1,11 @@
 /*
- * The registration cache's native interface, called from TypeScript through Deno FFI (ffi/rcache.ts).
- * Caches live in a fixed table of slots so the release hook can reach every one of them from any
- * thread without allocating and without a slot ever being freed under it.
+ * The registration cache's native interface, called from TypeScript through Deno FFI
+ * (ffi/rcache.ts). Caches live in a fixed table of slots so the release hook can reach every one of
+ * them from any thread without allocating and without a slot ever being freed under it.
+ *
+ * Every record and constant TypeScript shares is described here once (ffi/native/records.h):
+ * rcache_records() reports them, and `deno task build` writes ffi/records/rcache.ts from that.
+ * The implementation's own structures are in rcache_internal.h.
  */
 #ifndef RCACHE_H
 #define RCACHE_H
@@ -10,60 +14,71 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "records.h"
+#include "visibility.h"
+
 #define RCACHE_MAX_CACHES 64
 
-/* Results of rcache_get; errors are negative. */
-#define RCACHE_HIT 0
-#define RCACHE_MISS 1
-#define RCACHE_ERR_CLOSED (-1)      /* no such cache, or closed */
-#define RCACHE_ERR_LIMIT (-2)       /* registration failed with ENOMEM/EAGAIN after evict + retry */
-#define RCACHE_ERR_REGISTER (-3)    /* registration failed otherwise; errno in the result record */
-#define RCACHE_ERR_NO_MEMORY (-4)   /* malloc of the bookkeeping failed */
-#define RCACHE_ERR_HOOKS (-5)       /* opal_mem_hooks_init or register_release failed */
-#define RCACHE_ERR_UNSUPPORTED (-6) /* the hooks do not report FREE and MMAP support */
-#define RCACHE_ERR_TOO_MANY (-7)    /* all RCACHE_MAX_CACHES slots are in use */
-#define RCACHE_ERR_RANGE (-8)       /* empty range or one that wraps around the address space */
-#define RCACHE_ERR_STATE (-9)       /* release of a registration that is not held */
-#define RCACHE_ERR_HOLDS (-10)      /* the region already counts RCACHE_MAX_HOLDERS holds */
+/*
+ * Results of rcache_get (and of the other calls); errors are negative. STATUS(C name, TypeScript
+ * name, value).
+ */
+#define RCACHE_STATUSES(STATUS)                                                                    \
+    STATUS(RCACHE_HIT, HIT, 0)                      /* a cached region covers the range */         \
+    STATUS(RCACHE_MISS, MISS, 1)                    /* a new region was registered */              \
+    STATUS(RCACHE_ERR_CLOSED, CLOSED, -1)           /* no such cache, or closed */                 \
+    STATUS(RCACHE_ERR_LIMIT, LIMIT, -2)             /* ENOMEM/EAGAIN after evict + retry */        \
+    STATUS(RCACHE_ERR_REGISTER, REGISTER, -3)       /* registration failed; errno in the result */ \
+    STATUS(RCACHE_ERR_NO_MEMORY, NO_MEMORY, -4)     /* malloc of the bookkeeping failed */         \
+    STATUS(RCACHE_ERR_HOOKS, HOOKS, -5)             /* opal_mem_hooks_init or _register failed */  \
+    STATUS(RCACHE_ERR_UNSUPPORTED, UNSUPPORTED, -6) /* the hooks lack FREE or MMAP support */      \
+    STATUS(RCACHE_ERR_TOO_MANY, TOO_MANY, -7)       /* all RCACHE_MAX_CACHES slots are in use */   \
+    STATUS(RCACHE_ERR_RANGE, RANGE, -8)             /* empty, or wraps around the address space */ \
+    STATUS(RCACHE_ERR_STATE, STATE, -9)  /* release of a registration that is not held */          \
+    STATUS(RCACHE_ERR_HOLDS, HOLDS, -10) /* the region counts RCACHE_MAX_HOLDERS holds */
+#define RCACHE_STATUS_ENUM(c_name, ts_name, value) c_name = (value),
+enum rcache_status { RCACHE_STATUSES(RCACHE_STATUS_ENUM) };
 
 /* Holds one region may count in `holders` (its front word adds at most RCACHE_FRONT_HOLDS):
  * the total stays below 2^32. Only registrations that are never released get near it. */
 #define RCACHE_MAX_HOLDERS 0x80000000u
 
 /* What a successful get describes; read by TypeScript through a view, never reallocated. */
-struct rcache_result {
-  double region;       /* opaque handle for rcache_put (a pointer, exact in a double) */
-  double region_start; /* the registered region, which may be larger than what was asked */
-  double region_end;   /* (both also written by rcache_region_bounds) */
-  double address; /* the first byte asked for (set by every get that reaches the cache) */
-  uint32_t lkey, rkey;
-  int32_t error; /* errno of the failed registration, for RCACHE_ERR_LIMIT / _REGISTER */
-  uint32_t access;
-  int32_t front; /* the region's front word (see below), -1 when it has none */
-  uint32_t reserved;
-};
+#define RCACHE_RESULT_FIELDS(FIELD, ctx)                                                          \
+    FIELD(ctx, double, region, )       /* opaque handle for rcache_put (a pointer, exact) */      \
+    FIELD(ctx, double, region_start, ) /* the registered region, which may be larger than... */   \
+    FIELD(ctx, double, region_end, )   /* ...what was asked (also set by rcache_region_bounds) */ \
+    FIELD(ctx, double, address, )      /* the first byte asked for (every get that gets in) */    \
+    FIELD(ctx, uint32_t, lkey, )                                                                  \
+    FIELD(ctx, uint32_t, rkey, )                                                                  \
+    FIELD(ctx, int32_t, error, ) /* errno of the failed registration (_LIMIT, _REGISTER) */       \
+    FIELD(ctx, uint32_t, access, )                                                                \
+    FIELD(ctx, int32_t, front, ) /* the region's front word (see below), -1 when none */          \
+    FIELD(ctx, uint32_t, reserved, )
+RECORD_STRUCT(rcache_result, RCACHE_RESULT_FIELDS);
 
 /*
  * Releases queued by TypeScript without a native call: it writes a region handle at `tail` and then
  * advances `tail` (an atomic store); whoever next holds the cache lock (the next operation, or a
  * release hook) applies the queued releases, in order, before anything else. A release hook
  * therefore sees a region released before the memory went as idle, and deregisters it at once.
+ *
+ * `retired`: held regions retired from the index. While there are any, TypeScript releases with a
+ * call (rcache_put), so a retired region is deregistered by its release itself, not later.
+ * `deferred`: RCACHE_DEFERRED is set by a release hook that had to defer its invalidation (its
+ * range is in the pending ring); RCACHE_DRAINING while a drain applies popped ranges. While either
+ * is set, TypeScript takes no hold through a front word.
  */
 #define RCACHE_RELEASE_SLOTS 256u /* power of two */
-#define RCACHE_DEFERRED 1u          /* bits of rcache_release_queue.deferred */
+#define RCACHE_DEFERRED 1u        /* bits of rcache_release_queue.deferred */
 #define RCACHE_DRAINING 2u
-struct rcache_release_queue {
-  _Atomic uint32_t head; /* next entry to apply: moved by the lock holder */
-  _Atomic uint32_t tail; /* next entry to fill: moved by the TypeScript thread only */
-  /* Held regions retired from the index. While there are any, TypeScript releases with a call
-   * (rcache_put), so a retired region is deregistered by its release itself, not later. */
-  _Atomic uint32_t retired;
-  /* RCACHE_DEFERRED: set by a release hook that had to defer its invalidation (its range is in
-   * the pending ring). RCACHE_DRAINING: a drain is applying popped ranges. While either is set,
-   * TypeScript takes no hold through a front word. */
-  _Atomic uint32_t deferred;
-  double handles[RCACHE_RELEASE_SLOTS];
-};
+#define RCACHE_RELEASE_QUEUE_FIELDS(FIELD, ctx)                                          \
+    FIELD(ctx, _Atomic uint32_t, head, )    /* next entry to apply: the lock holder's */ \
+    FIELD(ctx, _Atomic uint32_t, tail, )    /* next entry to fill: TypeScript's only */  \
+    FIELD(ctx, _Atomic uint32_t, retired, ) /* held regions retired from the index */    \
+    FIELD(ctx, _Atomic uint32_t, deferred, )                                             \
+    FIELD(ctx, double, handles, [RCACHE_RELEASE_SLOTS])
+RECORD_STRUCT(rcache_release_queue, RCACHE_RELEASE_QUEUE_FIELDS);
 
 /*
  * Front words: hits that make no native call. TypeScript remembers which region a recent get
@@ -80,6 +95,10 @@ struct rcache_release_queue {
  * taken before the close (and counted) or sees the bit and is undone. TypeScript reads `deferred`
  * before the add, so a release whose invalidation is still pending sends it the slow way.
  */
+#define RCACHE_FRONT_SLOTS 4096
+#define RCACHE_FRONT_CLOSED 0x40000000u
+#define RCACHE_FRONT_HOLDS 0x3fffffffu
+
 /*
  * IBV_ACCESS_* bits that grant something (local write, remote write/read/atomic, memory window
  * bind): a region with more of them serves a request for fewer. Every other bit (zero-based, on
@@ -87,81 +106,97 @@ struct rcache_release_queue {
  */
 #define RCACHE_PERMISSION_ACCESS 0x1fu
 
-#define RCACHE_FRONT_SLOTS 4096
-#define RCACHE_FRONT_CLOSED 0x40000000u
-#define RCACHE_FRONT_HOLDS 0x3fffffffu
+/* The values rcache_stats writes, in order: STAT(C name, TypeScript name). */
+#define RCACHE_STATS(STAT)                                                                        \
+    STAT(RCACHE_STAT_GETS, gets)                                                                  \
+    STAT(RCACHE_STAT_HITS, hits)                                                                  \
+    STAT(RCACHE_STAT_MISSES, misses)                                                              \
+    STAT(RCACHE_STAT_MERGES, merges)                                                              \
+    STAT(RCACHE_STAT_EVICTIONS, evictions)                                                        \
+    STAT(RCACHE_STAT_INVALIDATIONS, invalidations)                                                \
+    STAT(RCACHE_STAT_DEREGISTRATIONS, deregistrations)                                            \
+    STAT(RCACHE_STAT_DEREGISTRATIONS_IN_RELEASE, deregistrationsInRelease)                        \
+    STAT(RCACHE_STAT_DEREGISTRATIONS_DEFERRED, deregistrationsDeferred)                           \
+    STAT(RCACHE_STAT_REGISTRATIONS, registrations)                                                \
+    STAT(RCACHE_STAT_REGIONS, regions)                                                            \
+    STAT(RCACHE_STAT_BYTES, bytes)                                                                \
+    STAT(RCACHE_STAT_IN_USE, inUse)                                                               \
+    STAT(RCACHE_STAT_INDEXED, indexedRegions)                                                     \
+    STAT(RCACHE_STAT_LIMIT_RETRIES, limitRetries)                                                 \
+    STAT(RCACHE_STAT_PENDING_OVERFLOWS, pendingOverflows)                                         \
+    STAT(RCACHE_STAT_DEREGISTRATION_FAILURES, deregistrationFailures)                             \
+    STAT(RCACHE_STAT_BAD_RELEASES, badReleases)           /* queued releases of unheld regions */ \
+    STAT(RCACHE_STAT_RELEASES_EXAMINED, releasesExamined) /* releases that touched a span */
+#define RCACHE_STAT_ENUM(c_name, ts_name) c_name,
+enum rcache_stat { RCACHE_STATS(RCACHE_STAT_ENUM) RCACHE_STAT_COUNT };
 
-/* Order of the values rcache_stats writes. */
-enum rcache_stat {
-  RCACHE_STAT_GETS,
-  RCACHE_STAT_HITS,
-  RCACHE_STAT_MISSES,
-  RCACHE_STAT_MERGES,
-  RCACHE_STAT_EVICTIONS,
-  RCACHE_STAT_INVALIDATIONS,
-  RCACHE_STAT_DEREGISTRATIONS,
-  RCACHE_STAT_DEREGISTRATIONS_IN_RELEASE,
-  RCACHE_STAT_DEREGISTRATIONS_DEFERRED,
-  RCACHE_STAT_REGISTRATIONS,
-  RCACHE_STAT_REGIONS,
-  RCACHE_STAT_BYTES,
-  RCACHE_STAT_IN_USE,
-  RCACHE_STAT_INDEXED,
-  RCACHE_STAT_LIMIT_RETRIES,
-  RCACHE_STAT_PENDING_OVERFLOWS,
-  RCACHE_STAT_DEREGISTRATION_FAILURES,
-  RCACHE_STAT_BAD_RELEASES, /* queued releases of regions that were not held (a bug) */
-  RCACHE_STAT_RELEASES_EXAMINED, /* releases that touched a span: applied or queued */
-  RCACHE_STAT_COUNT
+/* The single constants TypeScript needs, as CONSTANT(TypeScript name, value). */
+#define RCACHE_CONSTANTS(CONSTANT)                        \
+    CONSTANT(MAX_CACHES, RCACHE_MAX_CACHES)               \
+    CONSTANT(RELEASE_QUEUE_SLOTS, RCACHE_RELEASE_SLOTS)   \
+    CONSTANT(FRONT_SLOTS, RCACHE_FRONT_SLOTS)             \
+    CONSTANT(FRONT_CLOSED, RCACHE_FRONT_CLOSED)           \
+    CONSTANT(FRONT_HOLDS, RCACHE_FRONT_HOLDS)             \
+    CONSTANT(PERMISSION_ACCESS, RCACHE_PERMISSION_ACCESS) \
+    CONSTANT(STAT_COUNT, RCACHE_STAT_COUNT)
+
+/*
+ * How a cache registers and deregisters memory. The cache's own is ibv_reg_mr/ibv_dereg_mr on a
+ * protection domain; another (the registrar double in testing/native/, which needs no device)
+ * passes its own to rcache_create.
+ */
+struct rcache_registration {
+    void *mr; /* the registrar's handle (a struct ibv_mr * for the verbs registrar) */
+    uint32_t lkey, rkey;
+};
+
+struct rcache_registrar {
+    /* Returns 0 and fills *out, or an errno value (ENOMEM/EAGAIN mean a pinning limit was hit). */
+    int (*reg)(void *context, uintptr_t addr, size_t length, uint32_t access,
+               struct rcache_registration *out);
+    /* Returns 0 or an errno value. Runs inside release hooks: must not take the cache lock,
+     * allocate, or block on anything a releasing thread may hold. */
+    int (*dereg)(void *context, void *mr, size_t length);
+    void *context;
 };
 
 /*
- * Creates a cache (sizes as doubles, like addresses). `pd` is a struct ibv_pd * (ignored with use_double). use_double selects the
- * registrar double; double_pin_limit is its emulated locked-memory limit (0: none). max_regions and
- * max_bytes bound the cache (0: unbounded). Returns the slot, or a negative RCACHE_ERR_*.
+ * Creates a cache (sizes as doubles, like addresses). `registrar` is copied; NULL means the verbs
+ * registrar over `pd` (a struct ibv_pd *, unused otherwise). max_regions and max_bytes bound the
+ * cache (0: unbounded). Returns the slot, or a negative RCACHE_ERR_*.
  */
-int rcache_create(void *pd, int use_double, double double_pin_limit, double max_regions,
-                  double max_bytes, int merge);
-int rcache_destroy(int slot);
-struct rcache_result *rcache_result(int slot);
-struct rcache_release_queue *rcache_release_queue(int slot);
+RCACHE_API int rcache_create(const struct rcache_registrar *registrar, void *pd, double max_regions,
+                             double max_bytes, int merge);
+RCACHE_API int rcache_destroy(int slot);
+RCACHE_API struct rcache_result *rcache_result(int slot);
+RCACHE_API struct rcache_release_queue *rcache_release_queue(int slot);
 /* Writes the bounds of a held region into the result record (region_start, region_end). */
-int rcache_region_bounds(int slot, double region);
+RCACHE_API int rcache_region_bounds(int slot, double region);
 /* Addresses and lengths are doubles (exact below 2^53, which covers user space) so the FFI call
- * needs no BigInt. */
-/* `front`: a front word to bind the region to if this is a hit and it has none (-1: do not
- * bind); the region's word, if any, is in the result record. */
-int rcache_get(int slot, double addr, double length, uint32_t access, int32_t front);
+ * needs no BigInt. `front`: a front word to bind the region to if this is a hit and it has none
+ * (-1: do not bind); the region's word, if any, is in the result record. */
+RCACHE_API int rcache_get(int slot, double addr, double length, uint32_t access, int32_t front);
 /* The first `length` bytes of `buffer` (a typed array's data). */
-int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access,
-                      int32_t front);
+RCACHE_API int rcache_get_buffer(int slot, const uint8_t *buffer, double length, uint32_t access,
+                                 int32_t front);
 /* The cache's RCACHE_FRONT_SLOTS front words (never moves). */
-_Atomic uint32_t *rcache_front(int slot);
+RCACHE_API _Atomic uint32_t *rcache_front(int slot);
 /* Releases `region` now (after the queued releases); TypeScript uses it when the queue is full. */
-int rcache_put(int slot, double region);
-/* Releases `region` and, if that left it idle, deregisters it (a registration the caller refuses). */
-int rcache_discard(int slot, double region);
-int rcache_flush(int slot);
-int rcache_stats(int slot, double *out, int count);
+RCACHE_API int rcache_put(int slot, double region);
+/* Releases `region` and, if that left it idle, deregisters it (a registration the caller refuses).
+ */
+RCACHE_API int rcache_discard(int slot, double region);
+RCACHE_API int rcache_flush(int slot);
+/* Writes min(count, RCACHE_STAT_COUNT) values in enum rcache_stat order; returns RCACHE_STAT_COUNT.
+ */
+RCACHE_API int rcache_stats(int slot, double *out, int count);
 
 /* Facts for error messages. */
-double rcache_memlock_limit(void); /* RLIMIT_MEMLOCK soft limit in bytes, -1 when unlimited */
-int rcache_hooks_support_level(void);
-int rcache_hooks_status(void); /* the last opal_mem_hooks_* return code seen by rcache_create */
+RCACHE_API double rcache_memlock_limit(void); /* RLIMIT_MEMLOCK soft limit, -1 when unlimited */
+RCACHE_API int rcache_hooks_support_level(void);
+RCACHE_API int rcache_hooks_status(void); /* the last opal_mem_hooks_* code rcache_create saw */
 
-/* The registrar double's process-wide counters: registrations, deregistrations, failures,
- * pinned bytes, pin limit. */
-int rcache_double_counters(double *out, int count);
-/* The registrar double's deregistrations take `ns` nanoseconds each (process-wide). */
-void rcache_double_set_dereg_delay(double ns);
-
-/* Tests only: adds `count` holds to the region that starts at `address` in every open cache, to
- * its front word (`through_front`) or to its holders, as that many unreleased gets would. Returns
- * how many regions it changed. */
-int rcache_testing_add_holds(double address, double count, int through_front);
-/* Tests only: `jam` 1 claims a cell in the pending ring of every open cache without filling it,
- * as a pusher stopped between the two would; 0 fills those cells (with an empty range). Returns
- * how many rings it changed. */
-int rcache_testing_jam_rings(int jam);
+/* The records and constants above, as records_text() (see ffi/native/records.h). */
+RCACHE_API const char *rcache_records(void);
 
 #endif /* RCACHE_H */

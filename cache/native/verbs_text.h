@@ -1,6 +1,6 @@
 /*
- * Where libibverbs and its provider libraries keep their code. A release whose caller lies in one of
- * these ranges came from inside libibverbs (destroying a queue, a provider's own munmap), and
+ * Where libibverbs and its provider libraries keep their code. A release whose caller lies in one
+ * of these ranges came from inside libibverbs (destroying a queue, a provider's own munmap), and
  * calling ibv_dereg_mr from there could re-enter a library that holds its own locks: defer.
  */
 #ifndef RCACHE_VERBS_TEXT_H

@@ -3,8 +3,9 @@
  * TypeScript) is refused and changes nothing, so the cache keeps seeing every release.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
-import { mapAnonymous, unmap } from "../../cache/testing/native_memory.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
+import { mapAnonymous, unmap } from "../support/native_memory.ts";
 import { memHooks, OPAL_ERR_RESOURCE_BUSY, OPAL_SUCCESS } from "../../hooks/mod.ts";
 
 const MiB = 1024 * 1024;

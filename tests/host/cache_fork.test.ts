@@ -4,9 +4,10 @@
  * memory, which runs the hook and takes that lock.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
 import { cString } from "../../ffi/pointers.ts";
-import { mapAnonymous, type NativeBlock } from "../../cache/testing/native_memory.ts";
+import { mapAnonymous, type NativeBlock } from "../support/native_memory.ts";
 import { probe } from "./hooks_probe.ts";
 
 const OPAL_SUCCESS = 0;
@@ -53,7 +54,8 @@ Deno.test("a forked child's munmap of cached memory deregisters nothing (the par
   using cache = new RegistrationCache(createRegistrarDouble());
   const block = mapAnonymous(4096);
   cache.get({ address: block.address, length: block.length }).release();
-  const path = new URL("../../build/libdeno_rdma_rcache.so", import.meta.url).pathname;
+  // The double's counters are read in the child through its library (loaded by the double).
+  const path = new URL("../../build/libdeno_rdma_testing.so", import.meta.url).pathname;
   const deregistered = probe.probe_fork_child_munmap_deregistrations(
     block.pointer,
     BigInt(block.length),

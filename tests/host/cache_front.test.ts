@@ -7,9 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { Access, RdmaError } from "../../mod.ts";
-import { FRONT_HOLDS, rcacheNative } from "../../ffi/rcache.ts";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
-import { free, malloc, mapAnonymous, unmap } from "../../cache/testing/native_memory.ts";
+import { FRONT_HOLDS } from "../../ffi/rcache.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
+import { free, malloc, mapAnonymous, unmap } from "../support/native_memory.ts";
+import { rcacheTesting } from "../support/rcache_testing.ts";
 
 const MiB = 1024 * 1024;
 const double = createRegistrarDouble();
@@ -219,7 +221,7 @@ Deno.test("holds that are never released cannot wrap a region's counts", () => {
   const target = { address: block.address, length: 4096 };
   for (let i = 0; i < 3; i++) cache.get(target).release(); // the third hit needs no call
   assert.equal(cache.stats().fastHits, 1, "precondition: the front word is in use");
-  const native = rcacheNative();
+  const native = rcacheTesting;
   const address = Number(block.address);
   Deno.env.delete("DENO_RDMA_TESTING");
   assert.equal(native.rcache_testing_add_holds(address, 1, 0), -1, "inert unless opted in");

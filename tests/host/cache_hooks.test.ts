@@ -5,9 +5,10 @@
  * stay registered until released, and releases from another thread are seen.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
 import { addressOf } from "../../ffi/pointers.ts";
-import { rcacheNative } from "../../ffi/rcache.ts";
+import { rcacheTesting } from "../support/rcache_testing.ts";
 import {
   free,
   MADV_DONTNEED,
@@ -19,7 +20,7 @@ import {
   remap,
   unmap,
   unmapPart,
-} from "../../cache/testing/native_memory.ts";
+} from "../support/native_memory.ts";
 
 const MiB = 1024 * 1024;
 const double = createRegistrarDouble();
@@ -274,7 +275,7 @@ Deno.test("a region low (where the heap is) and one in the mmap area: releases b
 
 Deno.test("a ring cell stuck before a deferred release: no stale hit, no hang, hits go native", () => {
   using cache = new RegistrationCache(double);
-  const native = rcacheNative();
+  const native = rcacheTesting;
   const elsewhere = mapAnonymous(4096);
   const hitElsewhere = () => {
     const r = cache.get(target(elsewhere));

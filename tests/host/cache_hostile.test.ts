@@ -6,11 +6,12 @@
  * Registrar double: no device needed (the rxe suite runs the same on a real domain).
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
 import { addressOf } from "../../ffi/pointers.ts";
 import { memHooks } from "../../hooks/mod.ts";
 import { Errno, RdmaError } from "../../verbs/errors.ts";
-import { mapAnonymous, unmap } from "../../cache/testing/native_memory.ts";
+import { mapAnonymous, unmap } from "../support/native_memory.ts";
 import { CHECK_POSTABLE } from "../../verbs/scatter_gather.ts";
 import { expectRefusedWhenFired, fc } from "../support/hostile.ts";
 

@@ -6,7 +6,8 @@
  * hook ever touches them; the double never dereferences them.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, Registration, RegistrationCache } from "../../cache/mod.ts";
+import { Registration, RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
 import { Access } from "../../verbs/constants.ts";
 import { RdmaError } from "../../verbs/errors.ts";
 import { addressOf } from "../../ffi/pointers.ts";

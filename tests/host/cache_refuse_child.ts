@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
 import { probe } from "./hooks_probe.ts";
 
 const patched = probe.probe_patch_foreign_shmdt();

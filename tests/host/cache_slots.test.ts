@@ -3,8 +3,9 @@
  * an error (ENOMEM), not a second cache sharing a slot, and the caches already open are untouched.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
-import { mapAnonymous, unmap } from "../../cache/testing/native_memory.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
+import { mapAnonymous, unmap } from "../support/native_memory.ts";
 import { Errno, RdmaError } from "../../mod.ts";
 
 Deno.test("opening more caches than there are slots fails with ENOMEM; the open ones still work", () => {

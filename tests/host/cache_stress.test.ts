@@ -4,8 +4,9 @@
  * nothing left registered after close.
  */
 import assert from "node:assert/strict";
-import { createRegistrarDouble, RegistrationCache } from "../../cache/mod.ts";
-import { runStress } from "../../cache/testing/stress.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
+import { createRegistrarDouble } from "../../testing/mod.ts";
+import { runStress } from "../support/stress.ts";
 
 Deno.test("100,000 cycles with releases from a second thread: no stale hit", async () => {
   const double = createRegistrarDouble();

@@ -17,8 +17,6 @@ const SKIPPED = new Set(["ffi", "node_modules", "build", ".cache", ".git"]);
  * reported).
  */
 const UNCONVERTED: readonly string[] = [
-  // The registration cache's.
-  "cache/registration_cache.ts",
   // The memory hooks'.
   "hooks/mem_hooks.ts",
   "tests/host/hooks_api.test.ts",

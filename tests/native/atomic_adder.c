@@ -12,25 +12,37 @@ static _Atomic int adder_go;
 static int adder_count;
 static pthread_t adder_thread;
 
-static void *add_loop(void *unused) {
-  (void)unused;
-  while (!atomic_load(&adder_go)) {
-  }
-  for (int i = 0; i < adder_count; i++) atomic_fetch_add(&adder_word, 1);
-  return NULL;
+static void *add_loop(void *unused)
+{
+    (void)unused;
+    while (!atomic_load(&adder_go)) {
+    }
+    for (int i = 0; i < adder_count; i++)
+        atomic_fetch_add(&adder_word, 1);
+    return NULL;
 }
 
 /* The word TypeScript adds to. */
-void *adder_word_address(void) { return (void *)&adder_word; }
-
-/* Starts a thread that adds 1 `count` times once adder_go(1) is called; 0 or an errno. */
-int adder_start(int count) {
-  atomic_store(&adder_word, 0);
-  atomic_store(&adder_go, 0);
-  adder_count = count;
-  return pthread_create(&adder_thread, NULL, add_loop, NULL);
+void *adder_word_address(void)
+{
+    return (void *)&adder_word;
 }
 
-void adder_go_now(void) { atomic_store(&adder_go, 1); }
+/* Starts a thread that adds 1 `count` times once adder_go(1) is called; 0 or an errno. */
+int adder_start(int count)
+{
+    atomic_store(&adder_word, 0);
+    atomic_store(&adder_go, 0);
+    adder_count = count;
+    return pthread_create(&adder_thread, NULL, add_loop, NULL);
+}
 
-void adder_join(void) { pthread_join(adder_thread, NULL); }
+void adder_go_now(void)
+{
+    atomic_store(&adder_go, 1);
+}
+
+void adder_join(void)
+{
+    pthread_join(adder_thread, NULL);
+}

@@ -7,7 +7,7 @@ Deno.test("ENOMEM under RLIMIT_MEMLOCK: evict idle regions and retry, then a cle
   const device = Deno.env.get("DENO_RDMA_TEST_DEVICE") ?? "rxe0";
   const deno = Deno.execPath();
   const script = "ulimit -l 4096 && exec setpriv --bounding-set=-ipc_lock --inh-caps=-ipc_lock " +
-    `"${deno}" run -A --no-check cache/testing/memlock_child.ts ${device}`;
+    `"${deno}" run -A --no-check tests/support/memlock_child.ts ${device}`;
   const { code, stdout, stderr } = await new Deno.Command("sh", {
     args: ["-c", script],
     stdout: "piped",

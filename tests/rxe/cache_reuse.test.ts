@@ -16,7 +16,7 @@ import {
   unmap,
   unmapPart,
   vmPinKiB,
-} from "../../cache/testing/native_memory.ts";
+} from "../support/native_memory.ts";
 import { Access, WrOpcode } from "../../verbs/mod.ts";
 import { addressOf } from "../../ffi/pointers.ts";
 import {

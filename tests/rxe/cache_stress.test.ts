@@ -3,8 +3,8 @@
 // deadlock, VmPin back to its old value after close.
 import assert from "node:assert/strict";
 import { RegistrationCache } from "../../cache/mod.ts";
-import { vmPinKiB } from "../../cache/testing/native_memory.ts";
-import { runStress } from "../../cache/testing/stress.ts";
+import { vmPinKiB } from "../support/native_memory.ts";
+import { runStress } from "../support/stress.ts";
 import { Access, WrOpcode } from "../../verbs/mod.ts";
 import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
 

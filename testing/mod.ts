@@ -1,12 +1,23 @@
 /**
- * The registrar double: a stand-in for ibv_reg_mr/ibv_dereg_mr that needs no RDMA device. It hands
- * out fake keys and counts calls, so the cache's logic (eviction order, merging, stats, invalidation
- * by the real memory hooks) can be tested and its lookup cost measured on any machine. Registrations
- * it makes cannot be used for RDMA.
+ * A test double for code that uses the registration cache where there is no RDMA device: the
+ * registrar double, a stand-in for ibv_reg_mr/ibv_dereg_mr. It hands out fake keys and counts
+ * calls, so the cache's logic (eviction order, merging, stats, invalidation by the real memory
+ * hooks) can be tested and its lookup cost measured on any machine. Registrations it makes cannot
+ * be used for RDMA. Its native part is `build/libdeno_rdma_testing.so` (testing/native/).
+ *
+ * ```ts
+ * import { createRegistrarDouble, RegistrationCache } from "./mod.ts"; // the repository's root
+ *
+ * const double = createRegistrarDouble({ pinLimit: 1 << 20 });
+ * using cache = new RegistrationCache(double);
+ * cache.get(new Uint8Array(4096)).release();
+ * console.log(double.counters().registrations);
+ * ```
  *
  * @module
  */
-import { DOUBLE_COUNTER_NAMES, rcacheNative } from "../ffi/rcache.ts";
+import { CacheRegistrar, NATIVE_REGISTRAR } from "../cache/registrar.ts";
+import { doubleCounterNames, registrarDoubleNative } from "../ffi/testing.ts";
 
 /** Options of `createRegistrarDouble`. */
 export interface RegistrarDoubleOptions {
@@ -39,7 +50,7 @@ export type RegistrarDoubleCounters = {
 };
 
 /** Pass to `new RegistrationCache(...)` instead of a ProtectionDomain. */
-export class RegistrarDouble {
+export class RegistrarDouble extends CacheRegistrar {
   /** Emulated locked-memory limit in bytes, 0 for none. */
   readonly pinLimit: number;
 
@@ -48,6 +59,7 @@ export class RegistrarDouble {
    * takes effect when a cache is created over this double. Both are process-wide.
    */
   constructor(options: RegistrarDoubleOptions = {}) {
+    super();
     if (options === null || typeof options !== "object") {
       throw new TypeError("registrar double options must be an object");
     }
@@ -60,16 +72,20 @@ export class RegistrarDouble {
     if (typeof micros !== "number" || !Number.isFinite(micros) || micros < 0) {
       throw new RangeError(`deregisterMicros must be a non-negative number, got ${String(micros)}`);
     }
-    rcacheNative().rcache_double_set_dereg_delay(micros * 1000);
+    registrarDoubleNative().rcache_double_set_dereg_delay(micros * 1000);
   }
 
   /** Calls made so far and bytes currently "pinned", process-wide. */
   counters(): RegistrarDoubleCounters {
-    const values = new Float64Array(DOUBLE_COUNTER_NAMES.length);
-    rcacheNative().rcache_double_counters(values, values.length);
-    return Object.fromEntries(
-      DOUBLE_COUNTER_NAMES.map((name, i) => [name, values[i]]),
-    ) as RegistrarDoubleCounters;
+    const names = doubleCounterNames();
+    const values = new Float64Array(names.length);
+    registrarDoubleNative().rcache_double_counters(values, values.length);
+    return Object.fromEntries(names.map((name, i) => [name, values[i]])) as RegistrarDoubleCounters;
+  }
+
+  /** @internal The double's native registrar, its pin limit now in force (process-wide). */
+  [NATIVE_REGISTRAR](): Deno.PointerValue {
+    return registrarDoubleNative().rcache_double_registrar(this.pinLimit);
   }
 }
 

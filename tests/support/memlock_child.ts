@@ -4,11 +4,11 @@
  * ENOMEM and the error when nothing can be evicted; prints one JSON line with what happened.
  *
  *     sh -c 'ulimit -l 4096; exec setpriv --bounding-set=-ipc_lock --inh-caps=-ipc_lock \
- *       deno run -A --no-check cache/testing/memlock_child.ts rxe0'
+ *       deno run -A --no-check tests/support/memlock_child.ts rxe0'
  *
  * @module
  */
-import { RegistrationCache } from "../registration_cache.ts";
+import { RegistrationCache } from "../../cache/mod.ts";
 import { mapAnonymous, unmap } from "./native_memory.ts";
 import { openDevice } from "../../verbs/mod.ts";
 

@@ -1,7 +1,7 @@
 /**
  * Test support: native memory the tests map, fill and release through libc (so the memory hooks
- * see every call), and the process's pinned-memory figure. Used by the cache's host and rxe tests
- * and benchmarks; not part of the library's API.
+ * see every call), and the process's pinned-memory figure. Used by the cache's host and rxe tests;
+ * not part of the library's API.
  *
  * @module
  */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { RegistrationCache } from "../registration_cache.ts";
+import type { RegistrationCache } from "../../cache/mod.ts";
 import {
   MADV_DONTNEED,
   madvise,
