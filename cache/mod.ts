@@ -4,12 +4,9 @@
  *
  * @module
  */
-export {
-  type CachedSge,
-  type CacheTarget,
-  Registration,
-  RegistrationCache,
-  type RegistrationCacheOptions,
-  type RegistrationCacheStats,
-} from "./registration_cache.ts";
+export { type CachedSge, RegistrationCache } from "./registration_cache.ts";
+export { Registration } from "./registration.ts";
+export type { RegistrationCacheOptions } from "./options.ts";
+export type { RegistrationCacheStats } from "./stats.ts";
+export type { CacheTarget } from "./targets.ts";
 export { CacheRegistrar } from "./registrar.ts";

@@ -14,11 +14,7 @@
  * @module
  */
 import {
-  FRONT_CLOSED,
-  FRONT_HOLDS,
-  FRONT_SLOTS,
   frontWordsView,
-  PERMISSION_ACCESS,
   rcacheNative,
   RcacheStatus,
   type RcacheSymbols,
@@ -27,92 +23,27 @@ import {
   releaseQueueViews,
   ResultField,
   resultViews,
-  STAT_NAMES,
 } from "../ffi/rcache.ts";
 import { memHooks } from "../hooks/mem_hooks.ts";
-import { Access, ACCESS_MASK } from "../verbs/constants.ts";
+import { Access } from "../verbs/constants.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
 import { NativeHandle } from "../verbs/handle.ts";
 import { ProtectionDomain } from "../verbs/protection_domain.ts";
-import { CHECK_POSTABLE } from "../verbs/scatter_gather.ts";
+import { isSharedArrayBuffer } from "../verbs/buffer_facts.ts";
+import { closedError, createError, getError } from "./errors.ts";
+import { FrontEntry, HintTable, withKey } from "./front_entries.ts";
+import { FrontWords } from "./front_words.ts";
 import {
-  bufferByteLength,
-  isArrayBuffer,
-  isDetached,
-  isGrowable,
-  isSharedArrayBuffer,
-  viewFacts,
-  viewLength,
-} from "../verbs/buffer_facts.ts";
+  bound,
+  checkAccess,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_MAX_REGIONS,
+  type RegistrationCacheOptions,
+} from "./options.ts";
 import { CacheRegistrar, NATIVE_REGISTRAR } from "./registrar.ts";
-
-/** What to register: a buffer or view (all its bytes), or native memory. */
-export type CacheTarget =
-  | ArrayBuffer
-  | SharedArrayBuffer
-  | ArrayBufferView
-  | { address: bigint; length: number };
-
-/** Options of `new RegistrationCache`. */
-export interface RegistrationCacheOptions {
-  /** Registered regions kept at most (held ones included; only idle ones are evicted). Default
-   * 16384; `Infinity` for no bound. */
-  maxRegions?: number;
-  /** Registered bytes kept at most, likewise. Default 1 GiB; `Infinity` for no bound. */
-  maxBytes?: number;
-  /** Register the union with overlapping or adjacent regions of the same access. Default true. */
-  merge?: boolean;
-}
-
-/**
- * Counters and sizes from `RegistrationCache.stats()`. `hits` counts every hit; `fastHits` those
- * served without a native call (the same target object, or the same address, as a recent get).
- */
-export type RegistrationCacheStats = {
-  /** Calls of `get()` (and `sge()`), fast hits included. */
-  gets: number;
-  /** Gets served by a region already registered, fast hits included. */
-  hits: number;
-  /** Gets that registered a new region. */
-  misses: number;
-  /** Registrations of the union with overlapping or adjacent regions of the same access. */
-  merges: number;
-  /** Idle regions deregistered to stay within `maxRegions`/`maxBytes`, or before a limitRetry. */
-  evictions: number;
-  /** Regions taken out of the index because their memory was released. */
-  invalidations: number;
-  /** Deregistrations, for any reason. */
-  deregistrations: number;
-  /** Deregistrations done inside the releasing call, before the memory went. */
-  deregistrationsInRelease: number;
-  /** Deregistrations of released memory done at the next cache call (the hook could not). */
-  deregistrationsDeferred: number;
-  /** Registrations made (each a new region). */
-  registrations: number;
-  /** Regions registered now, held retired ones included. */
-  regions: number;
-  /** Bytes registered now, held retired regions included. */
-  bytes: number;
-  /** Regions held now (not idle). */
-  inUse: number;
-  /** Regions a lookup can find now. */
-  indexedRegions: number;
-  /** Registrations that failed with ENOMEM/EAGAIN, retried after evicting every idle region. */
-  limitRetries: number;
-  /** Times the ring of deferred releases overflowed (or had a stuck cell): every region went. */
-  pendingOverflows: number;
-  /** Deregistrations the registrar reported failing. */
-  deregistrationFailures: number;
-  /** Releases of a registration the cache did not hold (a bug). */
-  badReleases: number;
-  /**
-   * Memory releases (munmap, free, ...) in the process that touched the spans of this cache's
-   * regions, so the release hook applied or queued them; the others it passed over.
-   */
-  releasesExamined: number;
-  /** Hits served without a native call (counted in `hits` and `gets` too). */
-  fastHits: number;
-};
+import { BOUNDS, MADE_BY_CACHE, PUT, Registration } from "./registration.ts";
+import { decodeStats, type RegistrationCacheStats, statsBuffer } from "./stats.ts";
+import { type CacheTarget, knownTargetLength, readTarget } from "./targets.ts";
 
 /**
  * Where to post from: a scatter/gather element (the shape `QueuePair.postSend`/`postRecv` take)
@@ -129,177 +60,10 @@ export interface CachedSge {
   registration: Registration;
 }
 
-const DEFAULT_MAX_REGIONS = 16384;
-const DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
-const PUT = Symbol("put");
-const BOUNDS = Symbol("bounds");
-/** Addresses cross to native code as doubles: exact below 2^53, far above any user address. */
-const ADDRESS_LIMIT = 2 ** 53;
-const NEEDS_LOCAL_WRITE = Access.REMOTE_WRITE | Access.REMOTE_ATOMIC;
-
-/**
- * What a get remembers for the next get of the same target, or at the same address: the region it
- * returned and the front word that stands for it (see cache/native/rcache.h).
- */
-class FrontEntry {
-  constructor(
-    public word: number,
-    /** The word's binding when this was made: a rebound word makes the entry stale. */
-    public generation: number,
-    /** The address asked for, as a number. */
-    readonly address: number,
-    /** Bytes from `address` to the region's end. */
-    public limit: number,
-    public handle: number,
-    public lkey: number,
-    public rkey: number,
-    public access: number,
-    /** For an `{address, length}` target: the address it had (the object may change). */
-    readonly key: bigint | undefined,
-  ) {}
-}
-
-/** Size of the table of entries by address (direct-mapped: a collision replaces). */
-const HINT_SLOTS = 2 * FRONT_SLOTS;
-
-/** The hint table's slot for an address: bits 4-31 folded (ToUint32 keeps the low 32 bits). */
-function hintSlot(address: number): number {
-  return ((address >>> 4) ^ (address >>> 17)) & (HINT_SLOTS - 1);
-}
-
-function bound(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (value === Infinity) return 0; // 0 is "unbounded" in the native cache
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number`);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(`${name} must be a positive integer or Infinity, got ${value}`);
-  }
-  return value;
-}
-
-function checkAccess(access: unknown): number {
-  if (typeof access !== "number") throw new TypeError("access must be a number (Access bits)");
-  if (!Number.isInteger(access) || access < 0 || (access & ~ACCESS_MASK) !== 0) {
-    throw new RangeError(`access ${access} has bits that are not IBV_ACCESS_* flags`);
-  }
-  if ((access & NEEDS_LOCAL_WRITE) !== 0 && (access & Access.LOCAL_WRITE) === 0) {
-    throw new RangeError("REMOTE_WRITE and REMOTE_ATOMIC access need LOCAL_WRITE too");
-  }
-  return access;
-}
-
-function closedError(operation: string): RdmaError {
-  return new RdmaError(operation, Errno.EBADF, "the registration cache is closed");
-}
-
-/** Proof that a Registration is being made by this module (see its constructor). */
-const MADE_BY_CACHE: unique symbol = Symbol("RegistrationCache");
-
 const leakedCaches = new FinalizationRegistry<{ slot: number; releasePd: () => void }>((cache) => {
   rcacheNative().rcache_destroy(cache.slot);
   cache.releasePd();
 });
-
-/** A cached registration: use `lkey`/`rkey`, then `release()` (or `using`). */
-export class Registration implements Disposable {
-  /** Local key, for scatter/gather elements. */
-  readonly lkey: number;
-  /** Remote key, for a peer's RDMA READ/WRITE (only with remote access). */
-  readonly rkey: number;
-  /** Bytes asked for (from `address`). */
-  readonly length: number;
-  /** IBV_ACCESS_* bits of the underlying region (a superset of those asked for). */
-  readonly access: number;
-  /** True when the cache already had a covering region. */
-  readonly hit: boolean;
-  readonly #address: number;
-  readonly #handle: number;
-  #cache: RegistrationCache | null;
-  /** Keeps a registered buffer alive (and its memory mapped) while held. */
-  #target: unknown;
-
-  /** Made by RegistrationCache.get only (its handle goes to native code on release). */
-  constructor(
-    token: typeof MADE_BY_CACHE,
-    cache: RegistrationCache,
-    target: unknown,
-    address: number,
-    length: number,
-    hit: boolean,
-    handle: number,
-    lkey: number,
-    rkey: number,
-    access: number,
-  ) {
-    if (token !== MADE_BY_CACHE) {
-      throw new TypeError("a Registration comes from RegistrationCache.get");
-    }
-    this.#cache = cache;
-    this.#target = target;
-    this.#address = address;
-    this.length = length;
-    this.hit = hit;
-    this.#handle = handle;
-    this.lkey = lkey;
-    this.rkey = rkey;
-    this.access = access;
-  }
-
-  /** First byte asked for. */
-  get address(): bigint {
-    return BigInt(this.#address);
-  }
-
-  /** First byte of the registered region (merging can make it larger than what was asked). */
-  get regionAddress(): bigint {
-    return BigInt(this.#bounds()[0]);
-  }
-
-  /** Bytes in the registered region. */
-  get regionLength(): number {
-    const [start, end] = this.#bounds();
-    return end - start;
-  }
-
-  #bounds(): [number, number] {
-    const cache = this.#cache;
-    if (cache === null) {
-      throw new RdmaError("Registration.region", Errno.EBADF, "registration already released");
-    }
-    return cache[BOUNDS](this.#handle);
-  }
-
-  /** True after `release()`. */
-  get released(): boolean {
-    return this.#cache === null;
-  }
-
-  /** Gives the registration back to the cache; a second call throws RdmaError EBADF. */
-  release(): void {
-    const cache = this.#cache;
-    if (cache === null) {
-      throw new RdmaError("Registration.release", Errno.EBADF, "registration already released");
-    }
-    this.#cache = null;
-    this.#target = null;
-    cache[PUT](this.#handle);
-  }
-
-  /** Releases unless already released. */
-  [Symbol.dispose](): void {
-    if (this.#cache !== null) this.release();
-  }
-
-  /** @internal Posting it as a scatter/gather element: RdmaError EBADF once released. */
-  [CHECK_POSTABLE](verb: string): void {
-    if (this.#cache === null) {
-      throw new RdmaError(verb, Errno.EBADF, "the cached registration was released");
-    }
-    if (this.#cache.closed) {
-      throw new RdmaError(verb, Errno.EBADF, "the registration cache was closed");
-    }
-  }
-}
 
 /** The lazy-unpin registration cache over one protection domain. */
 export class RegistrationCache implements Disposable {
@@ -311,36 +75,33 @@ export class RegistrationCache implements Disposable {
   readonly merge: boolean;
   readonly #native: RcacheSymbols;
   readonly #slot: number;
+  /** The native result record (struct rcache_result), by element type. */
   readonly #f64: Float64Array;
   readonly #u32: Uint32Array;
   readonly #i32: Int32Array;
   /** struct rcache_release_queue: [head, tail, retired, deferred] and the queued handles. */
   readonly #releaseControl: Int32Array;
   readonly #releaseHandles: Float64Array;
-  /** The native front words (see cache/native/rcache.h) and how often each was bound. */
-  readonly #frontWords: Int32Array;
-  readonly #frontGenerations = new Uint32Array(FRONT_SLOTS);
-  /** The front word the next region without one gets (round robin). */
-  #nextFront = 0;
-  #frontHits = 0;
+  /** The native front words (see cache/native/rcache.h). */
+  readonly #front: FrontWords;
   /** What the last get of a target object returned, so reusing the object converts nothing. */
   readonly #byTarget = new WeakMap<object, FrontEntry>();
   /** What the last get at an address returned, for new objects over the same bytes. */
-  readonly #hintAddresses = new Float64Array(HINT_SLOTS).fill(NaN);
-  readonly #hintEntries: (FrontEntry | undefined)[] = new Array(HINT_SLOTS).fill(undefined);
+  readonly #hints = new HintTable();
   /** Address of each registered buffer's first byte: a non-resizable buffer's memory never moves
    * while the buffer lives. */
   readonly #bufferBases = new WeakMap<ArrayBufferLike, number>();
-  /** Keeps the protection domain (or double) alive while regions are registered with it. */
+  /** Keeps the protection domain (or registrar) alive while regions are registered with it. */
   readonly #registrar: ProtectionDomain | CacheRegistrar;
   /** Gives the protection domain back (see NativeHandle.holdOpen). */
   readonly #releasePd: () => void;
   #closed = false;
 
   /**
-   * Creates a cache over `pd` (or a RegistrarDouble, for logic tests without a device). Installs the
-   * memory hooks if needed and refuses (RdmaError ENOSYS) when they cannot report both free and
-   * mmap-family releases: without them a lazy cache could hand out stale registrations.
+   * Creates a cache over `pd` (or a registrar such as the RegistrarDouble, for logic tests without
+   * a device). Installs the memory hooks if needed and refuses (RdmaError ENOSYS) when they cannot
+   * report both free and mmap-family releases: without them a lazy cache could hand out stale
+   * registrations.
    */
   constructor(pd: ProtectionDomain | CacheRegistrar, options: RegistrationCacheOptions = {}) {
     if (options === null || typeof options !== "object") {
@@ -384,7 +145,7 @@ export class RegistrationCache implements Disposable {
     this.#slot = slot;
     ({ f64: this.#f64, u32: this.#u32, i32: this.#i32 } = resultViews(slot));
     ({ control: this.#releaseControl, handles: this.#releaseHandles } = releaseQueueViews(slot));
-    this.#frontWords = frontWordsView(slot);
+    this.#front = new FrontWords(frontWordsView(slot), this.#releaseControl);
     leakedCaches.register(this, { slot, releasePd }, this);
   }
 
@@ -406,25 +167,36 @@ export class RegistrationCache implements Disposable {
     // The hit path: the same object as before (any other value finds nothing).
     const entry = this.#byTarget.get(target as object);
     if (entry !== undefined) {
-      let length: unknown;
-      if (entry.key === undefined) {
-        // Only buffers and views that #getSlow took have such entries; read by the engine's own
-        // accessors, so no user code runs. 0 once detached.
-        length = ArrayBuffer.isView(target)
-          ? viewLength(target)
-          : bufferByteLength(target as ArrayBufferLike);
-      } else if ((target as { address: unknown }).address === entry.key) {
-        length = (target as { length: unknown }).length;
-      }
+      // Only buffers and views that #getSlow took have entries without a key; read by the
+      // engine's own accessors, so no user code runs for them.
+      const length = knownTargetLength(target, entry.key);
       // After the last user code (listeners, the target's getters): one may have closed this cache
       // (and another may have taken its native slot).
       if (this.#closed) throw closedError("RegistrationCache.get");
-      if (typeof length === "number" && length > 0 && Number.isSafeInteger(length)) {
-        const hit = this.#frontHit(entry, target, length, access);
-        if (hit !== null) return hit;
+      if (
+        typeof length === "number" && length > 0 && Number.isSafeInteger(length) &&
+        this.#front.hold(entry, length, access)
+      ) {
+        return this.#registration(target, entry, length);
       }
     }
     return this.#getSlow(target, access, entry);
+  }
+
+  /** The registration of a hold just taken through `entry`'s front word. */
+  #registration(target: unknown, entry: FrontEntry, length: number): Registration {
+    return new Registration(
+      MADE_BY_CACHE,
+      this,
+      target,
+      entry.address,
+      length,
+      true,
+      entry.handle,
+      entry.lkey,
+      entry.rkey,
+      entry.access,
+    );
   }
 
   /**
@@ -432,65 +204,24 @@ export class RegistrationCache implements Disposable {
    * brought, if any): checks the target, then looks the bytes up.
    */
   #getSlow(target: CacheTarget, access: number, known: FrontEntry | undefined): Registration {
-    let buffer: ArrayBufferLike | null = null;
-    let key: bigint | undefined;
-    let offset = 0;
-    let address: number;
-    let length: number;
-    // Buffers and views are read by the engine's own accessors: no getter of theirs runs.
-    if (ArrayBuffer.isView(target)) {
-      // The buffer first: it also moves a small typed array's bytes off the V8 heap, where they
-      // could move.
-      [buffer, offset, length] = viewFacts(target);
-      if (length === 0) throw emptyBufferError(buffer);
-      if (isGrowable(buffer)) throw growableError();
-      // A view's bytes never move, so an entry of this same view knows its address.
-      address = known !== undefined && known.key === undefined
-        ? known.address
-        : (this.#bufferBases.get(buffer) ?? NaN) + offset;
-    } else if (isArrayBuffer(target) || isSharedArrayBuffer(target)) {
-      buffer = target;
-      length = bufferByteLength(target);
-      if (length === 0) throw emptyBufferError(target);
-      if (isGrowable(buffer)) throw growableError();
-      address = known !== undefined && known.key === undefined
-        ? known.address
-        : this.#bufferBases.get(target) ?? NaN;
-    } else if (target !== null && typeof target === "object" && "address" in target) {
-      key = target.address;
-      length = target.length;
-      if (typeof key !== "bigint") throw new TypeError("address must be a bigint");
-      if (typeof length !== "number") throw new TypeError("length must be a number");
-      if (!Number.isSafeInteger(length) || length < 1) {
-        throw new RangeError(`length must be a positive integer, got ${length}`);
-      }
-      // Number() rounds, but not across these bounds. The native side checks the end too.
-      address = known?.key === key ? known.address : Number(key);
-      if (address <= 0 || address >= ADDRESS_LIMIT) {
-        throw new RangeError(`address ${key} is outside the user address space`);
-      }
-    } else {
-      throw new TypeError(
-        "target must be an ArrayBuffer, a typed array, a DataView or {address: bigint, length}",
-      );
-    }
+    const bytes = readTarget(target, known, this.#bufferBases);
+    const { buffer, offset, length, key } = bytes;
+    let address = bytes.address;
     // After the last user code (the target's getters, or get()'s listeners): one may have closed
     // this cache, and another cache may have taken its native slot.
     if (this.#closed) throw closedError("RegistrationCache.get");
+    const front = this.#front;
     const addressKnown = !Number.isNaN(address); // NaN: a buffer whose memory is not known yet
     if (addressKnown) {
-      const slot = hintSlot(address);
-      const hint = this.#hintAddresses[slot] === address ? this.#hintEntries[slot] : undefined;
-      if (hint !== undefined && hint !== known) {
-        const hit = this.#frontHit(hint, target, length, access);
-        if (hit !== null) {
-          this.#byTarget.set(target, hint.key === key ? hint : withKey(hint, key));
-          return hit;
-        }
+      const hint = this.#hints.find(address);
+      if (hint !== undefined && hint !== known && front.hold(hint, length, access)) {
+        const hit = this.#registration(target, hint, length);
+        this.#byTarget.set(target, hint.key === key ? hint : withKey(hint, key));
+        return hit;
       }
     }
     const native = this.#native;
-    const offered = this.#nextFront;
+    const offered = front.offered;
     let status: number;
     if (buffer === null || addressKnown) {
       status = native.rcache_get(this.#slot, address, length, access, offered);
@@ -506,12 +237,11 @@ export class RegistrationCache implements Disposable {
     }
     const f64 = this.#f64, u32 = this.#u32;
     const word = status >= 0 ? this.#i32[ResultField.FRONT] : -1;
-    if (word === offered) {
-      // Bound to a region just now: entries made for the word's previous region are stale.
-      this.#frontGenerations[word]++;
-      this.#nextFront = (offered + 1) % FRONT_SLOTS;
+    front.reported(word, offered);
+    if (status < 0) {
+      const errno = this.#i32[ResultField.ERROR];
+      throw getError(native, status, errno, f64[ResultField.ADDRESS], length);
     }
-    if (status < 0) throw this.#getError(status, f64[ResultField.ADDRESS], length);
     address = f64[ResultField.ADDRESS];
     if (buffer !== null && !addressKnown) {
       this.#bufferBases.set(buffer, address - offset);
@@ -520,7 +250,7 @@ export class RegistrationCache implements Disposable {
     const lkey = u32[ResultField.LKEY], rkey = u32[ResultField.RKEY];
     const regionAccess = u32[ResultField.ACCESS];
     if (word >= 0) {
-      const generation = this.#frontGenerations[word];
+      const generation = front.generation(word);
       const limit = f64[ResultField.REGION_END] - address;
       let entry = known;
       if (entry !== undefined && entry.address === address && entry.key === key) {
@@ -546,9 +276,7 @@ export class RegistrationCache implements Disposable {
         );
         this.#byTarget.set(target, entry);
       }
-      const slot = hintSlot(address);
-      this.#hintAddresses[slot] = address;
-      this.#hintEntries[slot] = entry;
+      this.#hints.remember(address, entry);
     }
     const hit = status === RcacheStatus.HIT;
     return new Registration(
@@ -562,55 +290,6 @@ export class RegistrationCache implements Disposable {
       lkey,
       rkey,
       regionAccess,
-    );
-  }
-
-  /**
-   * The hit that makes no native call, from what an earlier get remembered: if the region covers
-   * `length` bytes with the access and its front word is still open and bound to it, one atomic
-   * add on the word takes the hold (see cache/native/rcache.h for why that is safe against
-   * release hooks on other threads). Null when the native lookup must decide.
-   */
-  #frontHit(
-    entry: FrontEntry,
-    target: unknown,
-    length: number,
-    access: number,
-  ): Registration | null {
-    // A release whose invalidation a hook deferred, or a drain is applying, is not in the front
-    // words yet: the word is non-zero until it is (rcache.h). (A plain read:
-    // the atomic add of the previous hit keeps the compiler from reusing an older value.)
-    if (this.#releaseControl[ReleaseQueueField.DEFERRED] !== 0) return null;
-    const word = entry.word;
-    if (
-      length > entry.limit ||
-      (entry.access & access) !== access ||
-      (entry.access & ~PERMISSION_ACCESS) !== (access & ~PERMISSION_ACCESS) ||
-      this.#frontGenerations[word] !== entry.generation
-    ) {
-      return null;
-    }
-    const words = this.#frontWords;
-    // Closed stays closed until this thread rebinds the word: a plain read can say no for sure.
-    // Only this thread adds, so a word below its full count cannot overflow into the closed bit;
-    // a full one leaves the next holds to the native count (FRONT_HOLDS < FRONT_CLOSED).
-    if (words[word] >= FRONT_HOLDS) return null;
-    if ((Atomics.add(words, word, 1) & FRONT_CLOSED) !== 0) {
-      Atomics.sub(words, word, 1); // the region left the index (its entries stay, and fail here)
-      return null;
-    }
-    this.#frontHits++;
-    return new Registration(
-      MADE_BY_CACHE,
-      this,
-      target,
-      entry.address,
-      length,
-      true,
-      entry.handle,
-      entry.lkey,
-      entry.rkey,
-      entry.access,
     );
   }
 
@@ -648,13 +327,9 @@ export class RegistrationCache implements Disposable {
   stats(): RegistrationCacheStats {
     if (this.#closed) throw closedError("RegistrationCache.stats");
     memHooks.flushIfPending();
-    const values = new Float64Array(STAT_NAMES.length);
+    const values = statsBuffer();
     this.#native.rcache_stats(this.#slot, values, values.length);
-    const stats = Object.fromEntries(STAT_NAMES.map((n, i) => [n, values[i]]));
-    stats.gets += this.#frontHits;
-    stats.hits += this.#frontHits;
-    stats.fastHits = this.#frontHits;
-    return stats as RegistrationCacheStats;
+    return decodeStats(values, this.#front.hits);
   }
 
   /** Deregisters every idle region now. */
@@ -718,90 +393,5 @@ export class RegistrationCache implements Disposable {
     // semantics (cache/native/deferred.c) sees the handle. (The memory hooks are x86-64 only.)
     this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
     control[ReleaseQueueField.TAIL] = (tail + 1) | 0;
-  }
-
-  #getError(status: number, address: number, length: number): Error {
-    const what = `${length} bytes at 0x${address.toString(16)}`;
-    const errno = this.#i32[ResultField.ERROR];
-    switch (status) {
-      case RcacheStatus.CLOSED:
-        return closedError("RegistrationCache.get");
-      case RcacheStatus.RANGE:
-        return new RangeError(`${length} bytes from that address leave the user address space`);
-      case RcacheStatus.LIMIT: {
-        const limit = this.#native.rcache_memlock_limit();
-        const limitText = limit < 0 ? "unlimited" : `${limit} bytes`;
-        return new RdmaError(
-          "ibv_reg_mr",
-          errno,
-          `registering ${what} hit the locked-memory limit (RLIMIT_MEMLOCK ${limitText}, or a ` +
-            `device limit) even after evicting every idle cached region; release registrations ` +
-            `or raise the limit (ulimit -l)`,
-        );
-      }
-      case RcacheStatus.REGISTER:
-        return new RdmaError("ibv_reg_mr", errno, `registering ${what}`);
-      case RcacheStatus.NO_MEMORY:
-        return new RdmaError("RegistrationCache.get", Errno.ENOMEM, "out of memory");
-      case RcacheStatus.HOLDS:
-        return new RdmaError(
-          "RegistrationCache.get",
-          Errno.EOVERFLOW,
-          `the region of ${what} already counts 2^31 holds: registrations are never released`,
-        );
-      default:
-        return new RdmaError("RegistrationCache.get", Errno.EIO, `unexpected status ${status}`);
-    }
-  }
-}
-
-/** The error for a buffer (or a view's buffer) with no bytes. */
-function emptyBufferError(buffer: ArrayBufferLike): Error {
-  if (isDetached(buffer)) {
-    return new TypeError("cannot register a detached ArrayBuffer");
-  }
-  return new RangeError("cannot register an empty buffer or view");
-}
-
-/** `entry` for a target of another kind (`key`: the address of an `{address, length}` target). */
-function withKey(entry: FrontEntry, key: bigint | undefined): FrontEntry {
-  return new FrontEntry(
-    entry.word,
-    entry.generation,
-    entry.address,
-    entry.limit,
-    entry.handle,
-    entry.lkey,
-    entry.rkey,
-    entry.access,
-    key,
-  );
-}
-
-/** Resizable and growable buffers can change length under a registration: refused, hit or miss. */
-function growableError(): TypeError {
-  return new TypeError("cannot register a resizable ArrayBuffer or growable SharedArrayBuffer");
-}
-
-function createError(native: RcacheSymbols, status: number): Error {
-  const level = native.rcache_hooks_support_level();
-  switch (status) {
-    case RcacheStatus.UNSUPPORTED:
-      return new RdmaError(
-        "RegistrationCache",
-        Errno.ENOSYS,
-        `the memory hooks report support level 0x${level.toString(16)}; a lazy registration ` +
-          `cache needs FREE and MMAP support, or released memory could stay registered`,
-      );
-    case RcacheStatus.HOOKS:
-      return new RdmaError(
-        "RegistrationCache",
-        Errno.EIO,
-        `installing the memory hooks failed (opal code ${native.rcache_hooks_status()})`,
-      );
-    case RcacheStatus.TOO_MANY:
-      return new RdmaError("RegistrationCache", Errno.ENOMEM, "too many registration caches open");
-    default:
-      return new RdmaError("RegistrationCache", Errno.EIO, `unexpected status ${status}`);
   }
 }
