@@ -11,22 +11,6 @@ const UNSAFE = /\bDeno\s*\.\s*(?:dlopen|Unsafe\w*)\b/;
 /** Folders of the repository that are not its code, or are the boundary itself. */
 const SKIPPED = new Set(["ffi", "node_modules", "build", ".cache", ".git"]);
 
-/**
- * Files that still cross the boundary, each until its owner converts it; the list only shrinks.
- * Converting a file means deleting its line here (a listed file that no longer crosses is
- * reported).
- */
-const UNCONVERTED: readonly string[] = [
-  // The memory hooks'.
-  "hooks/mem_hooks.ts",
-  "tests/host/hooks_api.test.ts",
-  "tests/host/hooks_patch_child.ts",
-  "tests/host/hooks_probe.ts",
-  "tests/host/hooks_release.test.ts",
-  "tests/host/hooks_workers.test.ts",
-  "tests/host/hooks_workers_worker.ts",
-];
-
 /** Every .ts file under `dir` (relative to the root), skipped folders left out at the top. */
 function* sources(dir = ""): Generator<string> {
   for (const entry of Deno.readDirSync(dir === "" ? ROOT : `${ROOT}/${dir}`)) {
@@ -45,19 +29,12 @@ function crossing(): string[] {
 
 Deno.test("only ffi/ opens libraries or uses unsafe pointers", () => {
   const found = crossing();
-  const unlisted = found.filter((path) => !UNCONVERTED.includes(path));
   assert.deepEqual(
-    unlisted,
+    found,
     [],
-    `outside ffi/, these use dlopen or an unsafe pointer class: ${unlisted.join(", ")} ` +
+    `outside ffi/, these use dlopen or an unsafe pointer class: ${found.join(", ")} ` +
       "(use ffi/pointers.ts, ffi/libc.ts or a table in ffi/)",
   );
-  const converted = UNCONVERTED.filter((path) => !found.includes(path));
-  if (converted.length > 0) {
-    console.warn(
-      `ffi_boundary: no longer crossing, delete from UNCONVERTED: ${converted.join(", ")}`,
-    );
-  }
 });
 
 Deno.test("the check sees each way across", () => {
@@ -72,5 +49,4 @@ Deno.test("the check sees each way across", () => {
   for (const text of crosses) assert.ok(UNSAFE.test(text), text);
   const safe = ["const p: Deno.PointerObject = pointerAt(1n);", "Deno.PointerValue", "dlopen(x)"];
   for (const text of safe) assert.ok(!UNSAFE.test(text), text);
-  assert.ok(UNCONVERTED.every((path) => !path.startsWith("ffi/")), "ffi/ is never listed");
 });
