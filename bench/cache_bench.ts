@@ -20,7 +20,7 @@ import { RegistrationCache } from "../cache/mod.ts";
 import { createRegistrarDouble } from "../testing/mod.ts";
 import { addressOf, pointerOf } from "../ffi/pointers.ts";
 import { rcacheNative } from "../ffi/rcache.ts";
-import { verbsShim } from "../ffi/verbs_symbols.ts";
+import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { openDevice } from "../verbs/mod.ts";
 
 function median(values: number[]): number {
@@ -107,7 +107,7 @@ function hostHitPath(): string[] {
 function rxe(device: string): string[] {
   using ctx = openDevice(device);
   using pd = ctx.allocProtectionDomain();
-  const shim = verbsShim();
+  const shim = verbsNative();
   const KiB64 = 64 * 1024;
   const buffer = new Uint8Array(KiB64);
   const reuse = 10_000;

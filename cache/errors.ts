@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { RcacheStatus, type RcacheSymbols } from "../ffi/rcache.ts";
+import { type RcacheNative, RcacheStatus } from "../ffi/rcache.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
 import { isDetached } from "../verbs/buffer_facts.ts";
 
@@ -31,7 +31,7 @@ export function growableError(): TypeError {
 }
 
 /** What rcache_create's negative `status` means. */
-export function createError(native: RcacheSymbols, status: number): Error {
+export function createError(native: RcacheNative, status: number): Error {
   const level = native.rcache_hooks_support_level();
   switch (status) {
     case RcacheStatus.UNSUPPORTED:
@@ -59,7 +59,7 @@ export function createError(native: RcacheSymbols, status: number): Error {
  * registration's (from the result record).
  */
 export function getError(
-  native: RcacheSymbols,
+  native: RcacheNative,
   status: number,
   errno: number,
   address: number,

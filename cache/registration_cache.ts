@@ -15,9 +15,9 @@
  */
 import {
   frontWordsView,
+  type RcacheNative,
   rcacheNative,
   RcacheStatus,
-  type RcacheSymbols,
   RELEASE_QUEUE_SLOTS,
   ReleaseQueueField,
   releaseQueueViews,
@@ -73,7 +73,7 @@ export class RegistrationCache implements Disposable {
   readonly maxBytes: number;
   /** Whether overlapping/adjacent registrations of the same access are merged. */
   readonly merge: boolean;
-  readonly #native: RcacheSymbols;
+  readonly #native: RcacheNative;
   readonly #slot: number;
   /** The native result record (struct rcache_result), by element type. */
   readonly #f64: Float64Array;

@@ -67,15 +67,15 @@ export const memhooksSymbols = {
   memhooks_release_caller: { parameters: [], result: "usize" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** The opened hooks library. */
-export type MemhooksLibrary = Deno.DynamicLibrary<typeof memhooksSymbols>;
+/** The hooks library's functions, typed. */
+export type MemhooksNative = Deno.DynamicLibrary<typeof memhooksSymbols>["symbols"];
 
-let library: MemhooksLibrary | undefined;
+let library: Deno.DynamicLibrary<typeof memhooksSymbols> | undefined;
 
-/** Opens the hooks library once per process (later calls return the same handle). */
-export function openMemhooks(): MemhooksLibrary {
+/** The hooks library's functions, opening it once per process on first call. */
+export function memhooksNative(): MemhooksNative {
   library ??= openNativeLibrary(MEMHOOKS_LIBRARY, memhooksSymbols);
-  return library;
+  return library.symbols;
 }
 
 /**
@@ -83,11 +83,11 @@ export function openMemhooks(): MemhooksLibrary {
  * int32, which stays valid (the subscribers are static); null for a subscriber not taken.
  */
 export function pendingWord(subscriber: number): Int32Array | null {
-  const word = openMemhooks().symbols.memhooks_queue_pending_word(subscriber);
+  const word = memhooksNative().memhooks_queue_pending_word(subscriber);
   return word === null ? null : new Int32Array(bytesAt(word, 4).buffer);
 }
 
 /** The name of patched function `index` (`memhooks_patch_name`): "" out of range. */
 export function patchName(index: number): string {
-  return cStringAt(openMemhooks().symbols.memhooks_patch_name(index));
+  return cStringAt(memhooksNative().memhooks_patch_name(index));
 }

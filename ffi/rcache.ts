@@ -10,6 +10,7 @@
  * @module
  */
 import { openNativeLibrary } from "./loader.ts";
+import { bytesAt } from "./pointers.ts";
 import { RELEASE_QUEUE, RESULT, STAT, STAT_COUNT, STATUS } from "./records/rcache.ts";
 import { FRONT_SLOTS, RELEASE_QUEUE_SLOTS } from "./records/rcache.ts";
 
@@ -22,9 +23,10 @@ export {
 } from "./records/rcache.ts";
 
 /** File name of the cache library in the build folder. */
-export const RCACHE_FILE = "libdeno_rdma_rcache.so";
+export const RCACHE_LIBRARY = "libdeno_rdma_rcache.so";
 
-const SYMBOLS = {
+/** The library's functions, by C name (cache/native/rcache.h). */
+export const rcacheSymbols = {
   /** int rcache_create(const struct rcache_registrar *registrar, void *pd, double max_regions,
    * double max_bytes, int merge) */
   rcache_create: {
@@ -63,13 +65,13 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's functions. */
-export type RcacheSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+export type RcacheNative = Deno.DynamicLibrary<typeof rcacheSymbols>["symbols"];
 
-let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let library: Deno.DynamicLibrary<typeof rcacheSymbols> | undefined;
 
 /** The cache library's symbols, opening it on first call. */
-export function rcacheNative(): RcacheSymbols {
-  library ??= openNativeLibrary(RCACHE_FILE, SYMBOLS);
+export function rcacheNative(): RcacheNative {
+  library ??= openNativeLibrary(RCACHE_LIBRARY, rcacheSymbols);
   return library.symbols;
 }
 
@@ -147,7 +149,7 @@ export interface ReleaseQueueViews {
 
 function bytesOf(pointer: Deno.PointerValue, length: number, what: string): ArrayBuffer {
   if (pointer === null) throw new RangeError(`the cache library has no ${what} for that slot`);
-  return Deno.UnsafePointerView.getArrayBuffer(pointer, length);
+  return bytesAt(pointer, length).buffer as ArrayBuffer;
 }
 
 /** The result record of cache `slot` (valid for the life of the process: slots never move). */

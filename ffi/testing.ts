@@ -11,9 +11,10 @@ import { nativeLibraryPath, openNativeLibrary } from "./loader.ts";
 import { readRecords } from "./records.ts";
 
 /** File name of the registrar double's library in the build folder. */
-export const TESTING_FILE = "libdeno_rdma_testing.so";
+export const TESTING_LIBRARY = "libdeno_rdma_testing.so";
 
-const SYMBOLS = {
+/** The library's functions, by C name (testing/native/). */
+export const testingSymbols = {
   /** const struct rcache_registrar *rcache_double_registrar(double pin_limit) */
   rcache_double_registrar: { parameters: ["f64"], result: "pointer" },
   /** int rcache_double_counters(double *out, int count) */
@@ -23,25 +24,25 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's functions. */
-export type RegistrarDoubleSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+export type RegistrarDoubleSymbols = Deno.DynamicLibrary<typeof testingSymbols>["symbols"];
 
-let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let library: Deno.DynamicLibrary<typeof testingSymbols> | undefined;
 let counterNames: readonly string[] | undefined;
 
 /** The registrar double's symbols, opening its library on first call. */
 export function registrarDoubleNative(): RegistrarDoubleSymbols {
-  library ??= openNativeLibrary(TESTING_FILE, SYMBOLS);
+  library ??= openNativeLibrary(TESTING_LIBRARY, testingSymbols);
   return library.symbols;
 }
 
 /** The names of the values rcache_double_counters writes, in its order. */
 export function doubleCounterNames(): readonly string[] {
   if (counterNames === undefined) {
-    const entries = readRecords(nativeLibraryPath(TESTING_FILE), "rcache_double_records")
+    const entries = readRecords(nativeLibraryPath(TESTING_LIBRARY), "rcache_double_records")
       .filter(([group]) => group === "DOUBLE_COUNTER")
       .sort((a, b) => a[2] - b[2]);
     if (entries.some(([, , index], i) => index !== i)) {
-      throw new Error(`${TESTING_FILE}: the counter indices are not 0 .. n - 1`);
+      throw new Error(`${TESTING_LIBRARY}: the counter indices are not 0 .. n - 1`);
     }
     counterNames = Object.freeze(entries.map(([, name]) => name));
   }

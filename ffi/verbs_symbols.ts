@@ -200,10 +200,3 @@ export function verbsNative(): VerbsNative {
   library ??= openNativeLibrary(VERBS_LIBRARY, verbsSymbols);
   return library.symbols;
 }
-
-/**
- * The former name of `verbsNative`, for code not yet renamed (bench/cache_bench.ts).
- *
- * @deprecated Use `verbsNative`.
- */
-export const verbsShim: () => VerbsNative = verbsNative;

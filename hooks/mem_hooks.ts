@@ -45,7 +45,7 @@
  *
  * @module
  */
-import { type MemhooksLibrary, openMemhooks, patchName, pendingWord } from "../ffi/memhooks.ts";
+import { type MemhooksNative, memhooksNative, patchName, pendingWord } from "../ffi/memhooks.ts";
 import {
   EVENT,
   EVENT_FLAG,
@@ -136,7 +136,7 @@ interface Listener {
 
 /** The opal mem_hooks API (see the module documentation); use the `memHooks` instance. */
 class MemHooks {
-  #lib: MemhooksLibrary | undefined;
+  #lib: MemhooksNative | undefined;
   #initialized = false;
   #level = 0;
   #release: Listener[] = [];
@@ -153,10 +153,10 @@ class MemHooks {
 
   /** Loads the hooks library and installs the hooks; returns an OPAL code. */
   init(): number {
-    const lib = this.#lib ??= openMemhooks();
-    const rc = lib.symbols.opal_mem_hooks_init();
+    const lib = this.#lib ??= memhooksNative();
+    const rc = lib.opal_mem_hooks_init();
     this.#initialized = true;
-    this.#level = lib.symbols.opal_mem_hooks_support_level();
+    this.#level = lib.opal_mem_hooks_support_level();
     return rc;
   }
 
@@ -170,7 +170,7 @@ class MemHooks {
   finalize(): number {
     const lib = this.#lib;
     if (!lib) return OPAL_SUCCESS;
-    if (lib.symbols.memhooks_holders() > 0) return OPAL_ERR_RESOURCE_BUSY;
+    if (lib.memhooks_holders() > 0) return OPAL_ERR_RESOURCE_BUSY;
     let error: unknown;
     try {
       if (this.#initialized) this.flush();
@@ -183,7 +183,7 @@ class MemHooks {
     this.#unsubscribe();
     // Refused while another isolate's queue or a cache (opened meanwhile) uses the hooks: this
     // isolate's part is done either way.
-    let rc = lib.symbols.opal_mem_hooks_finalize();
+    let rc = lib.opal_mem_hooks_finalize();
     if (rc === OPAL_ERR_RESOURCE_BUSY) rc = OPAL_SUCCESS;
     this.#initialized = false;
     this.#level = 0;
@@ -245,7 +245,7 @@ class MemHooks {
     try {
       for (;;) {
         const n = Number(
-          lib.symbols.memhooks_queue_drain(subscriber, this.#buffer, BigInt(DRAIN_BATCH)),
+          lib.memhooks_queue_drain(subscriber, this.#buffer, BigInt(DRAIN_BATCH)),
         );
         if (n === 0) break;
         for (let i = 0; i < n; i++) {
@@ -291,9 +291,9 @@ class MemHooks {
 
   /** The counters (loads the hooks library if needed, without installing the hooks). */
   stats(): MemHooksStats {
-    const lib = this.#lib ??= openMemhooks();
+    const lib = this.#lib ??= memhooksNative();
     const out = new Uint8Array(STATS.size);
-    lib.symbols.memhooks_stats(out);
+    lib.memhooks_stats(out);
     const view = new DataView(out.buffer);
     return {
       releases: view.getBigUint64(STATS.releases, true),
@@ -307,10 +307,10 @@ class MemHooks {
 
   /** Each libc function the hooks patch, with its status. */
   patchStatus(): PatchStatus[] {
-    const lib = this.#lib ??= openMemhooks();
+    const lib = this.#lib ??= memhooksNative();
     const result: PatchStatus[] = [];
-    for (let i = 0; i < lib.symbols.memhooks_patch_count(); i++) {
-      result.push({ name: patchName(i), status: lib.symbols.memhooks_patch_status(i) });
+    for (let i = 0; i < lib.memhooks_patch_count(); i++) {
+      result.push({ name: patchName(i), status: lib.memhooks_patch_status(i) });
     }
     return result;
   }
@@ -325,9 +325,9 @@ class MemHooks {
     if (!this.#subscribe(lib)) return OPAL_ERR_OUT_OF_RESOURCE;
     // This isolate's init() holds until its own finalize(). Another isolate's finalize removes the
     // hooks when no queue is taken (this isolate had none yet): then they are installed again.
-    if (lib.symbols.opal_mem_hooks_support_level() === 0) {
-      lib.symbols.opal_mem_hooks_init();
-      this.#level = lib.symbols.opal_mem_hooks_support_level();
+    if (lib.opal_mem_hooks_support_level() === 0) {
+      lib.opal_mem_hooks_init();
+      this.#level = lib.opal_mem_hooks_support_level();
     }
     list.push({ fn, cbdata });
     const rc = this.#updateQueue();
@@ -339,9 +339,9 @@ class MemHooks {
   }
 
   /** Takes this isolate's native queue unless it has one; false when all are taken. */
-  #subscribe(lib: MemhooksLibrary): boolean {
+  #subscribe(lib: MemhooksNative): boolean {
     if (this.#subscriber >= 0) return true;
-    const id = lib.symbols.memhooks_queue_subscribe();
+    const id = lib.memhooks_queue_subscribe();
     if (id < 0) return false;
     const word = pendingWord(id);
     if (word === null) throw new Error("the hooks library returned no pending word");
@@ -359,7 +359,7 @@ class MemHooks {
   /** Gives this isolate's native queue back (its undelivered events with it). */
   #unsubscribe(): void {
     if (this.#subscriber < 0 || !this.#lib) return;
-    this.#lib.symbols.memhooks_queue_unsubscribe(this.#subscriber);
+    this.#lib.memhooks_queue_unsubscribe(this.#subscriber);
     this.#subscriber = -1;
     this.#pending = undefined;
   }
@@ -394,7 +394,7 @@ class MemHooks {
     const kinds = (this.#release.length ? QUEUE_KIND.RELEASE : 0) |
       (this.#alloc.length ? QUEUE_KIND.ALLOC : 0);
     const rc = this.#lib && this.#initialized && this.#subscriber >= 0
-      ? this.#lib.symbols.memhooks_queue_enable(this.#subscriber, kinds)
+      ? this.#lib.memhooks_queue_enable(this.#subscriber, kinds)
       : OPAL_SUCCESS;
     if (kinds !== 0 && this.#timer === undefined) {
       const timer = setInterval(() => {

@@ -17,7 +17,7 @@ import {
   OPAL_MEMORY_MMAP_SUPPORT,
   OPAL_SUCCESS,
 } from "../../hooks/mod.ts";
-import { openMemhooks } from "../../ffi/memhooks.ts";
+import { memhooksNative } from "../../ffi/memhooks.ts";
 import { PATCH } from "../../ffi/records/memhooks.ts";
 import { address, PAGE, probe, probeFind } from "./hooks_probe.ts";
 
@@ -78,7 +78,7 @@ Deno.test("support level: what the self-test proved, and no MALLOC without LD_PR
     memHooks.supportLevel(),
     OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT | OPAL_MEMORY_MMAP_SUPPORT,
   );
-  assert.equal(openMemhooks().symbols.opal_mem_hooks_support_level(), memHooks.supportLevel());
+  assert.equal(memhooksNative().opal_mem_hooks_support_level(), memHooks.supportLevel());
 });
 
 Deno.test("init and finalize twice; finalize removes every callback and the patches", () => {
@@ -192,7 +192,7 @@ Deno.test("the timer delivers without flush, and does not keep the process alive
 Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and unknown code", () => {
   const decode = (bytes: number[]) => {
     const covered = new BigUint64Array(1);
-    const status = openMemhooks().symbols.memhooks_decode_prologue(
+    const status = memhooksNative().memhooks_decode_prologue(
       new Uint8Array(bytes),
       BigInt(bytes.length),
       new Uint8Array(covered.buffer),

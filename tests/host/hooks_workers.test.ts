@@ -10,7 +10,7 @@ import {
   OPAL_ERR_OUT_OF_RESOURCE,
   OPAL_SUCCESS,
 } from "../../hooks/mod.ts";
-import { openMemhooks } from "../../ffi/memhooks.ts";
+import { memhooksNative } from "../../ffi/memhooks.ts";
 import { pointerAt } from "../../ffi/pointers.ts";
 import { address, PAGE, probe } from "./hooks_probe.ts";
 import type { Command, SeenEvent } from "./hooks_workers_worker.ts";
@@ -278,7 +278,7 @@ Deno.test(
 Deno.test(
   "every queue taken: registration returns OPAL_ERR_OUT_OF_RESOURCE; finalize and a Worker's end give one back",
   withMainListener(async (seen) => {
-    const lib = openMemhooks().symbols;
+    const lib = memhooksNative();
     const holder = new HookWorker(), late = new HookWorker();
     const taken: number[] = [];
     try {
