@@ -6,7 +6,8 @@
  *
  * host: the hit path (get + release) with 10,000 and 1,000,000 cached regions, registered through
  * the registrar double (only the lookup is measured, no device needed): a hot region looked up
- * again and again, and regions picked uniformly at random (every lookup walks cold memory).
+ * again and again, and regions drawn uniformly from all of them (every lookup walks cold memory).
+ * bench/ucx_comparison.ts times the same patterns beside UCX's cache.
  * rxe: on a real device, a 64 KiB buffer reused 10,000 times through the cache against
  * ibv_reg_mr + ibv_dereg_mr each time, and the miss path (every get registers, every eviction
  * deregisters) against the same raw pair, in adjacent rounds of alternating order, compared
@@ -23,7 +24,7 @@ import { rcacheNative } from "../ffi/rcache.ts";
 import { verbsNative } from "../ffi/verbs_symbols.ts";
 import { openDevice } from "../verbs/mod.ts";
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
@@ -33,7 +34,7 @@ function median(values: number[]): number {
  * Median ns per operation over `samples` samples of `ops` calls of `run(i)`, after half a second
  * of unmeasured calls (so V8's optimizing compiler has finished with them, and the caches are warm).
  */
-function nsPerOp(run: (i: number) => void, ops: number, samples: number): number {
+export function nsPerOp(run: (i: number) => void, ops: number, samples: number): number {
   const warmUntil = performance.now() + 500;
   while (performance.now() < warmUntil) for (let i = 0; i < ops; i++) run(i);
   const results: number[] = [];
@@ -45,9 +46,29 @@ function nsPerOp(run: (i: number) => void, ops: number, samples: number): number
   return median(results);
 }
 
-/** Median ns per get + release: the same region again and again, and regions picked at random. */
-function hitCosts(count: number, samples: number): { hotNs: number; randomNs: number } {
-  using cache = new RegistrationCache(createRegistrarDouble(), {
+/** Size of the table of random draws; walked once across all samples, so every region is drawn. */
+export const ORDER_SIZE = 1 << 21;
+
+/**
+ * Region indexes drawn uniformly from `count` by `state = state * 1103515245 + 12345 (mod 2^32)`
+ * from 12345, the generator bench/native/ucx_rcache_bench.c uses for UCX's cache.
+ */
+export function randomOrder(count: number): Uint32Array {
+  const order = new Uint32Array(ORDER_SIZE);
+  let state = 12345;
+  for (let i = 0; i < order.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    order[i] = state % count;
+  }
+  return order;
+}
+
+/** A cache of `count` regions through the registrar double, and its regions' targets. */
+export function filledCache(count: number): {
+  cache: RegistrationCache;
+  targets: { address: bigint; length: number }[];
+} {
+  const cache = new RegistrationCache(createRegistrarDouble(), {
     maxRegions: Infinity,
     maxBytes: Infinity,
     merge: false,
@@ -58,20 +79,40 @@ function hitCosts(count: number, samples: number): { hotNs: number; randomNs: nu
     length: 4096,
   }));
   for (const t of targets) cache.get(t).release();
-  const order = new Uint32Array(1 << 16);
-  let state = 12345;
-  for (let i = 0; i < order.length; i++) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    order[i] = state % count;
-  }
+  return { cache, targets };
+}
+
+/**
+ * Median ns per get + release on a cache of `count` regions: the same region again and again,
+ * and regions drawn uniformly from all `count` (every lookup walks cold memory).
+ */
+export function hitCosts(count: number, samples: number): { hotNs: number; randomNs: number } {
+  const filled = filledCache(count);
+  using cache = filled.cache;
+  const targets = filled.targets;
+  const order = randomOrder(count);
   const hot = targets[count >> 1];
   const hotNs = nsPerOp(() => cache.get(hot).release(), 20_000, samples);
-  const randomNs = nsPerOp((i) => cache.get(targets[order[i & 0xffff]]).release(), 20_000, samples);
+  let next = 0;
+  const randomNs = nsPerOp(
+    () => cache.get(targets[order[next++ & (ORDER_SIZE - 1)]]).release(),
+    20_000,
+    samples,
+  );
   const s = cache.stats();
   if (s.regions !== count || s.misses !== count) {
     throw new Error(`benchmark set-up lost regions: ${JSON.stringify(s)}`);
   }
   return { hotNs, randomNs };
+}
+
+/** Median ns per get that misses: two regions alternately through a cache that keeps one. */
+export function missCost(samples: number): number {
+  using cache = new RegistrationCache(createRegistrarDouble(), { maxRegions: 1, merge: false });
+  const targets = [0, 1].map((i) => ({ address: 0x1000_0000n + BigInt(i) * 8192n, length: 4096 }));
+  const ns = nsPerOp((i) => cache.get(targets[i & 1]).release(), 20_000, samples);
+  if (cache.stats().hits !== 0) throw new Error("the miss benchmark hit the cache");
+  return ns;
 }
 
 function hostHitPath(): string[] {

@@ -5,13 +5,15 @@
  *
  * - write_bw.ts vs `ib_write_bw` at 4 KiB and 64 KiB (average bandwidth; target: ours >= 0.9x),
  * - write_lat.ts vs `ib_write_lat` at 64 B (typical latency; target: ours <= 1.2x),
- * - cache_demo.ts with the registration cache vs without (time ratio).
+ * - cache_demo.ts with the registration cache vs without (time ratio),
+ * - on this machine, not in the guest: the registration cache beside UCX's `ucs_rcache` on the
+ *   same access patterns (bench/ucx_comparison.ts, `--reps` + 1 alternating runs).
  *
  * Each pair runs `--reps` times (default 3), alternating ours and theirs, and the table shows the
  * median. Prints the machine, every run's figures, and a markdown table to paste.
  *
  * Options: `--here`, `--reps N`, `--quick` (fewer iterations, for trying it out), `--only LIST`
- * (comma-separated parts to run: `bw`, `lat`, `cache`; default all three).
+ * (comma-separated parts to run: `bw`, `lat`, `cache`, `ucx`; default all four).
  *
  * @module
  */
@@ -40,7 +42,7 @@ const HOST_B: Host = {
   gidIndex: env("DENO_RDMA_GID_INDEX_B", "1"),
 };
 
-const PARTS = ["bw", "lat", "cache"];
+const PARTS = ["bw", "lat", "cache", "ucx"];
 
 /** The parts `--only` selects (all by default); exits 2 on an unknown part. */
 function selectedParts(): Set<string> {
@@ -316,10 +318,31 @@ if (import.meta.main) {
   }
   ensureBuilt();
   Deno.chdir(ROOT);
-  Deno.exit(
-    await runInGuest(
-      ["deno", "run", "--allow-all", "--no-check", "tools/bench.ts", ...Deno.args],
+  const parts = selectedParts();
+  let status = 0;
+  if (parts.has("ucx")) {
+    const runs = String(numberArgument("--reps", 3) + 1);
+    status = (await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--v8-flags=--expose-gc", "bench/ucx_comparison.ts", "--runs", runs],
+    }).spawn().status).code;
+  }
+  const inGuestParts = PARTS.filter((part) => part !== "ucx" && parts.has(part));
+  if (inGuestParts.length > 0) {
+    const args = Deno.args.filter((arg, i) => arg !== "--only" && Deno.args[i - 1] !== "--only");
+    const code = await runInGuest(
+      [
+        "deno",
+        "run",
+        "--allow-all",
+        "--no-check",
+        "tools/bench.ts",
+        ...args,
+        "--only",
+        inGuestParts.join(","),
+      ],
       { timeoutSeconds: 1500 },
-    ),
-  );
+    );
+    status ||= code;
+  }
+  Deno.exit(status);
 }
