@@ -20,31 +20,24 @@
 #include <sys/syscall.h>
 
 #include "memhooks_internal.h"
+#include "range_ring.h"
 
 #define RING_SIZE 4096 /* power of two */
-
-struct cell {
-    _Atomic uint64_t seq; /* == position when free for that position, position + 1 when full */
-    uint64_t addr;
-    uint64_t len;
-    uint32_t flags;
-};
 
 /* Overflow ranges as {low address, end address}; empty when low >= end. */
 typedef unsigned __int128 range128;
 
 struct subscriber {
-    struct cell ring[RING_SIZE];
-    /* Written by producers: the next position to claim, and what overflowed. */
-    _Alignas(64) _Atomic uint64_t tail;
-    range128 overflow[2];
+    /* Its events, as {addr, len, flags} (ffi/native/range_ring.h); the consumer is the drain. */
+    struct range_ring ring;
+    struct range_ring_cell cells[RING_SIZE];
+    /* Written by producers: what overflowed. */
+    _Alignas(64) range128 overflow[2];
     _Atomic uint32_t overflow_from_program[2]; /* any folded event not from the allocator */
     /* Nonzero when something may be waiting; read by TypeScript, so an int32 on its own line. */
     _Alignas(64) _Atomic int32_t pending;
-    /* The consumer's: the next position it reads. */
-    _Alignas(64) uint64_t head;
     /* Set under the API lock; drain and the test entry point read it without. */
-    _Atomic bool taken;
+    _Alignas(64) _Atomic bool taken;
     /* Guarded by the API lock. */
     int kinds;  /* MEMHOOKS_QUEUE_* bits */
     long owner; /* thread that subscribed: once it has ended, the slot may be taken back */
@@ -124,28 +117,9 @@ static void fold_overflow(struct subscriber *s, int kind, uint64_t addr, uint64_
 /* One subscriber's share of a push: a cell of its ring, or its overflow range when it is full. */
 static void push_one(struct subscriber *s, int kind, uint64_t addr, uint64_t len, uint32_t flags)
 {
-    uint64_t pos = atomic_load_explicit(&s->tail, memory_order_relaxed);
-    for (;;) {
-        struct cell *cell = &s->ring[pos & (RING_SIZE - 1)];
-        /* Acquire: the consumer's reads of this cell's previous event are over. */
-        uint64_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
-        int64_t diff = (int64_t)(seq - pos);
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&s->tail, &pos, pos + 1, memory_order_relaxed,
-                                                      memory_order_relaxed)) {
-                cell->addr = addr;
-                cell->len = len;
-                cell->flags = flags;
-                atomic_store_explicit(&cell->seq, pos + 1, memory_order_release);
-                return;
-            }
-        } else if (diff < 0) {
-            fold_overflow(s, kind, addr, len, flags);
-            return;
-        } else {
-            pos = atomic_load_explicit(&s->tail, memory_order_relaxed);
-        }
-    }
+    struct range_ring_entry entry = {.addr = addr, .len = len, .flags = flags};
+    if (!range_ring_push(&s->ring, &entry))
+        fold_overflow(s, kind, addr, len, flags);
 }
 
 /*
@@ -225,20 +199,15 @@ size_t memhooks_queue_drain(int subscriber, struct memhooks_event *out, size_t m
     atomic_store_explicit(&s->pending, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     size_t n = 0;
-    while (n < max) {
-        struct cell *cell = &s->ring[s->head & (RING_SIZE - 1)];
-        /* Acquire: the producer's writes of the cell come before its seq. */
-        uint64_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
-        if (seq != s->head + 1)
-            break;
-        out[n].addr = cell->addr;
-        out[n].len = cell->len;
-        out[n].flags = cell->flags;
+    struct range_ring_entry entry;
+    /* A cell claimed and not yet published ends the batch like an empty ring: the producer's
+     * publish comes before its mark_pending, which sets the word again. */
+    while (n < max && range_ring_pop(&s->ring, &entry) == RANGE_RING_POPPED) {
+        out[n].addr = entry.addr;
+        out[n].len = entry.len;
+        out[n].flags = entry.flags;
         out[n].reserved = 0;
         n++;
-        /* Release: the cell is read before a producer may claim it for the next lap. */
-        atomic_store_explicit(&cell->seq, s->head + RING_SIZE, memory_order_release);
-        s->head++;
     }
     /* The ring is empty (or out is full): covering ranges of what overflowed come after. */
     for (int kind = 0; kind < 2 && n < max; kind++)
@@ -306,10 +275,7 @@ int mh_queue_subscribe(void)
         return OPAL_ERR_OUT_OF_RESOURCE;
     /* Free, so not in `recording` since a wait_for_pushes(): no producer writes here. */
     struct subscriber *s = &subscribers[id];
-    for (uint64_t i = 0; i < RING_SIZE; i++)
-        atomic_store_explicit(&s->ring[i].seq, i, memory_order_relaxed);
-    atomic_store_explicit(&s->tail, 0, memory_order_relaxed);
-    s->head = 0;
+    range_ring_init(&s->ring, s->cells, RING_SIZE);
     s->overflow[0] = s->overflow[1] = EMPTY_RANGE;
     atomic_store_explicit(&s->overflow_from_program[0], 0, memory_order_relaxed);
     atomic_store_explicit(&s->overflow_from_program[1], 0, memory_order_relaxed);
@@ -392,18 +358,12 @@ void mh_queue_after_fork_child(void)
             continue;
         if (s->owner == fork_tid)
             s->owner = self;
-        uint64_t tail = atomic_load(&s->tail);
-        bool filled = false;
-        for (uint64_t pos = s->head; pos != tail; pos++) {
-            struct cell *cell = &s->ring[pos & (RING_SIZE - 1)];
-            if (atomic_load_explicit(&cell->seq, memory_order_acquire) == pos + 1)
-                continue;
-            cell->addr = 0;
-            cell->len = UINT64_MAX;
-            cell->flags = MEMHOOKS_EVENT_RELEASE | MEMHOOKS_EVENT_COALESCED;
-            atomic_store_explicit(&cell->seq, pos + 1, memory_order_release);
-            filled = true;
-        }
+        struct range_ring_entry everything = {
+            .addr = 0,
+            .len = UINT64_MAX,
+            .flags = MEMHOOKS_EVENT_RELEASE | MEMHOOKS_EVENT_COALESCED,
+        };
+        bool filled = range_ring_publish_claimed(&s->ring, &everything) > 0;
         if (filled)
             atomic_store(&s->pending, 1);
     }
@@ -417,21 +377,14 @@ int memhooks_testing_jam_queue(int subscriber, int jam)
         return 0;
     if (jam && !s->jammed) {
         /* A producer that stops after claiming: only a free cell, as a producer would. */
-        uint64_t pos = atomic_load(&s->tail);
-        struct cell *cell = &s->ring[pos & (RING_SIZE - 1)];
-        if (atomic_load_explicit(&cell->seq, memory_order_acquire) != pos ||
-            !atomic_compare_exchange_strong(&s->tail, &pos, pos + 1))
+        if (!range_ring_claim(&s->ring, &s->jammed_at))
             return 0;
-        s->jammed_at = pos;
         s->jammed = true;
         return 1;
     }
     if (!jam && s->jammed) {
-        struct cell *cell = &s->ring[s->jammed_at & (RING_SIZE - 1)];
-        cell->addr = 0;
-        cell->len = 0;
-        cell->flags = MEMHOOKS_EVENT_RELEASE;
-        atomic_store_explicit(&cell->seq, s->jammed_at + 1, memory_order_release);
+        struct range_ring_entry empty = {.flags = MEMHOOKS_EVENT_RELEASE};
+        range_ring_publish(&s->ring, s->jammed_at, &empty);
         s->jammed = false;
         atomic_thread_fence(memory_order_seq_cst);
         mark_pending(s);

@@ -11,7 +11,7 @@
 #include "rcache_internal.h"
 
 /* The cells rcache_testing_jam_rings claimed; forgotten in a forked child. */
-static size_t jammed_at[RCACHE_MAX_CACHES];
+static uint64_t jammed_at[RCACHE_MAX_CACHES];
 static bool jammed[RCACHE_MAX_CACHES];
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -71,17 +71,13 @@ int rcache_testing_jam_rings(int jam)
         struct rc_pending_ring *ring = &rc_caches[i].pending;
         if (jam && atomic_load(&rc_caches[i].live) && !jammed[i]) {
             /* Claimed as a pusher claims it, and only if it is free (a full ring is left alone). */
-            size_t at = atomic_load(&ring->enqueue_at);
-            if (atomic_load(&ring->cells[at & (RC_PENDING_SLOTS - 1)].sequence) != at ||
-                !atomic_compare_exchange_strong(&ring->enqueue_at, &at, at + 1))
+            if (!range_ring_claim(&ring->ring, &jammed_at[i]))
                 continue;
-            jammed_at[i] = at;
             jammed[i] = true;
             changed++;
         } else if (!jam && jammed[i]) {
-            struct rc_pending_cell *cell = &ring->cells[jammed_at[i] & (RC_PENDING_SLOTS - 1)];
-            cell->start = cell->end = 0; /* an empty range: invalidates nothing */
-            atomic_store_explicit(&cell->sequence, jammed_at[i] + 1, memory_order_release);
+            /* An empty range: invalidates nothing. */
+            range_ring_publish(&ring->ring, jammed_at[i], &(struct range_ring_entry){0});
             jammed[i] = false;
             changed++;
         }
