@@ -5,7 +5,6 @@
  */
 import { type RcacheNative, RcacheStatus } from "../ffi/rcache.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
-import { isDetached } from "../verbs/buffer_facts.ts";
 
 /** Any use of a closed cache (or of a registration of one). */
 export function closedError(operation: string): RdmaError {
@@ -15,19 +14,6 @@ export function closedError(operation: string): RdmaError {
 /** A release of a registration that was already released. */
 export function releasedError(operation: string): RdmaError {
   return new RdmaError(operation, Errno.EBADF, "registration already released");
-}
-
-/** The error for a buffer (or a view's buffer) with no bytes. */
-export function emptyBufferError(buffer: ArrayBufferLike): Error {
-  if (isDetached(buffer)) {
-    return new TypeError("cannot register a detached ArrayBuffer");
-  }
-  return new RangeError("cannot register an empty buffer or view");
-}
-
-/** Resizable and growable buffers can change length under a registration: refused, hit or miss. */
-export function growableError(): TypeError {
-  return new TypeError("cannot register a resizable ArrayBuffer or growable SharedArrayBuffer");
 }
 
 /** What rcache_create's negative `status` means. */

@@ -5,25 +5,11 @@
  *
  * @module
  */
-import {
-  bufferByteLength,
-  isArrayBuffer,
-  isGrowable,
-  isSharedArrayBuffer,
-  viewFacts,
-  viewLength,
-} from "../verbs/buffer_facts.ts";
-import { emptyBufferError, growableError } from "./errors.ts";
+import { bufferByteLength, viewLength } from "../verbs/buffer_facts.ts";
+import { type MemoryTarget, readMemoryTarget } from "../verbs/memory_target.ts";
 
-/** What to register: a buffer or view (all its bytes), or native memory. */
-export type CacheTarget =
-  | ArrayBuffer
-  | SharedArrayBuffer
-  | ArrayBufferView
-  | { address: bigint; length: number };
-
-/** Addresses cross to native code as doubles: exact below 2^53, far above any user address. */
-const ADDRESS_LIMIT = 2 ** 53;
+/** What to register: a buffer or view (all its bytes), or native memory (verbs/memory_target.ts). */
+export type CacheTarget = MemoryTarget;
 
 /** The bytes a target names, checked. */
 export interface TargetBytes {
@@ -49,53 +35,27 @@ export interface KnownTarget {
 
 /**
  * The bytes `target` names. `known`: what an earlier get of the same object remembered (it saves
- * converting the address again); `bufferBases`: the addresses of buffers seen before. Throws
- * TypeError/RangeError for a target that names no bytes it may register.
+ * converting the address again); `bufferBases`: the addresses of buffers seen before. Throws the
+ * TypeError/RangeError of verbs/memory_target.ts for a target that names no bytes it may register.
  */
 export function readTarget(
   target: CacheTarget,
   known: KnownTarget | undefined,
   bufferBases: WeakMap<ArrayBufferLike, number>,
 ): TargetBytes {
-  if (ArrayBuffer.isView(target)) {
-    // The buffer first: it also moves a small typed array's bytes off the V8 heap, where they
-    // could move.
-    const [buffer, offset, length] = viewFacts(target);
-    if (length === 0) throw emptyBufferError(buffer);
-    if (isGrowable(buffer)) throw growableError();
-    // A view's bytes never move, so an entry of this same view knows its address.
+  const facts = readMemoryTarget(target);
+  if (facts.buffer !== null) {
+    const { buffer, offset, length } = facts;
+    // A buffer's bytes never move, so an entry of this same buffer or view knows its address.
     const address = known !== undefined && known.key === undefined
       ? known.address
       : (bufferBases.get(buffer) ?? NaN) + offset;
     return { buffer, offset, length, address, key: undefined };
   }
-  if (isArrayBuffer(target) || isSharedArrayBuffer(target)) {
-    const length = bufferByteLength(target);
-    if (length === 0) throw emptyBufferError(target);
-    if (isGrowable(target)) throw growableError();
-    const address = known !== undefined && known.key === undefined
-      ? known.address
-      : bufferBases.get(target) ?? NaN;
-    return { buffer: target, offset: 0, length, address, key: undefined };
-  }
-  if (target !== null && typeof target === "object" && "address" in target) {
-    const key = target.address;
-    const length = target.length;
-    if (typeof key !== "bigint") throw new TypeError("address must be a bigint");
-    if (typeof length !== "number") throw new TypeError("length must be a number");
-    if (!Number.isSafeInteger(length) || length < 1) {
-      throw new RangeError(`length must be a positive integer, got ${length}`);
-    }
-    // Number() rounds, but not across these bounds. The native side checks the end too.
-    const address = known?.key === key ? known.address : Number(key);
-    if (address <= 0 || address >= ADDRESS_LIMIT) {
-      throw new RangeError(`address ${key} is outside the user address space`);
-    }
-    return { buffer: null, offset: 0, length, address, key };
-  }
-  throw new TypeError(
-    "target must be an ArrayBuffer, a typed array, a DataView or {address: bigint, length}",
-  );
+  const key = facts.address;
+  // Number() rounds, but stays in [1, 2^53]. The native side checks the end too.
+  const address = known?.key === key ? known.address : Number(key);
+  return { buffer: null, offset: 0, length: facts.length, address, key };
 }
 
 /**

@@ -18,20 +18,10 @@ import { Errno, lastError, RdmaError } from "./errors.ts";
 import { NativeHandle } from "./handle.ts";
 import type { ProtectionDomain } from "./protection_domain.ts";
 import { integerIn, optionsObject } from "./validate.ts";
-import {
-  bufferByteLength,
-  isArrayBuffer,
-  isDetached,
-  isGrowable,
-  isSharedArrayBuffer,
-  viewFacts,
-} from "./buffer_facts.ts";
+import { type MemoryTarget, readMemoryTarget } from "./memory_target.ts";
 
-/** Memory to register: a buffer or view, or a native address and length. */
-export type MemorySource =
-  | ArrayBuffer
-  | ArrayBufferView
-  | { address: bigint | Deno.PointerObject; length: number };
+/** Memory to register (the contract of memory_target.ts). */
+export type MemorySource = MemoryTarget;
 
 /** Options of `ProtectionDomain.registerMemory`. */
 export interface RegisterOptions {
@@ -51,54 +41,27 @@ interface Resolved {
 }
 
 function resolve(source: unknown, options: Partial<RegisterOptions>): Resolved {
-  if (isArrayBuffer(source) || isSharedArrayBuffer(source) || ArrayBuffer.isView(source)) {
-    // The engine's accessors: a getter of the source cannot report other bytes than it has.
-    const [buffer, base, size] = ArrayBuffer.isView(source)
-      ? viewFacts(source)
-      : [source, 0, bufferByteLength(source)];
-    if (!isArrayBuffer(buffer)) {
-      throw new TypeError(
-        "memory must be an ArrayBuffer or a view of one (not a SharedArrayBuffer)",
-      );
-    }
-    if (isDetached(buffer)) throw new TypeError("cannot register a detached ArrayBuffer");
-    if (isGrowable(buffer)) throw new TypeError("cannot register a resizable ArrayBuffer");
-    const offset = options.offset === undefined ? 0 : integerIn("offset", options.offset, 0, size);
-    const length = options.length === undefined
-      ? size - offset
-      : integerIn("length", options.length, 1, Number.MAX_SAFE_INTEGER);
-    if (length <= 0) throw new RangeError(`cannot register 0 bytes (buffer of ${size} bytes)`);
-    if (offset + length > size) {
-      throw new RangeError(`offset ${offset} + length ${length} exceeds the ${size}-byte buffer`);
-    }
-    const bytes = new Uint8Array(buffer, base + offset, length);
-    const address = pointerOf(bytes);
-    if (address === null) throw new RangeError("the buffer has no backing memory");
-    return { address, length, bytes, keepAlive: buffer };
-  }
-  if (source !== null && typeof source === "object" && "address" in source) {
+  const target = readMemoryTarget(source);
+  if (target.buffer === null) {
     if (options.offset !== undefined || options.length !== undefined) {
       throw new TypeError("offset and length options apply to buffers; give {address, length}");
     }
-    const { address, length } = source as { address: unknown; length: unknown };
-    integerIn("length", length, 1, Number.MAX_SAFE_INTEGER);
-    let pointer: Deno.PointerValue;
-    if (typeof address === "bigint") {
-      if (address <= 0n || address >= 1n << 64n) {
-        throw new RangeError(`address must be a non-null 64-bit address, got ${address}`);
-      }
-      pointer = pointerAt(address);
-    } else if (address !== null && typeof address === "object") {
-      pointer = address as Deno.PointerObject;
-    } else {
-      throw new TypeError("address must be a bigint or a Deno.PointerObject");
-    }
-    if (pointer === null) throw new RangeError("address must not be null");
-    return { address: pointer, length: length as number, bytes: null, keepAlive: null };
+    const pointer = pointerAt(target.address)!; // not null: the address is at least 1
+    return { address: pointer, length: target.length, bytes: null, keepAlive: null };
   }
-  throw new TypeError(
-    "memory must be an ArrayBuffer, a typed array/DataView, or {address, length}",
-  );
+  const { buffer, offset: base, length: size } = target;
+  const offset = options.offset === undefined ? 0 : integerIn("offset", options.offset, 0, size);
+  const length = options.length === undefined
+    ? size - offset
+    : integerIn("length", options.length, 1, Number.MAX_SAFE_INTEGER);
+  if (length <= 0) throw new RangeError(`cannot register 0 bytes (buffer of ${size} bytes)`);
+  if (offset + length > size) {
+    throw new RangeError(`offset ${offset} + length ${length} exceeds the ${size}-byte buffer`);
+  }
+  const bytes = new Uint8Array(buffer, base + offset, length);
+  const address = pointerOf(bytes);
+  if (address === null) throw new RangeError("the buffer has no backing memory");
+  return { address, length, bytes, keepAlive: buffer };
 }
 
 /** A registered memory region (struct ibv_mr). */
@@ -176,8 +139,8 @@ export class MemoryRegion extends NativeHandle {
    * names it, so it must be deregistered. Always false for a region registered from an address.
    */
   get detached(): boolean {
-    // Registration refused SharedArrayBuffers: this is an ArrayBuffer.
-    return this.bytes !== null && (this.bytes.buffer as ArrayBuffer).detached;
+    // A SharedArrayBuffer has no `detached` (never is): undefined.
+    return this.bytes !== null && (this.bytes.buffer as ArrayBuffer).detached === true;
   }
 
   /**

@@ -32,6 +32,7 @@ export { Context, type DeviceAttributes, type GidEntry, type PortAttributes } fr
 export { NativeHandle } from "./handle.ts";
 export { ProtectionDomain } from "./protection_domain.ts";
 export { MemoryRegion, type MemorySource, type RegisterOptions } from "./memory_region.ts";
+export { type MemoryTarget } from "./memory_target.ts";
 export {
   CompletionQueue,
   type CompletionQueueOptions,
