@@ -4,6 +4,8 @@
  * @module
  */
 import { type RcacheNative, RcacheStatus } from "../ffi/rcache.ts";
+import { PATCH } from "../ffi/records/memhooks.ts";
+import { memHooks } from "../hooks/mem_hooks.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
 
 /** Any use of a closed cache (or of a registration of one). */
@@ -25,7 +27,8 @@ export function createError(native: RcacheNative, status: number): Error {
         "RegistrationCache",
         Errno.ENOSYS,
         `the memory hooks report support level 0x${level.toString(16)}; a lazy registration ` +
-          `cache needs FREE and MMAP support, or released memory could stay registered`,
+          `cache needs FREE and MMAP support, or released memory could stay registered` +
+          foreignOwners(),
       );
     case RcacheStatus.HOOKS:
       return new RdmaError(
@@ -81,4 +84,16 @@ export function getError(
     default:
       return new RdmaError("RegistrationCache.get", Errno.EIO, `unexpected status ${status}`);
   }
+}
+
+/**
+ * The functions another library owns and whose events cannot be imported, as a sentence for a
+ * refusal ("" when none).
+ */
+function foreignOwners(): string {
+  const owned = memHooks.patchStatus().filter((p) => p.status === PATCH.FOREIGN);
+  if (owned.length === 0) return "";
+  return "; " + owned.map((p) => `${p.name} is patched by ${p.owner || "another library"}`)
+    .join(", ") +
+    " (neither patched by these hooks nor imported from there)";
 }

@@ -7,6 +7,7 @@
  */
 import { FRONT_CLOSED, FRONT_HOLDS, FRONT_SLOTS, PERMISSION_ACCESS } from "../ffi/rcache.ts";
 import { ReleaseQueueField } from "../ffi/rcache.ts";
+import type { InterceptionGuard } from "../ffi/memhooks.ts";
 import type { FrontEntry } from "./front_entries.ts";
 
 /** One cache's front words, and how often each was bound. */
@@ -15,15 +16,40 @@ export class FrontWords {
   readonly #words: Int32Array;
   /** The release queue's control words: `deferred` says a release hook's work is pending. */
   readonly #control: Int32Array;
+  /** libc's entry points and the bytes they must hold (null: never hit without a native call). */
+  readonly #guardCode: Int32Array;
+  readonly #guardOffsets: Int32Array;
+  readonly #guardExpected: Int32Array;
   readonly #generations = new Uint32Array(FRONT_SLOTS);
   /** The word the next region without one gets (round robin). */
   #next = 0;
   #hits = 0;
 
-  /** Over the cache's `words` and its release queue's `control` words (ffi/rcache.ts). */
-  constructor(words: Int32Array, control: Int32Array) {
+  /**
+   * Over the cache's `words` and its release queue's `control` words (ffi/rcache.ts), and the
+   * memory hooks' interception guard (ffi/memhooks.ts; null: every get goes native).
+   */
+  constructor(words: Int32Array, control: Int32Array, guard: InterceptionGuard | null) {
     this.#words = words;
     this.#control = control;
+    // Without a guard, a guard that never matches: 0 !== -1.
+    this.#guardCode = guard?.code ?? new Int32Array(1);
+    this.#guardOffsets = guard?.offsets ?? new Int32Array(1);
+    this.#guardExpected = guard?.expected ?? new Int32Array([-1]);
+  }
+
+  /**
+   * Whether libc's entry points still hold the bytes last verified by native code, so every
+   * release still reaches the cache (cache/README.md, "Other interceptors"): 16 loads and
+   * compares. Another library that wrote its jump over one of them makes this false until a
+   * native call has invalidated every region and verified the new bytes.
+   */
+  #intercepted(): boolean {
+    const code = this.#guardCode, offsets = this.#guardOffsets, expected = this.#guardExpected;
+    for (let i = 0; i < offsets.length; i++) {
+      if (code[offsets[i]] !== expected[i]) return false;
+    }
+    return true;
   }
 
   /** The word to offer the next native get (the `front` argument of rcache_get). */
@@ -62,7 +88,7 @@ export class FrontWords {
     // A release whose invalidation a hook deferred, or a drain is applying, is not in the front
     // words yet: the word is non-zero until it is (rcache.h). (A plain read: the atomic add of
     // the previous hit keeps the compiler from reusing an older value.)
-    if (this.#control[ReleaseQueueField.DEFERRED] !== 0) return false;
+    if (this.#control[ReleaseQueueField.DEFERRED] !== 0 || !this.#intercepted()) return false;
     const word = entry.word;
     if (
       length > entry.limit ||

@@ -24,6 +24,7 @@ import {
   ResultField,
   resultViews,
 } from "../ffi/rcache.ts";
+import { interceptionGuard } from "../ffi/memhooks.ts";
 import { memHooks } from "../hooks/mem_hooks.ts";
 import { Access } from "../verbs/constants.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
@@ -145,7 +146,7 @@ export class RegistrationCache implements Disposable {
     this.#slot = slot;
     ({ f64: this.#f64, u32: this.#u32, i32: this.#i32 } = resultViews(slot));
     ({ control: this.#releaseControl, handles: this.#releaseHandles } = releaseQueueViews(slot));
-    this.#front = new FrontWords(frontWordsView(slot), this.#releaseControl);
+    this.#front = new FrontWords(frontWordsView(slot), this.#releaseControl, interceptionGuard());
     leakedCaches.register(this, { slot, releasePd }, this);
   }
 

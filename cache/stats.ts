@@ -52,6 +52,21 @@ export type RegistrationCacheStats = {
    * regions, so the release hook applied or queued them; the others it passed over.
    */
   releasesExamined: number;
+  /**
+   * Times the memory hooks' entry points were found written over (another library patched libc
+   * over them, or the code no longer led to a source of events): every region was invalidated,
+   * since releases may have gone unseen (hooks/README.md, "Other interceptors").
+   */
+  interceptionLosses: number;
+  /**
+   * Gets served as misses, their regions deregistered by their release, because no source of
+   * events saw every release then (an entry point owned by a library whose events cannot be
+   * imported).
+   */
+  unwatchedGets: number;
+  /** Where release events come from now: `SOURCE.*` bits (ffi/records/memhooks.ts): 1 the hooks'
+   * own patches, 2 UCX's ucm, 4 another library's opal memory hooks. */
+  eventSources: number;
   /** Hits served without a native call (counted in `hits` and `gets` too). */
   fastHits: number;
 };

@@ -11,7 +11,7 @@
  * @module
  */
 import { openNativeLibrary } from "./loader.ts";
-import { bytesAt, cStringAt } from "./pointers.ts";
+import { addressOfPointer, bytesAt, cStringAt, pointerAt } from "./pointers.ts";
 
 /** File name of the hooks library in the build folder. */
 export const MEMHOOKS_LIBRARY = "libopal_memhooks.so";
@@ -65,6 +65,20 @@ export const memhooksSymbols = {
   memhooks_decode_prologue: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   /** uintptr_t memhooks_release_caller(void) */
   memhooks_release_caller: { parameters: [], result: "usize" },
+  /** int memhooks_verify(void): the count of interception losses so far */
+  memhooks_verify: { parameters: [], result: "i32" },
+  /** int memhooks_intercepted(void) */
+  memhooks_intercepted: { parameters: [], result: "i32" },
+  /** int memhooks_event_sources(void): MEMHOOKS_SOURCE_* bits */
+  memhooks_event_sources: { parameters: [], result: "i32" },
+  /** const char *memhooks_patch_owner(int index): read it through patchOwner */
+  memhooks_patch_owner: { parameters: ["i32"], result: "pointer" },
+  /** const int32_t *memhooks_guard_words(void): read through interceptionGuard */
+  memhooks_guard_words: { parameters: [], result: "pointer" },
+  /** const void *memhooks_guard_entry(int index): read through interceptionGuard */
+  memhooks_guard_entry: { parameters: ["i32"], result: "pointer" },
+  /** void memhooks_guard_publish(int seen_losses) */
+  memhooks_guard_publish: { parameters: ["i32"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The hooks library's functions, typed. */
@@ -90,4 +104,51 @@ export function pendingWord(subscriber: number): Int32Array | null {
 /** The name of patched function `index` (`memhooks_patch_name`): "" out of range. */
 export function patchName(index: number): string {
   return cStringAt(memhooksNative().memhooks_patch_name(index));
+}
+
+/** The library libc's function `index` now leads to, when not to the hooks ("" otherwise). */
+export function patchOwner(index: number): string {
+  return cStringAt(memhooksNative().memhooks_patch_owner(index));
+}
+
+/**
+ * What a hit without a native call compares to know that the hooks' entry points were not written
+ * over (opal_memhooks.h, memhooks_guard_words): `code[offsets[j]]`, must equal `expected[j]` for every j. `code` views libc's text from the
+ * lowest entry to the highest (read only: a write faults); `expected` views the native words, which
+ * change when interception changes.
+ */
+export interface InterceptionGuard {
+  readonly code: Int32Array;
+  readonly offsets: Int32Array;
+  readonly expected: Int32Array;
+}
+
+let guard: InterceptionGuard | null | undefined;
+
+/**
+ * The interception guard (one per isolate, over the same native words); null when libc lacks one
+ * of the functions (then nothing can be checked without a native call).
+ */
+export function interceptionGuard(): InterceptionGuard | null {
+  if (guard !== undefined) return guard;
+  const native = memhooksNative();
+  const count = native.memhooks_patch_count();
+  const entries: bigint[] = [];
+  for (let i = 0; i < count; i++) {
+    const entry = native.memhooks_guard_entry(i);
+    if (entry === null) return guard = null;
+    entries.push(addressOfPointer(entry));
+  }
+  const words = native.memhooks_guard_words();
+  if (count === 0 || words === null) return guard = null;
+  const low = entries.reduce((a, b) => (a < b ? a : b));
+  const high = entries.reduce((a, b) => (a > b ? a : b)) + 8n;
+  const code = new Int32Array(bytesAt(pointerAt(low)!, Number(high - low)).buffer);
+  const offsets = new Int32Array(2 * count);
+  entries.forEach((entry, i) => {
+    offsets[2 * i] = Number(entry - low) / 4;
+    offsets[2 * i + 1] = Number(entry - low) / 4 + 1;
+  });
+  const expected = new Int32Array(bytesAt(words, 4 * offsets.length).buffer);
+  return guard = { code, offsets, expected };
 }

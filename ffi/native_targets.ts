@@ -44,6 +44,7 @@ export const TARGETS: NativeTarget[] = [
     output: "libopal_memhooks.so",
     sources: [
       "hooks/native/dispatch.c",
+      "hooks/native/foreign.c",
       "hooks/native/fork.c",
       "hooks/native/holds.c",
       "hooks/native/intercept.c",
@@ -82,6 +83,7 @@ export const TARGETS: NativeTarget[] = [
     // visibility: it exports what rcache.h declares (and what the tests reach, see visibility.h).
     output: "libdeno_rdma_rcache.so",
     sources: [
+      "cache/native/interception.c",
       "cache/native/rcache.c",
       "cache/native/regions.c",
       "cache/native/front_words.c",
@@ -130,6 +132,7 @@ export const TARGETS: NativeTarget[] = [
     output: "libdeno_rdma_testsupport.so",
     sources: [
       "tests/native/atomic_adder.c",
+      "tests/native/foreign_probe.c",
       "tests/native/memhooks_probe.c",
       "tests/native/pending_ring_probe.c",
       "tests/native/rcache_testing.c",
@@ -139,6 +142,7 @@ export const TARGETS: NativeTarget[] = [
     // nodelete: its C callbacks stay registered with the hooks after Deno closes the library.
     ldflags: [
       "-pthread",
+      "-ldl",
       ...LINK_BUILT,
       "-lopal_memhooks",
       "-ldeno_rdma_rcache",

@@ -45,7 +45,13 @@
  *
  * @module
  */
-import { type MemhooksNative, memhooksNative, patchName, pendingWord } from "../ffi/memhooks.ts";
+import {
+  type MemhooksNative,
+  memhooksNative,
+  patchName,
+  patchOwner,
+  pendingWord,
+} from "../ffi/memhooks.ts";
 import {
   EVENT,
   EVENT_FLAG,
@@ -127,6 +133,8 @@ export interface PatchStatus {
    * redirected by another library, 5 no stub page in reach, 6 write failed, 7 unsupported platform.
    */
   status: number;
+  /** The library the function leads to when another one owns it ("" otherwise). */
+  owner: string;
 }
 
 interface Listener {
@@ -191,9 +199,22 @@ class MemHooks {
     return rc;
   }
 
-  /** The `OPAL_MEMORY_*` bits that init's self-test proved (0 before init). */
+  /**
+   * The `OPAL_MEMORY_*` bits that init's self-test proved (0 before init), checked again now:
+   * without `FREE` and `CHUNK` once another library has written over an entry point and its
+   * events cannot be imported (hooks/README.md, "Other interceptors").
+   */
   supportLevel(): number {
-    return this.#initialized ? this.#level : 0;
+    return this.#initialized ? this.#lib!.opal_mem_hooks_support_level() : 0;
+  }
+
+  /**
+   * Where release events come from now (0 before init): `SOURCE.PATCH` (the hooks' own patches),
+   * `SOURCE.UCM` (imported from UCX's ucm), `SOURCE.OPAL` (from another library's opal memory
+   * hooks), as bits (ffi/records/memhooks.ts).
+   */
+  eventSources(): number {
+    return this.#initialized ? this.#lib!.memhooks_event_sources() : 0;
   }
 
   /**
@@ -310,7 +331,11 @@ class MemHooks {
     const lib = this.#lib ??= memhooksNative();
     const result: PatchStatus[] = [];
     for (let i = 0; i < lib.memhooks_patch_count(); i++) {
-      result.push({ name: patchName(i), status: lib.memhooks_patch_status(i) });
+      result.push({
+        name: patchName(i),
+        status: lib.memhooks_patch_status(i),
+        owner: patchOwner(i),
+      });
     }
     return result;
   }

@@ -5,6 +5,13 @@
  * @module
  */
 
+/**
+ * What the host tests need besides the build: Debian's UCX (libucx0, and libucx-dev for the UCX
+ * benchmark's harness), loaded beside the cache by the coexistence tests
+ * (tests/host/hooks_coexist.test.ts) to patch libc the way UCX-based libraries do.
+ */
+export const HOST_TEST_PACKAGES = ["libucx0", "libucx-dev"];
+
 let updated = false;
 
 function isInstalled(pkg: string): boolean {

@@ -11,6 +11,7 @@
  * @module
  */
 import { ensureBuilt, ROOT } from "./build.ts";
+import { ensureDebianPackages, HOST_TEST_PACKAGES } from "./deps.ts";
 
 interface SuiteResult {
   name: string;
@@ -73,6 +74,7 @@ if (import.meta.main) {
   const filter = filterAt >= 0 ? ["--filter", args[filterAt + 1]] : [];
 
   ensureBuilt();
+  if (!rxeOnly) ensureDebianPackages(HOST_TEST_PACKAGES, "the host tests");
   const deno = Deno.execPath();
   const results: SuiteResult[] = [];
   if (!rxeOnly) {

@@ -34,6 +34,7 @@ struct rc_cache *rc_enter(int slot)
     struct rc_cache *c = &rc_caches[slot];
     if (!atomic_load_explicit(&c->live, memory_order_acquire))
         return NULL;
+    rc_check_interception(); /* before the lock: it may take every cache's */
     rc_lock(c);
     if (!atomic_load_explicit(&c->live, memory_order_relaxed)) {
         rc_unlock(c);
@@ -41,12 +42,18 @@ struct rc_cache *rc_enter(int slot)
     }
     rc_apply_releases(c);
     rc_drain_pending(c, false);
+    if (rc_unwatched())
+        rc_invalidate_everything(c, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
     return c;
 }
 
 void rc_leave(struct rc_cache *c)
 {
     rc_drain_pending(c, false);
+    /* Nothing may stay findable while releases go unseen: what this operation registered is
+     * retired at once (deregistered by its release). */
+    if (rc_unwatched())
+        rc_invalidate_everything(c, RCACHE_STAT_DEREGISTRATIONS_DEFERRED);
     rc_span_refresh(c);
     rc_unlock(c);
 }
@@ -215,6 +222,8 @@ int rcache_get(int slot, double address, double length, uint32_t access, int32_t
         status = RCACHE_HIT;
     } else {
         c->stats[RCACHE_STAT_MISSES]++;
+        if (rc_unwatched())
+            c->stats[RCACHE_STAT_UNWATCHED_GETS]++;
         status = rc_register_range(c, start, end, access, &r);
     }
     if (status >= 0) {
@@ -284,6 +293,7 @@ int rcache_stats(int slot, double *out, int count)
         return RCACHE_ERR_CLOSED;
     c->stats[RCACHE_STAT_PENDING_OVERFLOWS] = atomic_load(&c->pending.overflows);
     c->stats[RCACHE_STAT_RELEASES_EXAMINED] = atomic_load(&c->releases_examined);
+    c->stats[RCACHE_STAT_EVENT_SOURCES] = (uint64_t)memhooks_event_sources();
     /* In use: every live region but the idle ones (those on the idle list that TypeScript has not
      * taken since). Counted here rather than kept, because front holds are taken without a call. */
     uint64_t idle = 0;

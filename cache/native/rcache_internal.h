@@ -12,6 +12,7 @@
  *   deferred.c     applying what was deferred: the release queue TypeScript fills, the pending ring
  *                  release hooks fill
  *   release_hook.c the memory hooks' release callback, and installing it
+ *   interception.c the check that the memory hooks' patches are still in place
  *   fork.c         fork handlers
  *   registrar_verbs.c, region_index.c, pending_ring.c, verbs_text.c: see their headers
  *
@@ -214,5 +215,16 @@ int rc_hooks_status(void);
 
 /* ibv_reg_mr/ibv_dereg_mr over the protection domain `pd` (a struct ibv_pd *). */
 struct rcache_registrar rc_verbs_registrar(void *pd);
+
+/*
+ * Other interceptors (interception.c). Called by every operation before it takes its cache's lock:
+ * verifies the memory hooks' entry points and, after a loss (events may have been missed),
+ * invalidates every region of every live cache before the hits without a native call may trust
+ * the entries again. rc_unwatched(): no source sees every release now, so a cache operation
+ * invalidates everything on entering and leaving (every get misses; its region is deregistered
+ * by its release).
+ */
+void rc_check_interception(void);
+bool rc_unwatched(void);
 
 #endif /* RCACHE_INTERNAL_H */

@@ -8,6 +8,9 @@
 /** QUEUE_SUBSCRIBERS, from C. */
 export const QUEUE_SUBSCRIBERS = 32;
 
+/** GUARD_WORDS, from C. */
+export const GUARD_WORDS = 16;
+
 /** EVENT: size and field offsets in bytes, from C. */
 export const EVENT = {
   size: 24,
@@ -52,6 +55,13 @@ export const PATCH = {
   NO_TRAMPOLINE: 5,
   WRITE_FAILED: 6,
   UNSUPPORTED: 7,
+} as const;
+
+/** SOURCE: values, from C. */
+export const SOURCE = {
+  PATCH: 1,
+  UCM: 2,
+  OPAL: 4,
 } as const;
 
 /** OPAL: values, from C. */

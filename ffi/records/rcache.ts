@@ -24,7 +24,7 @@ export const FRONT_HOLDS = 1073741823;
 export const PERMISSION_ACCESS = 31;
 
 /** STAT_COUNT, from C. */
-export const STAT_COUNT = 19;
+export const STAT_COUNT = 22;
 
 /** RESULT: size and field offsets in bytes, from C. */
 export const RESULT = {
@@ -88,4 +88,7 @@ export const STAT = {
   deregistrationFailures: 16,
   badReleases: 17,
   releasesExamined: 18,
+  interceptionLosses: 19,
+  unwatchedGets: 20,
+  eventSources: 21,
 } as const;

@@ -49,7 +49,9 @@ int opal_mem_hooks_init(void)
     mh_api_lock();
     int rc = OPAL_SUCCESS;
     if (!initialized) {
-        if (mh_patch_install() == OPAL_SUCCESS)
+        bool patched = mh_patch_install() == OPAL_SUCCESS;
+        mh_foreign_init(); /* who owns each entry; imports the events of those we cannot patch */
+        if (patched || (memhooks_event_sources() & ~MEMHOOKS_SOURCE_PATCH))
             support_level = mh_selftest_run();
         else
             support_level = 0;
@@ -73,8 +75,10 @@ int opal_mem_hooks_finalize(void)
     mh_callbacks_clear();
     mh_update_work(); /* no subscriber is left, so no queue records */
     mh_wait_for_dispatches();
-    if (initialized)
+    if (initialized) {
+        mh_foreign_finalize();
         mh_patch_remove();
+    }
     initialized = false;
     support_level = 0;
     mh_api_unlock();
@@ -85,6 +89,10 @@ int opal_mem_hooks_support_level(void)
 {
     mh_api_lock();
     int level = initialized ? support_level : 0;
+    /* Never trusted without a check: an entry written over by a library whose events cannot be
+     * imported leaves releases unseen. */
+    if (initialized && (mh_foreign_verify_locked(), !memhooks_intercepted()))
+        level &= ~(OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT);
     mh_api_unlock();
     return level;
 }

@@ -110,6 +110,22 @@ static inline void mh_count_event(_Atomic uint64_t *counter)
 int mh_patch_install(void);
 void mh_patch_remove(void);
 bool mh_libc_text_contains(uintptr_t addr);
+/* For foreign.c: entry `index`'s code (NULL when libc has none), the jump we wrote there and its
+ * length (0 unless our patch is in place); and the status an entry gets once foreign.c found who
+ * owns it (ours: our jump is back; not ours: written over, finalize must leave it). */
+uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length);
+void mh_patch_set_owned(int index, bool ours);
+
+/* Other interceptors (foreign.c), with the API lock held: init finds who owns each entry and
+ * imports foreign events; finalize gives the imports back; verify is memhooks_verify's locked
+ * part. Assumed bits: the self-test bits an import vouches for (calls that release nothing). */
+void mh_foreign_init(void);
+void mh_foreign_finalize(void);
+int mh_foreign_verify_locked(void);
+int mh_foreign_assumed_bits(void);
+/* An imported event covering [addr, addr + len) during init's self-test. */
+void mh_selftest_note_range(uintptr_t addr, size_t len, bool alloc);
+
 /* libc's own entry points (found with dlsym on libc), used by the self-test to call the real
  * functions, never our LD_PRELOAD definitions. */
 void *mh_libc_symbol(const char *name);

@@ -159,6 +159,39 @@ const char *memhooks_patch_name(int index);
 int memhooks_patch_status(int index);
 
 /*
+ * Other interceptors (foreign.c). Another library (UCX's ucm, libfabric, Open MPI) may patch the
+ * same entry points, before our init or over our jumps later. memhooks_verify() compares every
+ * entry's first bytes with the last verified ones (a few loads when nothing changed); on a change
+ * it finds which library each entry now leads to, imports that library's events where it has an
+ * API for them (ucm_set_event_handler, opal_mem_hooks_register_release), and counts a loss: events
+ * may have been missed since the last verification, so whoever relies on them must drop what they
+ * derived. Returns the number of losses so far (compare with the last value seen).
+ */
+#define MEMHOOKS_SOURCE_PATCH 0x1 /* our own patches */
+#define MEMHOOKS_SOURCE_UCM 0x2   /* events imported from UCX's ucm */
+#define MEMHOOKS_SOURCE_OPAL 0x4  /* events imported from another opal_mem_hooks library */
+int memhooks_verify(void);
+/* Whether every release entry point leads to a source of events (our hooks or an import). */
+int memhooks_intercepted(void);
+/* The MEMHOOKS_SOURCE_* bits events come from now. */
+int memhooks_event_sources(void);
+/* The library entry `index` leads to when it is not ours (NULL: ours, unpatched or unknown). */
+const char *memhooks_patch_owner(int index);
+/*
+ * For readers that cannot call memhooks_verify() cheaply (TypeScript's hits without a native
+ * call): word 2i and 2i+1 of memhooks_guard_words() are the first 8 bytes, as two int32s, that
+ * libc's entry memhooks_guard_entry(i) must hold (i < memhooks_patch_count(); the entry is 8-byte
+ * aligned, or NULL when libc has no such function). When interception is lost they are set to
+ * bytes the entry cannot hold, so the comparison fails until it is re-established.
+ */
+#define MEMHOOKS_GUARD_WORDS 16
+const int32_t *memhooks_guard_words(void);
+const void *memhooks_guard_entry(int index);
+/* Publishes the guard words verified at loss count `seen_losses`, once the caller dropped what the
+ * losses up to it may have made stale (nothing happens if another loss came since). */
+void memhooks_guard_publish(int seen_losses);
+
+/*
  * The prologue decoder used before patching, exposed for tests: returns MEMHOOKS_PATCH_OK and the
  * number of bytes of whole instructions covering the 5-byte jump, or why the code is refused.
  */

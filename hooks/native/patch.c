@@ -417,8 +417,32 @@ void mh_patch_remove(void)
         struct target *t = &targets[i];
         if (t->status != MEMHOOKS_PATCH_OK)
             continue;
-        t->status = write_code(t->code, t->jump, t->original, t->length)
-                        ? MEMHOOKS_PATCH_NOT_INSTALLED
-                        : MEMHOOKS_PATCH_WRITE_FAILED;
+        /* write_code compares first: a jump another library wrote over ours stays. */
+        if (write_code(t->code, t->jump, t->original, t->length))
+            t->status = MEMHOOKS_PATCH_NOT_INSTALLED;
+        else
+            t->status = memcmp(t->code, t->jump, t->length) != 0 ? MEMHOOKS_PATCH_FOREIGN
+                                                                 : MEMHOOKS_PATCH_WRITE_FAILED;
     }
+}
+
+uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
+{
+    if (index < 0 || index >= TARGET_COUNT)
+        return NULL;
+    struct target *t = &targets[index];
+    bool ours = t->status == MEMHOOKS_PATCH_OK;
+    *jump = t->jump;
+    *length = ours ? t->length : 0;
+    return t->code;
+}
+
+void mh_patch_set_owned(int index, bool ours)
+{
+    struct target *t = &targets[index];
+    if (!ours && t->status == MEMHOOKS_PATCH_OK)
+        t->status = MEMHOOKS_PATCH_FOREIGN; /* written over: finalize leaves it */
+    else if (ours && t->status == MEMHOOKS_PATCH_FOREIGN && t->length &&
+             memcmp(t->code, t->jump, t->length) == 0)
+        t->status = MEMHOOKS_PATCH_OK; /* our jump is back */
 }

@@ -14,6 +14,14 @@
 /* The address the hook being tested is expected to report, and the MH_SEEN_* bits noted so far. */
 static _Atomic uintptr_t selftest_addr;
 static _Atomic int selftest_seen;
+/* The MH_SEEN_* bit of the call being made, for imported events (they do not say which call). */
+static _Atomic int selftest_bit;
+
+static void expect(uintptr_t addr, int bit)
+{
+    atomic_store(&selftest_bit, bit);
+    atomic_store(&selftest_addr, addr);
+}
 
 void mh_selftest_note(uintptr_t addr, int seen_bit)
 {
@@ -21,6 +29,19 @@ void mh_selftest_note(uintptr_t addr, int seen_bit)
         return;
     if (addr == atomic_load(&selftest_addr))
         atomic_fetch_or(&selftest_seen, seen_bit);
+}
+
+void mh_selftest_note_range(uintptr_t addr, size_t len, bool alloc)
+{
+    if (!(atomic_load_explicit(&mh_work, memory_order_relaxed) & MH_WORK_SELFTEST))
+        return;
+    uintptr_t want = atomic_load(&selftest_addr);
+    if (want < addr || want - addr >= len)
+        return;
+    int bit = atomic_load(&selftest_bit);
+    if (alloc)
+        bit = bit == MH_SEEN_MMAP_FIXED ? MH_SEEN_MMAP_ALLOC : 0;
+    atomic_fetch_or(&selftest_seen, bit);
 }
 
 /* Calls each patched function through libc's own entry point and checks its hook saw it. */
@@ -50,14 +71,14 @@ int mh_selftest_run(void)
                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if ((unsigned long)base < -4096UL) {
         char *p = (char *)base;
-        atomic_store(&selftest_addr, (uintptr_t)(p + 3 * page));
+        expect((uintptr_t)(p + 3 * page), MH_SEEN_MMAP_FIXED);
         do_mmap(p + 3 * page, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
                 -1, 0);
-        atomic_store(&selftest_addr, (uintptr_t)(p + 2 * page));
+        expect((uintptr_t)(p + 2 * page), MH_SEEN_MADVISE);
         do_madvise(p + 2 * page, page, MADV_DONTNEED);
-        atomic_store(&selftest_addr, (uintptr_t)(p + 3 * page));
+        expect((uintptr_t)(p + 3 * page), MH_SEEN_MREMAP);
         do_mremap(p + 2 * page, 2 * page, page, 0);
-        atomic_store(&selftest_addr, (uintptr_t)p);
+        expect((uintptr_t)p, MH_SEEN_MUNMAP);
         do_munmap(p, 3 * page);
     }
     /* System V shared memory, when the system has it: shmat over an attachment with SHM_REMAP,
@@ -72,8 +93,9 @@ int mh_selftest_run(void)
         long at = raw_syscall(SYS_shmat, shmid, 0, 0);
         if ((unsigned long)at < -4096UL) {
             shm_tested = true;
-            atomic_store(&selftest_addr, (uintptr_t)at);
+            expect((uintptr_t)at, MH_SEEN_SHMAT);
             do_shmat((int)shmid, (void *)at, SHM_REMAP);
+            expect((uintptr_t)at, MH_SEEN_SHMDT);
             do_shmdt((void *)at);
         }
         raw_syscall(SYS_shmctl, shmid, IPC_RMID, 0);
@@ -84,7 +106,7 @@ int mh_selftest_run(void)
     atomic_store(&selftest_addr, (uintptr_t)cur);
     do_sbrk(0);
     do_brk((void *)cur);
-    seen = atomic_load(&selftest_seen);
+    seen = atomic_load(&selftest_seen) | mh_foreign_assumed_bits();
     atomic_fetch_and(&mh_work, ~MH_WORK_SELFTEST);
     atomic_store(&selftest_addr, 0);
 

@@ -5,11 +5,15 @@
  */
 import assert from "node:assert/strict";
 
-// The shape is each child's own, as with JSON.parse.
-// deno-lint-ignore no-explicit-any
-export async function runChildJson(script: string, env: Record<string, string> = {}): Promise<any> {
+export async function runChildJson(
+  script: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+  // The shape is each child's own, as with JSON.parse.
+  // deno-lint-ignore no-explicit-any
+): Promise<any> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", script],
+    args: ["run", "-A", "--no-check", script, ...args],
     env,
     stdout: "piped",
     stderr: "piped",

@@ -72,6 +72,13 @@ const symbols = {
   probe_patch_foreign_shmdt: { parameters: [], result: "i32" },
   probe_foreign_calls: { parameters: [], result: "i32" },
   probe_libc_shmdt_first_byte: { parameters: [], result: "i32" },
+  probe_ucm_start: { parameters: [], result: "i32" },
+  probe_ucm_seen: { parameters: [], result: "u64" },
+  probe_ucm_watch: { parameters: ["pointer"], result: "void" },
+  probe_ucm_watch_seen: { parameters: [], result: "u64" },
+  probe_hand_patch_munmap: { parameters: [], result: "i32" },
+  probe_hand_unpatch_munmap: { parameters: [], result: "i32" },
+  probe_hand_calls: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export const probe = openNativeLibrary(LIBRARY, symbols).symbols;
