@@ -132,6 +132,7 @@ export const TARGETS: NativeTarget[] = [
     output: "libdeno_rdma_testsupport.so",
     sources: [
       "tests/native/atomic_adder.c",
+      "tests/native/cache_fork_probe.c",
       "tests/native/foreign_probe.c",
       "tests/native/memhooks_probe.c",
       "tests/native/pending_ring_probe.c",

@@ -1,7 +1,8 @@
 /**
  * The C test probe (`tests/native/memhooks_probe.c`, in build/libdeno_rdma_testsupport.so) for the
  * memory hook tests: a C release handler that records what it sees, and drivers that release
- * memory through libc's real paths.
+ * memory through libc's real paths; and the cache's fork probe (`tests/native/cache_fork_probe.c`,
+ * the same library).
  *
  * @module
  */
@@ -60,8 +61,6 @@ const symbols = {
     result: "i32",
   },
   probe_fork_two_unregisters_in_callbacks: { parameters: [], result: "i32" },
-  probe_time_munmap: { parameters: ["i32", "i32"], result: "u64" },
-  probe_time_munmap_unmapped: { parameters: ["i32"], result: "u64" },
   probe_register_slow: { parameters: [], result: "i32" },
   probe_slow_running: { parameters: [], result: "i32" },
   probe_unregister_slow_then_running: { parameters: [], result: "i32" },

@@ -19,11 +19,10 @@
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../../ffi/native/records.h"
+#include "child_status.h"
 #include "opal_memhooks.h"
 
 #define MAX_EVENTS 4096
@@ -353,16 +352,6 @@ int probe_malloc_trim(void)
     return malloc_trim(0);
 }
 
-void *probe_sbrk(intptr_t increment)
-{
-    return sbrk(increment);
-}
-
-int probe_brk(void *addr)
-{
-    return brk(addr);
-}
-
 static int last_shmid = -1;
 
 /* Creates a private System V segment of `size` bytes, attaches it and fills it with `byte`. */
@@ -551,15 +540,6 @@ void *probe_sbrk_scenario(int pages, int byte)
 
 /* ---- fork ---------------------------------------------------------------------------------- */
 
-/* Waits for child `pid`: its exit status, 128 + the signal that ended it, or -1. */
-static int child_status(pid_t pid)
-{
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /*
  * Forks; the child unmaps a filled mapping and frees a large malloc block, and exits 0 only if its
  * release handler saw the unmap with the bytes still there and it could then unregister the
@@ -672,33 +652,6 @@ int probe_fork_two_unregisters_in_callbacks(void)
 }
 
 /*
- * fork(); the child munmaps [p, p + n) (memory the parent has cached, with the registrar double)
- * and exits with how many deregistrations the double made in the child. `rcache_path` is the
- * loaded cache library's path (its counters are read through it). Returns the child's status, or
- * -2 when that library is not loaded.
- */
-int probe_fork_child_munmap_deregistrations(void *p, size_t n, const char *rcache_path)
-{
-    void *lib = dlopen(rcache_path, RTLD_NOW | RTLD_NOLOAD);
-    int (*counters)(double *, int) =
-        lib ? (int (*)(double *, int))dlsym(lib, "rcache_double_counters") : NULL;
-    if (!counters)
-        return -2;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        alarm(10);
-        double before[2], after[2];
-        counters(before, 2);
-        munmap(p, n);
-        counters(after, 2);
-        _exit((int)(after[1] - before[1]));
-    }
-    return child_status(pid);
-}
-
-/*
  * fork() while a queue cell is claimed and not filled (memhooks_testing_jam_queue): in the child,
  * a munmap's event, queued behind that cell, must still be drained, after a release covering
  * everything in its place. The probe takes a subscriber of its own that records releases.
@@ -743,54 +696,6 @@ int probe_fork_child_drains_behind_stuck_cell(void)
     memhooks_testing_jam_queue(sub, 0);
     memhooks_queue_unsubscribe(sub);
     return child_status(pid);
-}
-
-/* ---- Benchmark drivers ---------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/*
- * Nanoseconds spent in `batches` x `batch` munmap calls of populated 4 KiB mappings (the mmap
- * and first touch of each page happen outside the timed loop). Returns 0 on failure.
- */
-uint64_t probe_time_munmap(int batches, int batch)
-{
-    static void *pages[4096];
-    if (batch < 1 || batch > 4096)
-        return 0;
-    uint64_t total = 0;
-    for (int b = 0; b < batches; b++) {
-        for (int i = 0; i < batch; i++) {
-            pages[i] = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (pages[i] == MAP_FAILED)
-                return 0;
-            *(volatile char *)pages[i] = 1;
-        }
-        uint64_t start = now_ns();
-        for (int i = 0; i < batch; i++)
-            munmap(pages[i], PAGE);
-        total += now_ns() - start;
-    }
-    return total;
-}
-
-/* Nanoseconds for `count` munmap calls on a page that is not mapped: the system call's own floor,
- * which makes the constant cost a hook adds visible. */
-uint64_t probe_time_munmap_unmapped(int count)
-{
-    char *page = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page == MAP_FAILED)
-        return 0;
-    munmap(page, PAGE);
-    uint64_t start = now_ns();
-    for (int i = 0; i < count; i++)
-        munmap(page, PAGE);
-    return now_ns() - start;
 }
 
 /* ---- Another interceptor ---------------------------------------------------------------- */
