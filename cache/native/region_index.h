@@ -2,9 +2,10 @@
  * The cache's index of registered regions: an intrusive AVL tree keyed by start address (regions in
  * the tree never overlap, so "the region containing an address" is one floor search) and intrusive
  * doubly linked lists. The cache keeps two: idle regions in LRU order, and retired ones (held, but
- * no longer in the tree); a held region in the tree is on no list. Nothing here allocates or locks:
- * the caller owns the memory and the lock, which is what lets the release hook edit the index in
- * place.
+ * no longer in the tree); a held region in the tree is on no list, except one TypeScript took
+ * through its front word while it was idle (no native call saw that hold). Nothing here allocates
+ * or locks: the caller owns the memory and the lock, which is what lets the release hook edit the
+ * index in place.
  */
 #ifndef RCACHE_REGION_INDEX_H
 #define RCACHE_REGION_INDEX_H
