@@ -4,6 +4,7 @@
  *
  * - Verbs: {@link listDevices}, {@link openDevice}, {@link Context}, {@link ProtectionDomain},
  *   {@link MemoryRegion}, {@link CompletionQueue}, {@link QueuePair}, {@link RdmaError}, ...
+ * - Connection manager: {@link connect}, {@link listen}, {@link CmConnection}, {@link Listener}.
  * - Registration cache: {@link RegistrationCache}, {@link Registration}, and (testing/mod.ts)
  *   {@link createRegistrarDouble}, a test double for code without a device.
  * - Memory hooks (Open MPI's opal mem_hooks API): {@link memHooks} and the `OPAL_*` constants.
@@ -12,6 +13,7 @@
  */
 
 export * from "./verbs/mod.ts";
+export * from "./cm/mod.ts";
 export {
   type CachedSge,
   CacheRegistrar,

@@ -79,6 +79,15 @@ export const TARGETS: NativeTarget[] = [
     ldflags: ["-libverbs", "-Wl,-z,nodelete"],
   },
   {
+    // The connection manager (librdmacm): addresses, parameters and events as records.
+    output: "libdeno_rdma_cm.so",
+    sources: ["ffi/native/cm_shim.c"],
+    includes: [],
+    // nodelete: a worker's libraries are closed when it ends, even while a channel wait still
+    // runs on another thread.
+    ldflags: ["-lrdmacm", "-libverbs", "-Wl,-z,nodelete"],
+  },
+  {
     // The registration cache's native state, reached by the hooks synchronously. Hidden
     // visibility: it exports what rcache.h declares (and what the tests reach, see visibility.h).
     output: "libdeno_rdma_rcache.so",

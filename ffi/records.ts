@@ -9,6 +9,7 @@
  * TypeScript module written from it. */
 export const RECORD_SOURCES = [
   { library: "libdeno_rdma_verbs.so", symbol: "drv_records", module: "ffi/records/verbs.ts" },
+  { library: "libdeno_rdma_cm.so", symbol: "drc_records", module: "ffi/records/rdmacm.ts" },
   { library: "libdeno_rdma_rcache.so", symbol: "rcache_records", module: "ffi/records/rcache.ts" },
   { library: "libopal_memhooks.so", symbol: "memhooks_records", module: "ffi/records/memhooks.ts" },
 ] as const;

@@ -1,7 +1,7 @@
 /**
  * Prepares what the soft-RoCE guest boots: Debian's own kernel (downloaded as the exact package that
  * `linux-image-amd64` depends on and unpacked, never installed) and a busybox initramfs holding the
- * virtio, 9p, veth and rxe modules plus the two guest scripts.
+ * virtio, 9p, veth, rxe and connection-manager modules plus the two guest scripts.
  *
  * Everything is cached under `${XDG_CACHE_HOME:-$HOME/.cache}/deno-rdma/softroce/<kernel version>/`
  * (the repository's `.cache/` when neither variable is set).
@@ -23,6 +23,7 @@ export const HOST_PACKAGES = [
   "ibverbs-utils",
   "libibverbs-dev",
   "perftest",
+  "rdmacm-utils",
   "iproute2",
 ];
 
@@ -31,7 +32,20 @@ export const HOST_PACKAGES = [
  * declared dependency of rdma_rxe, but rxe fails to initialise ("failed to init crc32 algorithm")
  * without it.
  */
-const MODULES = ["virtio_pci", "9pnet_virtio", "9p", "crc32_generic", "veth", "rdma_rxe"];
+const MODULES = [
+  "virtio_pci",
+  "9pnet_virtio",
+  "9p",
+  "crc32_generic",
+  "veth",
+  "rdma_rxe",
+  // The connection manager: rdma_ucm gives /dev/infiniband/rdma_cm to librdmacm; rdma_cm needs the
+  // IB (ib_cm) and iWARP (iw_cm) connection managers.
+  "ib_cm",
+  "iw_cm",
+  "rdma_cm",
+  "rdma_ucm",
+];
 
 const HERE = new URL(".", import.meta.url).pathname;
 const INIT_SCRIPT = `${HERE}init.sh`;

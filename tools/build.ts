@@ -80,7 +80,10 @@ function compile(target: NativeTarget): void {
 
 /** Builds every stale target. Returns the names of the libraries it (re)built. */
 export function ensureBuilt(options: { force?: boolean; quiet?: boolean } = {}): string[] {
-  ensureDebianPackages(["gcc", "libc6-dev", "libibverbs-dev"], "building the native libraries");
+  ensureDebianPackages(
+    ["gcc", "libc6-dev", "libibverbs-dev", "librdmacm-dev"],
+    "building the native libraries",
+  );
   Deno.mkdirSync(BUILD_DIR, { recursive: true });
   for (const file of unlistedSources()) {
     console.error(

@@ -149,9 +149,23 @@ export class Context extends NativeHandle {
   readonly deviceName: string;
   #waitingAsync = false;
 
-  private constructor(pointer: Deno.PointerObject, deviceName: string) {
-    super(pointer, "Context", "ibv_close_device", (p) => verbsNative().drv_close_device(p));
+  private constructor(pointer: Deno.PointerObject, deviceName: string, owned: boolean) {
+    super(
+      pointer,
+      "Context",
+      "ibv_close_device",
+      (p) => owned ? verbsNative().drv_close_device(p) : 0,
+    );
     this.deviceName = deviceName;
+  }
+
+  /**
+   * A handle on a context that another library opened and keeps open (librdmacm's, the device of
+   * a connection-manager id): the lifetime rules apply to the handle, but closing it leaves the
+   * device open for its owner.
+   */
+  static borrow(pointer: Deno.PointerObject): Context {
+    return new Context(pointer, cStringAt(verbsNative().drv_context_device_name(pointer)), false);
   }
 
   /** Opens `name`, or the first device. Prefer `openDevice()` from the module root. */
@@ -170,7 +184,7 @@ export class Context extends NativeHandle {
     }
     const pointer = verbsNative().drv_open_device(encoded);
     if (pointer === null) throw lastError("ibv_open_device", name ?? "first device");
-    return new Context(pointer, cStringAt(verbsNative().drv_context_device_name(pointer)));
+    return new Context(pointer, cStringAt(verbsNative().drv_context_device_name(pointer)), true);
   }
 
   /** ibv_query_device. */

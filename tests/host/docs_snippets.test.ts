@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 
 const ROOT = new URL("../..", import.meta.url);
-const READMES = ["README.md", "verbs/README.md", "cache/README.md", "softroce/README.md"];
+const READMES = [
+  "README.md",
+  "verbs/README.md",
+  "cm/README.md",
+  "cache/README.md",
+  "softroce/README.md",
+];
 
 Deno.test("every ```ts block in the READMEs type-checks", async () => {
   const dir = await Deno.makeTempDir({ prefix: "readme-snippets-" });

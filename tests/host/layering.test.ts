@@ -1,4 +1,4 @@
-// The layers import as the README draws them: ffi <- verbs <- cache -> hooks (and testing over
+// The layers import as the README draws them: ffi <- verbs <- cm, ffi <- verbs <- cache -> hooks (and testing over
 // cache), the examples use the public API. A file that imports across a layer fails here, naming
 // the import.
 import assert from "node:assert/strict";
@@ -8,6 +8,7 @@ import { ROOT } from "../../tools/build.ts";
 const ALLOWED: Record<string, string[]> = {
   "ffi": ["ffi"],
   "verbs": ["ffi", "verbs"],
+  "cm": ["ffi", "verbs", "cm"],
   "hooks": ["ffi", "hooks"],
   "cache": ["ffi", "verbs", "hooks", "cache"],
   "testing": ["ffi", "verbs", "hooks", "cache", "testing"],

@@ -1,7 +1,8 @@
-// The verbs shim's FFI table says what its C code declares: every exported function has an entry
+// Each shim's FFI table (the verbs', the connection manager's) says what its C code declares: every exported function has an entry
 // whose comment is its C declaration, and whose parameter and result types are those of that
 // declaration; an entry for a function the shim does not export fails too.
 import assert from "node:assert/strict";
+import { rdmacmSymbols } from "../../ffi/rdmacm_symbols.ts";
 import { verbsSymbols } from "../../ffi/verbs_symbols.ts";
 import { ROOT } from "../../tools/build.ts";
 import {
@@ -14,11 +15,14 @@ import {
 
 const SOURCES = `${ROOT}/ffi/native`;
 
-/** Every `EXPORT <declaration> {` of the shim's C files, by function name. */
-function exportedDeclarations(): Map<string, string> {
+/** The connection manager's shim; every other C file here is the verbs shim's. */
+const CM_SHIM = "cm_shim.c";
+
+/** Every `EXPORT <declaration> {` of the C files `belongs` picks, by function name. */
+function exportedDeclarations(belongs: (file: string) => boolean): Map<string, string> {
   const found = new Map<string, string>();
   for (const entry of Deno.readDirSync(SOURCES)) {
-    if (!entry.name.endsWith(".c")) continue;
+    if (!entry.name.endsWith(".c") || !belongs(entry.name)) continue;
     const text = Deno.readTextFileSync(`${SOURCES}/${entry.name}`);
     for (const match of text.matchAll(/^EXPORT\s+([^{;]+?)\s*\{/gm)) {
       const declaration = normalize(match[1]);
@@ -29,11 +33,19 @@ function exportedDeclarations(): Map<string, string> {
 }
 
 Deno.test("each verbs symbol's comment is its C declaration, and its types match it", () => {
-  const exported = exportedDeclarations();
+  const exported = exportedDeclarations((file) => file !== CM_SHIM);
   const commented = commentedDeclarations(Deno.readTextFileSync(`${ROOT}/ffi/verbs_symbols.ts`));
   assert.ok(exported.size > 40, `found ${exported.size} exported functions`);
   assert.deepEqual(Object.keys(verbsSymbols).sort(), [...exported.keys()].sort());
   assertTableMatches(verbsSymbols, exported, commented, "the verbs shim");
+});
+
+Deno.test("each rdmacm symbol's comment is its C declaration, and its types match it", () => {
+  const exported = exportedDeclarations((file) => file === CM_SHIM);
+  const commented = commentedDeclarations(Deno.readTextFileSync(`${ROOT}/ffi/rdmacm_symbols.ts`));
+  assert.ok(exported.size > 15, `found ${exported.size} exported functions`);
+  assert.deepEqual(Object.keys(rdmacmSymbols).sort(), [...exported.keys()].sort());
+  assertTableMatches(rdmacmSymbols, exported, commented, "the connection-manager shim");
 });
 
 Deno.test("the check reads a declaration's types", () => {
