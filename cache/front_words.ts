@@ -16,10 +16,21 @@ export class FrontWords {
   readonly #words: Int32Array;
   /** The release queue's control words: `deferred` says a release hook's work is pending. */
   readonly #control: Int32Array;
-  /** libc's entry points and the bytes they must hold (null: never hit without a native call). */
-  readonly #guardCode: Int32Array;
-  readonly #guardOffsets: Int32Array;
-  readonly #guardExpected: Int32Array;
+  /**
+   * The interception guard (ffi/memhooks.ts): a 64-bit view of libc's text over the hooks' 8
+   * entry points, their indexes in it, and the native words they must equal. Without a guard, a
+   * view that never matches: every get goes native.
+   */
+  readonly #code: BigInt64Array;
+  readonly #o0: number;
+  readonly #o1: number;
+  readonly #o2: number;
+  readonly #o3: number;
+  readonly #o4: number;
+  readonly #o5: number;
+  readonly #o6: number;
+  readonly #o7: number;
+  readonly #expected: BigInt64Array;
   readonly #generations = new Uint32Array(FRONT_SLOTS);
   /** The word the next region without one gets (round robin). */
   #next = 0;
@@ -32,24 +43,23 @@ export class FrontWords {
   constructor(words: Int32Array, control: Int32Array, guard: InterceptionGuard | null) {
     this.#words = words;
     this.#control = control;
-    // Without a guard, a guard that never matches: 0 !== -1.
-    this.#guardCode = guard?.code ?? new Int32Array(1);
-    this.#guardOffsets = guard?.offsets ?? new Int32Array(1);
-    this.#guardExpected = guard?.expected ?? new Int32Array([-1]);
+    this.#code = guard?.code ?? new BigInt64Array(1);
+    this.#expected = guard?.expected ?? new BigInt64Array(8).fill(-1n);
+    const o = guard?.offsets ?? [0, 0, 0, 0, 0, 0, 0, 0];
+    [this.#o0, this.#o1, this.#o2, this.#o3, this.#o4, this.#o5, this.#o6, this.#o7] = o;
   }
 
   /**
    * Whether libc's entry points still hold the bytes last verified by native code, so every
-   * release still reaches the cache (cache/README.md, "Other interceptors"): 16 loads and
-   * compares. Another library that wrote its jump over one of them makes this false until a
-   * native call has invalidated every region and verified the new bytes.
+   * release still reaches the cache (cache/README.md, "Other interceptors"): 8 loads and
+   * compares of 64 bits, written out. Another library that wrote its jump over one of them makes
+   * this false until a native call has invalidated every region and verified the new bytes.
    */
   #intercepted(): boolean {
-    const code = this.#guardCode, offsets = this.#guardOffsets, expected = this.#guardExpected;
-    for (let i = 0; i < offsets.length; i++) {
-      if (code[offsets[i]] !== expected[i]) return false;
-    }
-    return true;
+    const c = this.#code, x = this.#expected;
+    return c[this.#o0] === x[0] && c[this.#o1] === x[1] && c[this.#o2] === x[2] &&
+      c[this.#o3] === x[3] && c[this.#o4] === x[4] && c[this.#o5] === x[5] &&
+      c[this.#o6] === x[6] && c[this.#o7] === x[7];
   }
 
   /** The word to offer the next native get (the `front` argument of rcache_get). */

@@ -12,6 +12,7 @@
  */
 import { openNativeLibrary } from "./loader.ts";
 import { addressOfPointer, bytesAt, cStringAt, pointerAt } from "./pointers.ts";
+import { GUARD_WORDS } from "./records/memhooks.ts";
 
 /** File name of the hooks library in the build folder. */
 export const MEMHOOKS_LIBRARY = "libopal_memhooks.so";
@@ -113,21 +114,23 @@ export function patchOwner(index: number): string {
 
 /**
  * What a hit without a native call compares to know that the hooks' entry points were not written
- * over (opal_memhooks.h, memhooks_guard_words): `code[offsets[j]]`, must equal `expected[j]` for every j. `code` views libc's text from the
- * lowest entry to the highest (read only: a write faults); `expected` views the native words, which
- * change when interception changes.
+ * over (opal_memhooks.h, memhooks_guard_words): `code[offsets[i]]`, the first 8 bytes of libc's
+ * entry point `i`, must equal `expected[i]`. `code` views libc's text from the lowest entry to
+ * the highest (read only: a write faults); `expected` views the native guard words, which change
+ * when interception does.
  */
 export interface InterceptionGuard {
-  readonly code: Int32Array;
-  readonly offsets: Int32Array;
-  readonly expected: Int32Array;
+  readonly code: BigInt64Array;
+  readonly offsets: readonly number[];
+  readonly expected: BigInt64Array;
 }
 
 let guard: InterceptionGuard | null | undefined;
 
 /**
- * The interception guard (one per isolate, over the same native words); null when libc lacks one
- * of the functions (then nothing can be checked without a native call).
+ * The interception guard (one per isolate, over the same native words); null unless libc has all
+ * `GUARD_WORDS / 2` functions at 8-byte aligned entries (then nothing can be checked without a
+ * native call).
  */
 export function interceptionGuard(): InterceptionGuard | null {
   if (guard !== undefined) return guard;
@@ -140,15 +143,13 @@ export function interceptionGuard(): InterceptionGuard | null {
     entries.push(addressOfPointer(entry));
   }
   const words = native.memhooks_guard_words();
-  if (count === 0 || words === null) return guard = null;
+  if (2 * count !== GUARD_WORDS || words === null || entries.some((e) => e % 8n !== 0n)) {
+    return guard = null;
+  }
   const low = entries.reduce((a, b) => (a < b ? a : b));
   const high = entries.reduce((a, b) => (a > b ? a : b)) + 8n;
-  const code = new Int32Array(bytesAt(pointerAt(low)!, Number(high - low)).buffer);
-  const offsets = new Int32Array(2 * count);
-  entries.forEach((entry, i) => {
-    offsets[2 * i] = Number(entry - low) / 4;
-    offsets[2 * i + 1] = Number(entry - low) / 4 + 1;
-  });
-  const expected = new Int32Array(bytesAt(words, 4 * offsets.length).buffer);
+  const code = new BigInt64Array(bytesAt(pointerAt(low)!, Number(high - low)).buffer);
+  const offsets = entries.map((e) => Number(e - low) / 8);
+  const expected = new BigInt64Array(bytesAt(words, 4 * GUARD_WORDS).buffer);
   return guard = { code, offsets, expected };
 }

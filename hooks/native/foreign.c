@@ -52,11 +52,12 @@ enum owner_kind { OWNER_NONE, OWNER_OURS, OWNER_LIBC, OWNER_UCM, OWNER_OPAL, OWN
 
 static int target_count;
 static uint8_t verified[MAX_TARGETS][8]; /* entry bytes at the last verification */
-static _Atomic int32_t guard[MEMHOOKS_GUARD_WORDS];
-static int32_t guard_pending[MEMHOOKS_GUARD_WORDS]; /* what guard becomes once published */
+/* One 64-bit word per entry (TypeScript reads each with one load); pending until published. */
+static _Atomic uint64_t guard[MEMHOOKS_GUARD_WORDS / 2];
+static uint64_t guard_pending[MEMHOOKS_GUARD_WORDS / 2];
 static int owner_kind[MAX_TARGETS];
 static char owner_name[MAX_TARGETS][OWNER_LEN];
-static _Atomic int losses, published_losses;
+static _Atomic int losses;
 static _Atomic int intercepted, sources;
 static _Atomic bool armed; /* verification runs between init and finalize */
 static uintptr_t foreign_caller; /* an address in libc's text: imported events count as from_alloc */
@@ -289,20 +290,18 @@ static bool reclassify(void)
         owner_kind[i] = kind;
         all = all && covered;
     }
+    all = all && any;
     for (int i = 0; i < target_count; i++) {
         const uint8_t *jump;
         size_t length;
-        uint8_t *code = mh_patch_entry(i, &jump, &length);
-        int32_t w[2] = {0, 0};
-        if (code)
-            memcpy(w, verified[i], 8);
-        guard_pending[2 * i] = w[0];
-        guard_pending[2 * i + 1] = w[1];
+        uint64_t w = 0;
+        if (mh_patch_entry(i, &jump, &length))
+            memcpy(&w, verified[i], 8);
+        guard_pending[i] = w;
     }
-    all = all && any;
-    if (!all) /* no entry holds bytes this pattern cannot be: every hit goes native */
+    if (!all) /* no entry holds bytes these cannot be: every hit goes native */
         for (int i = 0; i < target_count; i++)
-            guard_pending[2 * i] = ~guard_pending[2 * i];
+            guard_pending[i] = ~guard_pending[i];
     atomic_store(&sources, src);
     atomic_store(&intercepted, all);
     return all;
@@ -327,9 +326,8 @@ void mh_foreign_init(void)
         target_count = MAX_TARGETS;
     foreign_caller = (uintptr_t)mh_libc_symbol("munmap");
     reclassify();
-    for (int i = 0; i < MEMHOOKS_GUARD_WORDS; i++)
+    for (int i = 0; i < MEMHOOKS_GUARD_WORDS / 2; i++)
         atomic_store(&guard[i], guard_pending[i]);
-    atomic_store(&published_losses, atomic_load(&losses));
     atomic_store(&armed, true);
 }
 
@@ -408,9 +406,8 @@ void memhooks_guard_publish(int seen_losses)
 {
     mh_api_lock();
     if (seen_losses == atomic_load(&losses) && entries_unchanged()) {
-        for (int i = 0; i < MEMHOOKS_GUARD_WORDS; i++)
+        for (int i = 0; i < MEMHOOKS_GUARD_WORDS / 2; i++)
             atomic_store(&guard[i], guard_pending[i]);
-        atomic_store(&published_losses, seen_losses);
     }
     mh_api_unlock();
 }

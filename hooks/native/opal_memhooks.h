@@ -179,10 +179,11 @@ int memhooks_event_sources(void);
 const char *memhooks_patch_owner(int index);
 /*
  * For readers that cannot call memhooks_verify() cheaply (TypeScript's hits without a native
- * call): word 2i and 2i+1 of memhooks_guard_words() are the first 8 bytes, as two int32s, that
- * libc's entry memhooks_guard_entry(i) must hold (i < memhooks_patch_count(); the entry is 8-byte
- * aligned, or NULL when libc has no such function). When interception is lost they are set to
- * bytes the entry cannot hold, so the comparison fails until it is re-established.
+ * call): memhooks_guard_words() is 8-byte aligned, and its 64-bit word i (int32s 2i and 2i+1) is
+ * what the 8 bytes at memhooks_guard_entry(i) must hold, i < memhooks_patch_count() (the entry's
+ * address rounded down to 4 bytes; NULL when libc has no such function). When interception is lost
+ * they are set to bytes the entries cannot hold, so the comparison fails until it is
+ * re-established.
  */
 #define MEMHOOKS_GUARD_WORDS 16
 const int32_t *memhooks_guard_words(void);
