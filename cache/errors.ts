@@ -6,6 +6,7 @@
 import { type RcacheNative, RcacheStatus } from "../ffi/rcache.ts";
 import { PATCH } from "../ffi/records/memhooks.ts";
 import { memHooks } from "../hooks/mem_hooks.ts";
+import { cStringAt } from "../ffi/pointers.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
 
 /** Any use of a closed cache (or of a registration of one). */
@@ -22,14 +23,16 @@ export function releasedError(operation: string): RdmaError {
 export function createError(native: RcacheNative, status: number): Error {
   const level = native.rcache_hooks_support_level();
   switch (status) {
-    case RcacheStatus.UNSUPPORTED:
+    case RcacheStatus.UNSUPPORTED: {
+      const missing = cStringAt(native.rcache_hooks_missing());
       return new RdmaError(
         "RegistrationCache",
         Errno.ENOSYS,
         `the memory hooks report support level 0x${level.toString(16)}; a lazy registration ` +
           `cache needs FREE and MMAP support, or released memory could stay registered` +
-          foreignOwners(),
+          (missing ? ` (not patched: ${missing})` : "") + foreignOwners(),
       );
+    }
     case RcacheStatus.HOOKS:
       return new RdmaError(
         "RegistrationCache",

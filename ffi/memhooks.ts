@@ -62,6 +62,8 @@ export const memhooksSymbols = {
   memhooks_patch_name: { parameters: ["i32"], result: "pointer" },
   /** int memhooks_patch_status(int index): a MEMHOOKS_PATCH_* value */
   memhooks_patch_status: { parameters: ["i32"], result: "i32" },
+  /** const char *memhooks_patch_reason(int index): read it through patchReason */
+  memhooks_patch_reason: { parameters: ["i32"], result: "pointer" },
   /** int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered) */
   memhooks_decode_prologue: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   /** uintptr_t memhooks_release_caller(void) */
@@ -100,6 +102,11 @@ export function memhooksNative(): MemhooksNative {
 export function pendingWord(subscriber: number): Int32Array | null {
   const word = memhooksNative().memhooks_queue_pending_word(subscriber);
   return word === null ? null : new Int32Array(bytesAt(word, 4).buffer);
+}
+
+/** Why patched function `index` has its status (`memhooks_patch_reason`): "" before init. */
+export function patchReason(index: number): string {
+  return cStringAt(memhooksNative().memhooks_patch_reason(index));
 }
 
 /** The name of patched function `index` (`memhooks_patch_name`): "" out of range. */

@@ -57,6 +57,7 @@ export const TARGETS: NativeTarget[] = [
       "hooks/native/selftest.c",
       "hooks/native/stats.c",
       "ffi/native/range_ring.c",
+      "hooks/native/x86_insn.c",
     ],
     includes: [],
     // -z now: every symbol bound at load, so no hook ever runs the dynamic linker's lazy resolver.

@@ -62,6 +62,8 @@ export const rcacheSymbols = {
   rcache_hooks_support_level: { parameters: [], result: "i32" },
   /** int rcache_hooks_status(void) */
   rcache_hooks_status: { parameters: [], result: "i32" },
+  /** const char *rcache_hooks_missing(void): this thread's last refusal, function by function */
+  rcache_hooks_missing: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's functions. */

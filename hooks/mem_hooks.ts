@@ -50,6 +50,7 @@ import {
   memhooksNative,
   patchName,
   patchOwner,
+  patchReason,
   pendingWord,
 } from "../ffi/memhooks.ts";
 import {
@@ -130,11 +131,15 @@ export interface PatchStatus {
   name: string;
   /**
    * MEMHOOKS_PATCH_*: 0 patched, 1 not installed, 2 no such symbol, 3 unknown prologue, 4 already
-   * redirected by another library, 5 no stub page in reach, 6 write failed, 7 unsupported platform.
+   * redirected by another library, 5 no stub page in reach, 6 write failed, 7 unsupported platform,
+   * 8 no safe entry (a short first instruction and no unexecuted padding near), 9 patched but the
+   * self-test did not see its event (restored).
    */
   status: number;
   /** The library the function leads to when another one owns it ("" otherwise). */
   owner: string;
+  /** What decided the status, with the bytes that did, e.g. "unknown instruction at +0: ...". */
+  reason: string;
 }
 
 interface Listener {
@@ -335,6 +340,7 @@ class MemHooks {
         name: patchName(i),
         status: lib.memhooks_patch_status(i),
         owner: patchOwner(i),
+        reason: patchReason(i),
       });
     }
     return result;

@@ -324,6 +324,11 @@ int rcache_hooks_status(void)
     return rc_hooks_status();
 }
 
+const char *rcache_hooks_missing(void)
+{
+    return rc_hooks_missing();
+}
+
 /* ---- The records TypeScript shares (records.h; tools/records.ts reads them) ---------------- */
 
 #define STATUS_ENTRY(c_name, ts_name, value) CONSTANT_ENTRY(STATUS, ts_name, c_name)

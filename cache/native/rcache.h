@@ -198,6 +198,9 @@ RCACHE_API int rcache_stats(int slot, double *out, int count);
 RCACHE_API double rcache_memlock_limit(void); /* RLIMIT_MEMLOCK soft limit, -1 when unlimited */
 RCACHE_API int rcache_hooks_support_level(void);
 RCACHE_API int rcache_hooks_status(void); /* the last opal_mem_hooks_* code rcache_create saw */
+/* The libc functions the hooks could not patch or prove, each with why ("sbrk: unknown
+ * instruction at +0: 41 54 55 48"), as this thread's last refused rcache_create saw them. */
+RCACHE_API const char *rcache_hooks_missing(void);
 
 /* The records and constants above, as records_text() (see ffi/native/records.h). */
 RCACHE_API const char *rcache_records(void);

@@ -210,6 +210,7 @@ static inline void rc_drain_pending(struct rc_cache *c, bool in_hook)
 int rc_ensure_hooks(void);
 int rc_hooks_level(void);
 int rc_hooks_status(void);
+const char *rc_hooks_missing(void);
 
 /* ---- registrar_verbs.c ------------------------------------------------------------------- */
 

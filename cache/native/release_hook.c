@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,6 +16,23 @@
 #define NEEDED_SUPPORT (OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_MMAP_SUPPORT)
 
 static _Atomic int hooks_status = OPAL_SUCCESS;
+static _Thread_local char hooks_missing[768]; /* rc_hooks_missing(): read by the refused thread */
+
+/* Lists the functions that are not patched, with why, into hooks_missing. */
+static void describe_missing(void)
+{
+    size_t n = 0;
+    hooks_missing[0] = 0;
+    for (int i = 0; i < memhooks_patch_count() && n < sizeof hooks_missing; i++) {
+        if (memhooks_patch_status(i) == MEMHOOKS_PATCH_OK)
+            continue;
+        int got = snprintf(hooks_missing + n, sizeof hooks_missing - n, "%s%s: %s",
+                           n ? "; " : "", memhooks_patch_name(i), memhooks_patch_reason(i));
+        if (got < 0)
+            break;
+        n += (size_t)got;
+    }
+}
 static _Atomic int hooks_level;
 
 static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc)
@@ -65,8 +83,10 @@ int rc_ensure_hooks(void)
         level = opal_mem_hooks_support_level();
     }
     atomic_store(&hooks_level, level);
-    if ((level & NEEDED_SUPPORT) != NEEDED_SUPPORT)
+    if ((level & NEEDED_SUPPORT) != NEEDED_SUPPORT) {
+        describe_missing();
         return RCACHE_ERR_UNSUPPORTED;
+    }
     /* Registered once for all caches; OPAL_EXISTS just means it already is. Registering again on
      * every creation restores it after an opal_mem_hooks_finalize. */
     int rc = opal_mem_hooks_register_release(release_hook, rc_caches);
@@ -79,6 +99,11 @@ int rc_ensure_hooks(void)
 int rc_hooks_level(void)
 {
     return atomic_load(&hooks_level);
+}
+
+const char *rc_hooks_missing(void)
+{
+    return hooks_missing;
 }
 
 int rc_hooks_status(void)

@@ -40,6 +40,7 @@ EXPORT int drv_last_errno(void)
 }
 
 /* Name ("ENOMEM") and description ("Cannot allocate memory") of an errno value. */
+#if __GLIBC_PREREQ(2, 32)
 EXPORT const char *drv_errno_name(int err)
 {
     const char *name = strerrorname_np(err);
@@ -51,6 +52,164 @@ EXPORT const char *drv_errno_text(int err)
     const char *text = strerrordesc_np(err);
     return text ? text : "Unknown error";
 }
+#else
+/* Before glibc 2.32 there is no strerrorname_np/strerrordesc_np: the names from the kernel's
+ * list, the descriptions from strerror_r, which returns its own buffer for an unknown value. */
+static const char *errno_name(int err)
+{
+    switch (err) {
+#define NAME(e)                                                                                    \
+    case e:                                                                                        \
+        return #e;
+    NAME(EPERM)
+    NAME(ENOENT)
+    NAME(ESRCH)
+    NAME(EINTR)
+    NAME(EIO)
+    NAME(ENXIO)
+    NAME(E2BIG)
+    NAME(ENOEXEC)
+    NAME(EBADF)
+    NAME(ECHILD)
+    NAME(EAGAIN)
+    NAME(ENOMEM)
+    NAME(EACCES)
+    NAME(EFAULT)
+    NAME(ENOTBLK)
+    NAME(EBUSY)
+    NAME(EEXIST)
+    NAME(EXDEV)
+    NAME(ENODEV)
+    NAME(ENOTDIR)
+    NAME(EISDIR)
+    NAME(EINVAL)
+    NAME(ENFILE)
+    NAME(EMFILE)
+    NAME(ENOTTY)
+    NAME(ETXTBSY)
+    NAME(EFBIG)
+    NAME(ENOSPC)
+    NAME(ESPIPE)
+    NAME(EROFS)
+    NAME(EMLINK)
+    NAME(EPIPE)
+    NAME(EDOM)
+    NAME(ERANGE)
+    NAME(EDEADLK)
+    NAME(ENAMETOOLONG)
+    NAME(ENOLCK)
+    NAME(ENOSYS)
+    NAME(ENOTEMPTY)
+    NAME(ELOOP)
+    NAME(ENOMSG)
+    NAME(EIDRM)
+    NAME(ECHRNG)
+    NAME(EL2NSYNC)
+    NAME(EL3HLT)
+    NAME(EL3RST)
+    NAME(ELNRNG)
+    NAME(EUNATCH)
+    NAME(ENOCSI)
+    NAME(EL2HLT)
+    NAME(EBADE)
+    NAME(EBADR)
+    NAME(EXFULL)
+    NAME(ENOANO)
+    NAME(EBADRQC)
+    NAME(EBADSLT)
+    NAME(EBFONT)
+    NAME(ENOSTR)
+    NAME(ENODATA)
+    NAME(ETIME)
+    NAME(ENOSR)
+    NAME(ENONET)
+    NAME(ENOPKG)
+    NAME(EREMOTE)
+    NAME(ENOLINK)
+    NAME(EADV)
+    NAME(ESRMNT)
+    NAME(ECOMM)
+    NAME(EPROTO)
+    NAME(EMULTIHOP)
+    NAME(EDOTDOT)
+    NAME(EBADMSG)
+    NAME(EOVERFLOW)
+    NAME(ENOTUNIQ)
+    NAME(EBADFD)
+    NAME(EREMCHG)
+    NAME(ELIBACC)
+    NAME(ELIBBAD)
+    NAME(ELIBSCN)
+    NAME(ELIBMAX)
+    NAME(ELIBEXEC)
+    NAME(EILSEQ)
+    NAME(ERESTART)
+    NAME(ESTRPIPE)
+    NAME(EUSERS)
+    NAME(ENOTSOCK)
+    NAME(EDESTADDRREQ)
+    NAME(EMSGSIZE)
+    NAME(EPROTOTYPE)
+    NAME(ENOPROTOOPT)
+    NAME(EPROTONOSUPPORT)
+    NAME(ESOCKTNOSUPPORT)
+    NAME(EOPNOTSUPP)
+    NAME(EPFNOSUPPORT)
+    NAME(EAFNOSUPPORT)
+    NAME(EADDRINUSE)
+    NAME(EADDRNOTAVAIL)
+    NAME(ENETDOWN)
+    NAME(ENETUNREACH)
+    NAME(ENETRESET)
+    NAME(ECONNABORTED)
+    NAME(ECONNRESET)
+    NAME(ENOBUFS)
+    NAME(EISCONN)
+    NAME(ENOTCONN)
+    NAME(ESHUTDOWN)
+    NAME(ETOOMANYREFS)
+    NAME(ETIMEDOUT)
+    NAME(ECONNREFUSED)
+    NAME(EHOSTDOWN)
+    NAME(EHOSTUNREACH)
+    NAME(EALREADY)
+    NAME(EINPROGRESS)
+    NAME(ESTALE)
+    NAME(EUCLEAN)
+    NAME(ENOTNAM)
+    NAME(ENAVAIL)
+    NAME(EISNAM)
+    NAME(EREMOTEIO)
+    NAME(EDQUOT)
+    NAME(ENOMEDIUM)
+    NAME(EMEDIUMTYPE)
+    NAME(ECANCELED)
+    NAME(ENOKEY)
+    NAME(EKEYEXPIRED)
+    NAME(EKEYREVOKED)
+    NAME(EKEYREJECTED)
+    NAME(EOWNERDEAD)
+    NAME(ENOTRECOVERABLE)
+    NAME(ERFKILL)
+    NAME(EHWPOISON)
+#undef NAME
+    default:
+        return "";
+    }
+}
+
+EXPORT const char *drv_errno_name(int err)
+{
+    return errno_name(err);
+}
+
+EXPORT const char *drv_errno_text(int err)
+{
+    char buf[8];
+    const char *text = strerror_r(err, buf, sizeof buf);
+    return text == buf || !errno_name(err)[0] ? "Unknown error" : text;
+}
+#endif
 
 /* ---------- the records TypeScript shares (records.h; tools/records.ts reads them) ---------- */
 

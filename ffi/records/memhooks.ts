@@ -55,6 +55,8 @@ export const PATCH = {
   NO_TRAMPOLINE: 5,
   WRITE_FAILED: 6,
   UNSUPPORTED: 7,
+  NO_SAFE_ENTRY: 8,
+  NOT_SEEN: 9,
 } as const;
 
 /** SOURCE: values, from C. */

@@ -15,6 +15,10 @@
 
 #include "memhooks_internal.h"
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux 5.7; glibc's headers have it from 2.32 */
+#endif
+
 #define PAGE 4096UL
 #define PAGE_UP(n) (((n) + PAGE - 1) & ~(PAGE - 1))
 #define CALLER ((uintptr_t)__builtin_return_address(0))

@@ -51,9 +51,11 @@ int opal_mem_hooks_init(void)
     if (!initialized) {
         bool patched = mh_patch_install() == OPAL_SUCCESS;
         mh_foreign_init(); /* who owns each entry; imports the events of those we cannot patch */
-        if (patched || (memhooks_event_sources() & ~MEMHOOKS_SOURCE_PATCH))
-            support_level = mh_selftest_run();
-        else
+        if (patched || (memhooks_event_sources() & ~MEMHOOKS_SOURCE_PATCH)) {
+            int seen, tested;
+            support_level = mh_selftest_run(&seen, &tested);
+            mh_patch_check_seen(seen, tested);
+        } else
             support_level = 0;
         initialized = true;
         if (support_level == 0)

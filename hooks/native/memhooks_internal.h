@@ -60,9 +60,10 @@ void mh_wait_for_dispatches(void);
 /* In a forked child: forgets the dispatches of the parent's other threads. */
 void mh_dispatch_after_fork_child(void);
 
-/* Init's self-test (selftest.c): returns the OPAL_MEMORY_* bits it proved. While it runs, a hook
- * reports that it ran for `addr` with mh_selftest_note (bit = one of MH_SEEN_*). */
-int mh_selftest_run(void);
+/* Init's self-test (selftest.c): returns the OPAL_MEMORY_* bits it proved, and the MH_SEEN_* bits
+ * it saw and those it tested. While it runs, a hook reports that it ran for `addr` with
+ * mh_selftest_note (bit = one of MH_SEEN_*). */
+int mh_selftest_run(int *seen, int *tested);
 enum {
     MH_SEEN_MUNMAP = 1 << 0,
     MH_SEEN_MADVISE = 1 << 1,
@@ -109,6 +110,9 @@ static inline void mh_count_event(_Atomic uint64_t *counter)
 /* Code patching (patch.c). */
 int mh_patch_install(void);
 void mh_patch_remove(void);
+/* After the self-test: a patched function whose tested events were not all seen is restored and
+ * marked MEMHOOKS_PATCH_NOT_SEEN. */
+void mh_patch_check_seen(int seen, int tested);
 bool mh_libc_text_contains(uintptr_t addr);
 /* For foreign.c: entry `index`'s code (NULL when libc has none), the jump we wrote there and its
  * length (0 unless our patch is in place); and the status an entry gets once foreign.c found who
@@ -129,6 +133,29 @@ void mh_selftest_note_range(uintptr_t addr, size_t len, bool alloc);
 /* libc's own entry points (found with dlsym on libc), used by the self-test to call the real
  * functions, never our LD_PRELOAD definitions. */
 void *mh_libc_symbol(const char *name);
+
+/* x86-64 instruction lengths (x86_insn.c), for the code patch.c reads before rewriting it. */
+enum mh_x86_kind {
+    MH_X86_OTHER,        /* falls through to the next instruction */
+    MH_X86_NOP,          /* 90 or 0F 1F /0, with any prefixes: alignment padding */
+    MH_X86_STOP,         /* ret, ud2, hlt, int3: never falls through */
+    MH_X86_JMP,          /* jmp rel8/rel32 */
+    MH_X86_JMP_INDIRECT, /* jmp r/m */
+    MH_X86_JCC,          /* conditional branch, loop, jrcxz */
+    MH_X86_CALL,         /* call rel32 or r/m */
+    MH_X86_SYSCALL
+};
+struct mh_x86_insn {
+    uint8_t len;
+    uint8_t kind;       /* enum mh_x86_kind */
+    bool has_target;    /* a relative branch or call: `rel` from the next instruction */
+    bool rip_relative;  /* a [rip + disp32] operand, its disp32 at byte `disp_at` */
+    uint8_t disp_at;
+    int32_t rel;
+};
+/* Decodes the instruction at `p` (at most `avail` bytes readable): its length, or 0 when it is
+ * not one this decoder knows. */
+size_t mh_x86_decode(const uint8_t *p, size_t avail, struct mh_x86_insn *insn);
 
 /* The hooks (intercept.c), with libc's signatures. */
 #include <sys/types.h>

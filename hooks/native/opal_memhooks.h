@@ -153,10 +153,15 @@ int memhooks_holders(void);
 #define MEMHOOKS_PATCH_FOREIGN 4          /* already redirected by another library: left alone */
 #define MEMHOOKS_PATCH_NO_TRAMPOLINE 5    /* no page within reach of a jmp rel32 */
 #define MEMHOOKS_PATCH_WRITE_FAILED 6     /* the code could not be written */
-#define MEMHOOKS_PATCH_UNSUPPORTED 7      /* not x86_64 with glibc 2.36 */
+#define MEMHOOKS_PATCH_UNSUPPORTED 7      /* no patching backend for this architecture */
+#define MEMHOOKS_PATCH_NO_SAFE_ENTRY 8    /* short first instruction, no padding within reach */
+#define MEMHOOKS_PATCH_NOT_SEEN 9         /* patched, the self-test missed its event: restored */
 int memhooks_patch_count(void);
 const char *memhooks_patch_name(int index);
 int memhooks_patch_status(int index);
+/* Why the function has its status, with the bytes that decided it, e.g. "unknown instruction at
+ * +7: 0f 0b ..." or "jmp rel8 into the padding at -5": a static string, "" before init. */
+const char *memhooks_patch_reason(int index);
 
 /*
  * Other interceptors (foreign.c). Another library (UCX's ucm, libfabric, Open MPI) may patch the

@@ -1,27 +1,33 @@
 /*
- * Patching the code of libc's memory functions (x86_64, glibc 2.36).
+ * Patching the code of libc's memory functions (x86_64, any glibc whose code the decoder proves).
  *
  * Each function's entry is redirected to a stub near libc (`movabs r11, hook; jmp r11`). The bytes
  * are written with one cmpxchg16b over their aligned 16-byte block, so a thread running the
  * function sees either the old code or the new, and no thread can be returning into the overwritten
  * bytes (they precede every syscall and call).
  *
- * When the first instruction is at least 5 bytes long (`mov eax, NR` in the syscall wrappers) it is
- * replaced by one `jmp rel32` to the stub. When it is shorter (mmap's `mov r10d, ecx`, sbrk's
- * `push r12`), a 5-byte jump over the first few instructions would have an instruction boundary
- * inside it: a thread that had just run the first instruction would resume in the middle of the
- * jump. Then only the first instruction's first 2 bytes are replaced, by a `jmp rel8` into the
- * alignment padding in front of the function, where a `jmp rel32` to the stub was written first
- * (no thread ever executes padding). A thread is either before the entry (it takes the jump) or
- * past the first instruction (it runs the original code to its end).
+ * Before anything is written the whole function is decoded (x86_insn.c), from its entry to the end
+ * its symbol's size gives: an instruction the decoder does not know, or a branch landing inside the
+ * bytes to be replaced, refuses it. When the first instruction is at least 5 bytes long (`mov eax,
+ * NR` in the syscall wrappers, `cmp byte [rip+d32], 0`) it is replaced by one `jmp rel32` to the
+ * stub. When it is shorter (`mov r10d, ecx`, `push r12`), a 5-byte jump would have an instruction
+ * boundary inside it: a thread that had just run the first instruction would resume in the middle
+ * of the jump. Then only the first instruction's first 2 bytes are replaced, by a `jmp rel8` to 5
+ * bytes no thread executes, where a `jmp rel32` to the stub was written first: the alignment
+ * padding in front of the function, else a NOP run after a `ret` or `jmp` inside it (or after its
+ * end) that no branch lands in. A thread is either before the entry (it takes the jump) or past the
+ * first instruction (it runs the original code to its end). Without such bytes the function is
+ * refused (MEMHOOKS_PATCH_NO_SAFE_ENTRY), never patched with a window.
  *
- * Only prologues made of instructions the decoder knows are patched; a prologue that already starts
- * with a jump belongs to another interceptor and is refused rather than overwritten.
+ * The replaced instructions are never run elsewhere (the hook replaces the whole function), so
+ * their rip-relative operands need no relocation; the decoder only has to know their lengths.
+ * A prologue that already starts with a jump belongs to another interceptor and is refused rather
+ * than overwritten. memhooks_patch_reason() says, per function, what decided its status.
  */
 #include <dlfcn.h>
-#include <gnu/libc-version.h>
 #include <link.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -36,23 +42,49 @@
 struct target {
     const char *name;
     void *hook;
+    int seen; /* the MH_SEEN_* bits its hook reports in the self-test */
     uint8_t *code; /* libc's entry point */
     uint8_t original[JMP_LEN];
     uint8_t jump[JMP_LEN];
     size_t length;    /* bytes of the entry replaced: JMP_LEN, or SHORT_JMP_LEN via the padding */
     uint8_t *padding; /* where the padding's jmp rel32 was written (it stays: see remove) */
     int status;
+    char reason[112]; /* memhooks_patch_reason() */
 };
 
 static struct target targets[] = {
-    {.name = "munmap", .hook = (void *)mh_hook_munmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "mremap", .hook = (void *)mh_hook_mremap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "madvise", .hook = (void *)mh_hook_madvise, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "mmap", .hook = (void *)mh_hook_mmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "brk", .hook = (void *)mh_hook_brk, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "sbrk", .hook = (void *)mh_hook_sbrk, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "shmat", .hook = (void *)mh_hook_shmat, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "shmdt", .hook = (void *)mh_hook_shmdt, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "munmap",
+     .hook = (void *)mh_hook_munmap,
+     .seen = MH_SEEN_MUNMAP,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "mremap",
+     .hook = (void *)mh_hook_mremap,
+     .seen = MH_SEEN_MREMAP,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "madvise",
+     .hook = (void *)mh_hook_madvise,
+     .seen = MH_SEEN_MADVISE,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "mmap",
+     .hook = (void *)mh_hook_mmap,
+     .seen = MH_SEEN_MMAP_FIXED | MH_SEEN_MMAP_ALLOC,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "brk",
+     .hook = (void *)mh_hook_brk,
+     .seen = MH_SEEN_BRK,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "sbrk",
+     .hook = (void *)mh_hook_sbrk,
+     .seen = MH_SEEN_SBRK,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "shmat",
+     .hook = (void *)mh_hook_shmat,
+     .seen = MH_SEEN_SHMAT,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {.name = "shmdt",
+     .hook = (void *)mh_hook_shmdt,
+     .seen = MH_SEEN_SHMDT,
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
 };
 #define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
 
@@ -76,6 +108,11 @@ int memhooks_patch_status(int index)
     return index >= 0 && index < TARGET_COUNT ? targets[index].status : MEMHOOKS_PATCH_NO_SYMBOL;
 }
 
+const char *memhooks_patch_reason(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? targets[index].reason : "";
+}
+
 bool mh_libc_text_contains(uintptr_t addr)
 {
     return addr >= libc_text_lo && addr < libc_text_hi;
@@ -84,32 +121,6 @@ bool mh_libc_text_contains(uintptr_t addr)
 void *mh_libc_symbol(const char *name)
 {
     return libc_handle ? dlsym(libc_handle, name) : NULL;
-}
-
-/* Length of the instruction at `p` if it is one found in these prologues, else 0. */
-static size_t known_instruction(const uint8_t *p, size_t avail)
-{
-#define NEED(n) ((avail) >= (n) ? (size_t)(n) : 0)
-    if (avail >= 4 && p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
-        return 4; /* endbr64 */
-    if (p[0] >= 0xb8 && p[0] <= 0xbf)
-        return NEED(5); /* mov r32, imm32 */
-    if (p[0] == 0x55 || p[0] == 0x53)
-        return 1; /* push rbp / push rbx */
-    if (avail >= 2 && p[0] == 0x41 && p[1] >= 0x54 && p[1] <= 0x57)
-        return 2; /* push r12..r15 */
-    if (avail >= 3 && (p[0] == 0x41 || p[0] == 0x49) && p[1] == 0x89 && p[2] == 0xca)
-        return 3; /* mov r10d, ecx / mov r10, rcx */
-    if (avail >= 3 && p[0] == 0x41 && p[1] == 0xf7 && p[2] == 0xc1)
-        return NEED(7); /* test r9d, imm32 */
-    if (avail >= 3 && p[0] == 0x48 && p[1] == 0x83 && p[2] == 0xec)
-        return NEED(4); /* sub rsp, imm8 */
-    if (avail >= 4 && p[0] == 0x4c && p[1] == 0x89 && p[2] == 0x44 && p[3] == 0x24)
-        return NEED(5); /* mov [rsp + disp8], r8 */
-    if (avail >= 3 && p[0] == 0x4c && p[1] == 0x8b && p[2] == 0x25)
-        return NEED(7); /* mov r12, [rip + disp32]: never executed from here, so no relocation */
-    return 0;
-#undef NEED
 }
 
 /* Signatures of a function someone already redirected. */
@@ -124,25 +135,58 @@ static bool foreign_jump(const uint8_t *p, size_t avail)
     return false;
 }
 
-int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered)
+/* "at +N: xx xx xx xx" for the bytes at `at`, never reading past `avail`. */
+static void describe_bytes(char *out, size_t size, const char *what, const uint8_t *code,
+                           size_t at, size_t avail)
 {
-    if (!code) {
-        if (covered)
-            *covered = 0;
-        return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
-    }
+    int n = snprintf(out, size, "%s at +%zu:", what, at);
+    for (size_t i = at; i < avail && i < at + 4 && n > 0 && (size_t)n < size; i++)
+        n += snprintf(out + n, size - (size_t)n, " %02x", code[i]);
+}
+
+/*
+ * The instructions covering the first JMP_LEN bytes must all fall through to the next one: no
+ * branch, call, syscall or return, so no thread can be returning into, or resuming at, a byte we
+ * overwrite. Their rip-relative operands need no relocation: the hook replaces the whole function,
+ * so the overwritten instructions never run anywhere else.
+ */
+static int decode_prologue(const uint8_t *code, size_t avail, size_t *covered, size_t *first,
+                           char *why, size_t why_size)
+{
     size_t at = 0;
-    int status = MEMHOOKS_PATCH_OK;
-    if (foreign_jump(code, avail))
-        status = MEMHOOKS_PATCH_FOREIGN;
-    while (status == MEMHOOKS_PATCH_OK && at < JMP_LEN) {
-        size_t n = known_instruction(code + at, avail - at);
-        if (n == 0)
-            status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* includes syscall and call: too early */
+    *first = 0;
+    if (foreign_jump(code, avail)) {
+        describe_bytes(why, why_size, "another library's jump", code, 0, avail);
+        return MEMHOOKS_PATCH_FOREIGN;
+    }
+    while (at < JMP_LEN) {
+        struct mh_x86_insn insn;
+        size_t n = mh_x86_decode(code + at, avail - at, &insn);
+        if (n == 0) {
+            describe_bytes(why, why_size, "unknown instruction", code, at, avail);
+            return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+        }
+        if (insn.kind != MH_X86_OTHER && insn.kind != MH_X86_NOP) {
+            describe_bytes(why, why_size, "branch, call or syscall in the first 5 bytes", code, at,
+                           avail);
+            return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+        }
+        if (at == 0)
+            *first = n;
         at += n;
     }
+    *covered = at;
+    return MEMHOOKS_PATCH_OK;
+}
+
+int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered)
+{
+    size_t got = 0, first;
+    char why[96];
+    int status = code ? decode_prologue(code, avail, &got, &first, why, sizeof why)
+                      : MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
     if (covered)
-        *covered = status == MEMHOOKS_PATCH_OK ? at : 0;
+        *covered = status == MEMHOOKS_PATCH_OK ? got : 0;
     return status;
 }
 
@@ -312,56 +356,215 @@ static bool rel32_to(const uint8_t *from_end, const uint8_t *to, int32_t *rel32)
     return true;
 }
 
+/* What a linear decode of a whole function found (its extent comes from libc's symbol table). */
+#define SWEEP_MAX_TARGETS 256
+#define SWEEP_MAX_GAPS 16
+struct sweep {
+    size_t size;                            /* the function's length in bytes */
+    size_t targets[SWEEP_MAX_TARGETS];      /* offsets of branch targets inside it */
+    size_t target_count;
+    size_t gap_at[SWEEP_MAX_GAPS];          /* NOP runs after an instruction that never falls */
+    size_t gap_len[SWEEP_MAX_GAPS];         /* through, inside or right after the function */
+    size_t gap_count;
+};
+
+static void add_gap(struct sweep *sw, size_t at, size_t len)
+{
+    if (len >= JMP_LEN && sw->gap_count < SWEEP_MAX_GAPS) {
+        sw->gap_at[sw->gap_count] = at;
+        sw->gap_len[sw->gap_count++] = len;
+    }
+}
+
+/*
+ * Decodes `code` to its end instruction by instruction. Returns false, with the reason, when its
+ * extent is unknown or an instruction is not one the decoder knows: then no byte of it is
+ * rewritten, since a branch target inside the bytes a patch replaces could not be ruled out.
+ */
+static bool sweep_function(uint8_t *code, struct sweep *sw, char *why, size_t why_size)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    memset(sw, 0, sizeof *sw);
+    if (!dladdr1(code, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || info.dli_saddr != code ||
+        sym->st_size == 0 || sym->st_size > 4096 ||
+        (uintptr_t)code + sym->st_size + 32 > libc_text_hi) {
+        snprintf(why, why_size, "no symbol size to decode the function by");
+        return false;
+    }
+    sw->size = sym->st_size;
+    size_t at = 0, gap_start = 0;
+    bool after_stop = false, in_gap = false;
+    while (at < sw->size) {
+        struct mh_x86_insn insn;
+        size_t n = mh_x86_decode(code + at, sw->size + 16 - at, &insn);
+        if (n == 0) {
+            describe_bytes(why, why_size, "unknown instruction", code, at, sw->size + 16);
+            return false;
+        }
+        if (insn.has_target) {
+            int64_t to = (int64_t)(at + n) + insn.rel;
+            if (to >= 0 && (uint64_t)to < sw->size) {
+                if (sw->target_count == SWEEP_MAX_TARGETS) {
+                    snprintf(why, why_size, "too many branches to check");
+                    return false;
+                }
+                sw->targets[sw->target_count++] = (size_t)to;
+            }
+        }
+        if (insn.kind == MH_X86_NOP && (after_stop || in_gap)) {
+            if (!in_gap)
+                gap_start = at;
+            in_gap = true;
+        } else {
+            if (in_gap)
+                add_gap(sw, gap_start, at - gap_start);
+            in_gap = false;
+        }
+        after_stop = insn.kind == MH_X86_STOP || insn.kind == MH_X86_JMP ||
+                     insn.kind == MH_X86_JMP_INDIRECT;
+        at += n;
+    }
+    if (at != sw->size) {
+        snprintf(why, why_size, "instructions overrun the symbol's size (%zu)", sw->size);
+        return false;
+    }
+    if (in_gap)
+        add_gap(sw, gap_start, at - gap_start);
+    /* The alignment fill after the function, up to the next 16-byte boundary. */
+    if (after_stop || in_gap) {
+        size_t fill = in_gap ? gap_start : at;
+        while (((uintptr_t)code + at) & 15) {
+            struct mh_x86_insn insn;
+            size_t n = mh_x86_decode(code + at, 16, &insn);
+            if (n == 0 || (insn.kind != MH_X86_NOP && code[at] != 0xcc))
+                break;
+            at += n;
+        }
+        if (!(((uintptr_t)code + at) & 15))
+            add_gap(sw, fill, at - fill);
+    }
+    return true;
+}
+
+/* Whether some branch of the function lands in [from, to) (offsets from its entry). */
+static bool branch_into(const struct sweep *sw, size_t from, size_t to)
+{
+    for (size_t i = 0; i < sw->target_count; i++)
+        if (sw->targets[i] >= from && sw->targets[i] < to)
+            return true;
+    return false;
+}
+
+/*
+ * JMP_LEN bytes no thread executes within a jmp rel8 of the entry's end: the padding in front of
+ * the function, else a NOP run after a ret or jmp inside it or right after it that no branch
+ * lands in. NULL when there is none.
+ */
+static uint8_t *padding_near(uint8_t *code, const struct sweep *sw)
+{
+    uint8_t *from = code + SHORT_JMP_LEN;
+    uint8_t *before = padding_before(code);
+    if (before)
+        return before;
+    for (size_t g = 0; g < sw->gap_count; g++) {
+        for (size_t at = sw->gap_at[g]; at + JMP_LEN <= sw->gap_at[g] + sw->gap_len[g]; at++) {
+            ptrdiff_t rel = (code + at) - from;
+            if (rel < -128 || rel > 127 || branch_into(sw, at, at + JMP_LEN))
+                continue;
+            return code + at;
+        }
+    }
+    return NULL;
+}
+
 static void patch_one(struct target *t, uint8_t *stub)
 {
     t->code = (uint8_t *)dlsym(libc_handle, t->name);
     if (!t->code) {
         t->status = MEMHOOKS_PATCH_NO_SYMBOL;
+        snprintf(t->reason, sizeof t->reason, "libc has no %s", t->name);
         return;
     }
-    size_t covered;
+    size_t covered, first;
     /* 16 bytes are readable: every entry point sits in libc's text with code after it. */
-    int status = memhooks_decode_prologue(t->code, 16, &covered);
+    int status = decode_prologue(t->code, 16, &covered, &first, t->reason, sizeof t->reason);
     if (status != MEMHOOKS_PATCH_OK) {
         t->status = status;
         return;
     }
-    size_t first = known_instruction(t->code, 16);
+    struct sweep sw;
+    if (!sweep_function(t->code, &sw, t->reason, sizeof t->reason)) {
+        t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+        return;
+    }
     uint8_t *padding = NULL;
-    if (first >= SHORT_JMP_LEN && first < JMP_LEN)
-        padding = t->padding ? t->padding : padding_before(t->code);
+    if (first < SHORT_JMP_LEN) {
+        t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
+        snprintf(t->reason, sizeof t->reason, "first instruction is 1 byte: even a jmp rel8 would "
+                                              "cover an instruction boundary");
+        return;
+    }
+    if (first < JMP_LEN) {
+        padding = t->padding ? t->padding : padding_near(t->code, &sw);
+        if (!padding) {
+            t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
+            snprintf(t->reason, sizeof t->reason,
+                     "first instruction is %zu bytes and no %d bytes of padding are within a "
+                     "jmp rel8",
+                     first, JMP_LEN);
+            return;
+        }
+    }
+    size_t length = padding ? SHORT_JMP_LEN : JMP_LEN;
+    if (branch_into(&sw, 1, length)) {
+        t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
+        snprintf(t->reason, sizeof t->reason, "a branch lands inside the first %zu bytes", length);
+        return;
+    }
     if (!padding) {
-        /* One jmp rel32 over whole instructions (a boundary may fall inside it only when the
-         * first instruction is short and no padding is at hand: see hooks/README.md). */
+        /* One jmp rel32 over whole instructions (the first is at least as long as the jump). */
         int32_t rel32;
         if (!rel32_to(t->code + JMP_LEN, stub, &rel32)) {
             t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            snprintf(t->reason, sizeof t->reason, "no stub page within 2 GiB");
             return;
         }
         t->length = JMP_LEN;
         t->jump[0] = 0xe9;
         memcpy(t->jump + 1, &rel32, 4);
+        snprintf(t->reason, sizeof t->reason, "jmp rel32 over a %zu-byte first instruction",
+                 first);
     } else {
         /* jmp rel8 at the entry, into the padding's jmp rel32 to the stub. */
         uint8_t far[JMP_LEN] = {0xe9};
         int32_t rel32;
         if (!rel32_to(padding + JMP_LEN, stub, &rel32)) {
             t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            snprintf(t->reason, sizeof t->reason, "no stub page within 2 GiB");
             return;
         }
         memcpy(far + 1, &rel32, 4);
         if (!t->padding && !write_padding(padding, far)) {
             t->status = MEMHOOKS_PATCH_WRITE_FAILED;
+            snprintf(t->reason, sizeof t->reason, "the padding could not be written");
             return;
         }
         t->padding = padding;
         t->length = SHORT_JMP_LEN;
         t->jump[0] = 0xeb;
         t->jump[1] = (uint8_t)(int8_t)(padding - (t->code + SHORT_JMP_LEN));
+        snprintf(t->reason, sizeof t->reason,
+                 "jmp rel8 over a %zu-byte first instruction into the padding at %+td", first,
+                 padding - t->code);
     }
     memcpy(t->original, t->code, t->length);
-    t->status = write_code(t->code, t->original, t->jump, t->length) ? MEMHOOKS_PATCH_OK
-                                                                     : MEMHOOKS_PATCH_WRITE_FAILED;
+    if (write_code(t->code, t->original, t->jump, t->length)) {
+        t->status = MEMHOOKS_PATCH_OK;
+    } else {
+        t->status = MEMHOOKS_PATCH_WRITE_FAILED;
+        snprintf(t->reason, sizeof t->reason, "the entry could not be written");
+    }
 }
 
 int mh_patch_install(void)
@@ -371,11 +574,6 @@ int mh_patch_install(void)
         targets[i].status = MEMHOOKS_PATCH_UNSUPPORTED;
     return OPAL_ERR_NOT_SUPPORTED;
 #else
-    if (strcmp(gnu_get_libc_version(), "2.36") != 0) {
-        for (int i = 0; i < TARGET_COUNT; i++)
-            targets[i].status = MEMHOOKS_PATCH_UNSUPPORTED;
-        return OPAL_ERR_NOT_SUPPORTED;
-    }
     if (!libc_handle)
         libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
     if (!libc_handle || (!libc_text_hi && !dl_iterate_phdr(find_libc_text, NULL)))
@@ -406,6 +604,25 @@ int mh_patch_install(void)
     }
     return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
 #endif
+}
+
+void mh_patch_check_seen(int seen, int tested)
+{
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        struct target *t = &targets[i];
+        int want = t->seen & tested;
+        if (t->status != MEMHOOKS_PATCH_OK || (seen & want) == want)
+            continue;
+        /* Restored like finalize does: a hook that does not fire must not stay in the way. */
+        if (write_code(t->code, t->jump, t->original, t->length)) {
+            t->status = MEMHOOKS_PATCH_NOT_SEEN;
+            snprintf(t->reason, sizeof t->reason,
+                     "patched, but the self-test did not see its event: restored");
+        } else {
+            t->status = MEMHOOKS_PATCH_WRITE_FAILED;
+            snprintf(t->reason, sizeof t->reason, "the self-test missed it; restoring failed");
+        }
+    }
 }
 
 void mh_patch_remove(void)

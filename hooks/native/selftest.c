@@ -45,8 +45,9 @@ void mh_selftest_note_range(uintptr_t addr, size_t len, bool alloc)
 }
 
 /* Calls each patched function through libc's own entry point and checks its hook saw it. */
-int mh_selftest_run(void)
+int mh_selftest_run(int *seen_out, int *tested_out)
 {
+    *seen_out = *tested_out = 0;
     typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
     typedef int (*munmap_fn)(void *, size_t);
     typedef int (*madvise_fn)(void *, size_t, int);
@@ -114,6 +115,8 @@ int mh_selftest_run(void)
     int release_bits = MH_SEEN_MUNMAP | MH_SEEN_MADVISE | MH_SEEN_MREMAP | MH_SEEN_MMAP_FIXED |
                        MH_SEEN_BRK | MH_SEEN_SBRK |
                        (shm_tested ? MH_SEEN_SHMAT | MH_SEEN_SHMDT : 0);
+    *seen_out = seen;
+    *tested_out = release_bits | MH_SEEN_MMAP_ALLOC;
     if ((seen & release_bits) == release_bits)
         level |= OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_CHUNK_SUPPORT;
     if (seen & MH_SEEN_MMAP_ALLOC)

@@ -211,6 +211,22 @@ Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and 
     decode([0x41, 0x54, 0x4c, 0x8b, 0x25, 1, 2, 3, 4, 0x80]),
     { status: PATCH_OK, covered: 9 },
   );
+  // glibc 2.31's sbrk: push r12; push rbp; mov rbp, [rip + d32].
+  assert.deepEqual(
+    decode([0x41, 0x54, 0x55, 0x48, 0x8b, 0x2d, 0x9e, 0xcc, 0x0d, 0x00, 0x53]),
+    { status: PATCH_OK, covered: 10 },
+  );
+  // glibc 2.41's sbrk: cmp byte [rip + d32], 0; and its mremap: sub rsp, 0x58; mov [rsp+0x40], r8.
+  assert.deepEqual(
+    decode([0x80, 0x3d, 0x82, 0x5e, 0x0e, 0x00, 0x00, 0x41, 0x54]),
+    { status: PATCH_OK, covered: 7 },
+  );
+  assert.deepEqual(
+    decode([0x48, 0x83, 0xec, 0x58, 0x4c, 0x89, 0x44, 0x24, 0x40, 0x64]),
+    { status: PATCH_OK, covered: 9 },
+  );
+  // An instruction cut short by the end of the bytes is unknown, never read past.
+  assert.equal(decode([0x80, 0x3d, 0x82, 0x5e]).status, PATCH_UNKNOWN);
   // endbr64 then mov eax, imm32.
   assert.deepEqual(
     decode([0xf3, 0x0f, 0x1e, 0xfa, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]),
@@ -228,7 +244,9 @@ Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and 
   // A syscall or call before 5 bytes are covered, or an instruction it does not know.
   assert.equal(decode([0x0f, 0x05, 0xc3, 0x90, 0x90]).status, PATCH_UNKNOWN);
   assert.equal(decode([0x55, 0xe8, 0, 0, 0, 0]).status, PATCH_UNKNOWN);
-  assert.equal(decode([0x48, 0x89, 0xe5, 0x90, 0x90, 0x90]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0xc5, 0xf8, 0x77, 0x90, 0x90, 0x90]).status, PATCH_UNKNOWN, "VEX form");
+  // Any ordinary instruction the compiler emits decodes: mov rbp, rsp; nop; nop; nop.
+  assert.deepEqual(decode([0x48, 0x89, 0xe5, 0x90, 0x90, 0x90]), { status: PATCH_OK, covered: 5 });
   assert.equal(decode([0xb8, 0x0b, 0]).status, PATCH_UNKNOWN, "truncated instruction");
 });
 
