@@ -1,5 +1,6 @@
 // rxe suite: an RC queue pair pair in loopback: SEND/RECV, RDMA WRITE (with immediate), RDMA READ
-// of 1 MiB verified byte for byte, atomics, completion events, and bad work requests.
+// of 1 MiB verified byte for byte, a WRITE into shared memory, atomics, completion events, and bad
+// work requests.
 import assert from "node:assert/strict";
 import { addressOf } from "../../ffi/pointers.ts";
 import {
@@ -89,6 +90,25 @@ Deno.test("RC RDMA WRITE of 1 MiB lands byte for byte; WRITE with immediate noti
   assert.equal(notice.immData, 42);
   assert.equal(notice.byteLength, MiB);
   assert.equal(firstDifference(target, source), -1);
+});
+
+Deno.test("RC RDMA WRITE into a registered SharedArrayBuffer is seen through another view", async () => {
+  using lo = openLoopback();
+  const source = pattern(64 * 1024, 5);
+  const shared = new SharedArrayBuffer(64 * 1024);
+  using src = lo.pd.registerMemory(source);
+  using dst = lo.pd.registerMemory(shared, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
+  assert.equal(dst.length, shared.byteLength);
+  assert.equal(dst.detached, false);
+  lo.a.postSend({
+    wrId: 13,
+    opcode: WrOpcode.RDMA_WRITE,
+    sge: { mr: src },
+    remoteAddress: dst.address,
+    rkey: dst.rkey,
+  });
+  assertAllSucceeded(await lo.completions(1));
+  assert.equal(firstDifference(new Uint8Array(shared), source), -1);
 });
 
 Deno.test("RC RDMA READ of 1 MiB is byte for byte", async () => {
