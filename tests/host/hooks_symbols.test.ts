@@ -5,8 +5,7 @@ import assert from "node:assert/strict";
 import { memhooksSymbols } from "../../ffi/memhooks.ts";
 import { ROOT } from "../../tools/build.ts";
 import {
-  assertTableMatches,
-  commentedDeclarations,
+  assertTableMatchesHeader,
   cTypes,
   ffiTypes,
   headerDeclarations,
@@ -18,10 +17,7 @@ function declarations(): Map<string, string> {
 }
 
 Deno.test("each hooks symbol's comment is its C declaration, and its types match it", () => {
-  const declared = declarations();
-  assert.ok(declared.size > 20, `found ${declared.size} declarations in opal_memhooks.h`);
-  const commented = commentedDeclarations(Deno.readTextFileSync(`${ROOT}/ffi/memhooks.ts`));
-  assertTableMatches(memhooksSymbols, declared, commented, "opal_memhooks.h");
+  assertTableMatchesHeader(memhooksSymbols, "ffi/memhooks.ts", "hooks/native/opal_memhooks.h", 20);
 });
 
 Deno.test("the check reads the header's declarations and their types", () => {

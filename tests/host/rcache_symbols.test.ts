@@ -5,8 +5,7 @@ import assert from "node:assert/strict";
 import { rcacheSymbols } from "../../ffi/rcache.ts";
 import { ROOT } from "../../tools/build.ts";
 import {
-  assertTableMatches,
-  commentedDeclarations,
+  assertTableMatchesHeader,
   cTypes,
   ffiTypes,
   headerDeclarations,
@@ -21,10 +20,13 @@ function declarations(): Map<string, string> {
 }
 
 Deno.test("each cache symbol's comment is its C declaration, and its types match it", () => {
-  const declared = declarations();
-  assert.ok(declared.size > 15, `found ${declared.size} declarations in rcache.h`);
-  const commented = commentedDeclarations(Deno.readTextFileSync(`${ROOT}/ffi/rcache.ts`));
-  assertTableMatches(rcacheSymbols, declared, commented, "rcache.h");
+  assertTableMatchesHeader(
+    rcacheSymbols,
+    "ffi/rcache.ts",
+    "cache/native/rcache.h",
+    15,
+    "RCACHE_API",
+  );
 });
 
 Deno.test("the check reads rcache.h's declarations and their types", () => {

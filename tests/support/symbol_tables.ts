@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { ROOT } from "../../tools/build.ts";
 
 /** Whitespace collapsed, none inside parentheses' edges. */
 export function normalize(text: string): string {
@@ -102,4 +103,22 @@ export function assertTableMatches(
       `${name} returns ${result}, declared ${symbol.result}`,
     );
   }
+}
+
+/**
+ * Asserts that the table in `tableFile` (`table`, its entries commented) matches the functions the
+ * C header `headerFile` declares (files relative to the repo root; `exportMacro` as in
+ * headerDeclarations), and that the header declares more than `atLeast` (the parse found them).
+ */
+export function assertTableMatchesHeader(
+  table: Deno.ForeignLibraryInterface,
+  tableFile: string,
+  headerFile: string,
+  atLeast: number,
+  exportMacro?: string,
+): void {
+  const declared = headerDeclarations(Deno.readTextFileSync(`${ROOT}/${headerFile}`), exportMacro);
+  assert.ok(declared.size > atLeast, `found ${declared.size} declarations in ${headerFile}`);
+  const commented = commentedDeclarations(Deno.readTextFileSync(`${ROOT}/${tableFile}`));
+  assertTableMatches(table, declared, commented, headerFile);
 }
