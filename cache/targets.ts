@@ -6,24 +6,13 @@
  * @module
  */
 import { bufferByteLength, viewLength } from "../verbs/buffer_facts.ts";
-import { type MemoryTarget, readMemoryTarget } from "../verbs/memory_target.ts";
+import { type MemoryTarget, readMemoryTarget, type TargetFacts } from "../verbs/memory_target.ts";
 
 /** What to register: a buffer or view (all its bytes), or native memory (verbs/memory_target.ts). */
 export type CacheTarget = MemoryTarget;
 
-/** The bytes a target names, checked. */
-export interface TargetBytes {
-  /** The buffer they are in; null for an `{address, length}` target. */
-  buffer: ArrayBufferLike | null;
-  /** Where they start in `buffer` (0 without one). */
-  offset: number;
-  /** How many (at least 1). */
-  length: number;
-  /** The first one's address; NaN for a buffer whose address is not known yet. */
-  address: number;
-  /** For an `{address, length}` target: the address it had (the object may change). */
-  key: bigint | undefined;
-}
+/** The bytes a target names, checked; for a buffer, `address` is where it was seen before. */
+export type TargetBytes = TargetFacts;
 
 /** What an earlier get of the same target object remembered (a FrontEntry). */
 export interface KnownTarget {
@@ -34,8 +23,9 @@ export interface KnownTarget {
 }
 
 /**
- * The bytes `target` names. `known`: what an earlier get of the same object remembered (it saves
- * converting the address again); `bufferBases`: the addresses of buffers seen before. Throws the
+ * The bytes `target` names. `known`: what an earlier get of the same object remembered (for a
+ * buffer or view, it saves looking its address up); `bufferBases`: the addresses of buffers seen
+ * before. Throws the
  * TypeError/RangeError of verbs/memory_target.ts for a target that names no bytes it may register.
  */
 export function readTarget(
@@ -43,19 +33,14 @@ export function readTarget(
   known: KnownTarget | undefined,
   bufferBases: WeakMap<ArrayBufferLike, number>,
 ): TargetBytes {
-  const facts = readMemoryTarget(target);
-  if (facts.buffer !== null) {
-    const { buffer, offset, length } = facts;
+  const bytes = readMemoryTarget(target);
+  if (bytes.buffer !== null) {
     // A buffer's bytes never move, so an entry of this same buffer or view knows its address.
-    const address = known !== undefined && known.key === undefined
+    bytes.address = known !== undefined && known.key === undefined
       ? known.address
-      : (bufferBases.get(buffer) ?? NaN) + offset;
-    return { buffer, offset, length, address, key: undefined };
+      : (bufferBases.get(bytes.buffer) ?? NaN) + bytes.offset;
   }
-  const key = facts.address;
-  // Number() rounds, but stays in [1, 2^53]. The native side checks the end too.
-  const address = known?.key === key ? known.address : Number(key);
-  return { buffer: null, offset: 0, length: facts.length, address, key };
+  return bytes;
 }
 
 /**

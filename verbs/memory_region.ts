@@ -46,7 +46,7 @@ function resolve(source: unknown, options: Partial<RegisterOptions>): Resolved {
     if (options.offset !== undefined || options.length !== undefined) {
       throw new TypeError("offset and length options apply to buffers; give {address, length}");
     }
-    const pointer = pointerAt(target.address)!; // not null: the address is at least 1
+    const pointer = pointerAt(target.key!)!; // not null: the address is at least 1
     return { address: pointer, length: target.length, bytes: null, keepAlive: null };
   }
   const { buffer, offset: base, length: size } = target;

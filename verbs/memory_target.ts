@@ -40,27 +40,23 @@ export type MemoryTarget =
 
 /** Addresses of `{ address, length }` targets are below this. */
 export const ADDRESS_LIMIT = 2 ** 53;
-const ADDRESS_LIMIT_BIG = BigInt(ADDRESS_LIMIT);
 
-/** The bytes a target names: in a buffer, or at a native address. */
-export type TargetFacts =
-  | {
-    /** The buffer they are in. */
-    buffer: ArrayBufferLike;
-    /** Where they start in it. */
-    offset: number;
-    /** How many (at least 1). */
-    length: number;
-    address: undefined;
-  }
-  | {
-    buffer: null;
-    offset: 0;
-    /** How many (at least 1). */
-    length: number;
-    /** The first one's address, in [1, ADDRESS_LIMIT). */
-    address: bigint;
-  };
+/** The bytes a target names (one shape for every kind of target). */
+export interface TargetFacts {
+  /** The buffer they are in; null for an `{ address, length }` target. */
+  buffer: ArrayBufferLike | null;
+  /** Where they start in `buffer` (0 without one). */
+  offset: number;
+  /** How many (at least 1). */
+  length: number;
+  /**
+   * The first one's address, in [1, ADDRESS_LIMIT) (a double: exact there); NaN for a buffer,
+   * whose address this module does not look up.
+   */
+  address: number;
+  /** For an `{ address, length }` target: its address as a bigint; undefined for a buffer. */
+  key: bigint | undefined;
+}
 
 /** The error for a buffer (or a view's buffer) that has no bytes to register. */
 function emptyError(buffer: ArrayBufferLike): Error {
@@ -75,7 +71,7 @@ function inBuffer(buffer: ArrayBufferLike, offset: number, length: number): Targ
   if (isGrowable(buffer)) {
     throw new TypeError("cannot register a resizable ArrayBuffer or growable SharedArrayBuffer");
   }
-  return { buffer, offset, length, address: undefined };
+  return { buffer, offset, length, address: NaN, key: undefined };
 }
 
 /** A pointer object's address; TypeError for anything else. */
@@ -108,10 +104,12 @@ export function readMemoryTarget(target: unknown): TargetFacts {
     if (!Number.isSafeInteger(length) || length < 1) {
       throw new RangeError(`length must be a positive integer, got ${length}`);
     }
-    if (value <= 0n || value >= ADDRESS_LIMIT_BIG) {
+    // Number() rounds, but not across these bounds (both are exact doubles).
+    const number = Number(value);
+    if (!(number >= 1 && number < ADDRESS_LIMIT)) {
       throw new RangeError(`address ${value} is outside the user address space`);
     }
-    return { buffer: null, offset: 0, length, address: value };
+    return { buffer: null, offset: 0, length, address: number, key: value };
   }
   throw new TypeError(
     "memory must be an ArrayBuffer, a SharedArrayBuffer, a typed array, a DataView or " +
