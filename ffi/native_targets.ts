@@ -144,6 +144,7 @@ export const TARGETS: NativeTarget[] = [
       "tests/native/atomic_adder.c",
       "tests/native/cache_fork_probe.c",
       "tests/native/foreign_probe.c",
+      "tests/native/free_storm.c",
       "tests/native/memhooks_probe.c",
       "tests/native/pending_ring_probe.c",
       "tests/native/rcache_testing.c",

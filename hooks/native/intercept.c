@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include "memhooks_internal.h"
 
@@ -41,11 +42,35 @@ static inline int work_for(int kind)
     return atomic_load_explicit(&mh_work, memory_order_relaxed) & (kind | MH_WORK_SELFTEST);
 }
 
+/*
+ * Whether munmap(addr, len) gives back a chunk glibc's malloc mapped for one large block: its
+ * header (prev_size 0, then the size with only IS_MMAPPED set) is at the start of the mapping.
+ * free() reaches munmap by tail calls in some versions (2.31: free, munmap_chunk, munmap), which
+ * leaves the caller of free as the return address, outside libc. Read without faulting: the
+ * range may not be mapped at all.
+ */
+static bool unmaps_malloc_chunk(void *addr, size_t len)
+{
+    size_t header[2];
+    struct iovec local = {.iov_base = header, .iov_len = sizeof header};
+    struct iovec remote = {.iov_base = addr, .iov_len = sizeof header};
+    if (len < PAGE || ((uintptr_t)addr & (PAGE - 1)) ||
+        raw_syscall6(SYS_process_vm_readv, raw_syscall(SYS_getpid, 0, 0, 0), (long)&local, 1,
+                     (long)&remote, 1, 0) != (long)sizeof header)
+        return false;
+    return header[0] == 0 && header[1] == (PAGE_UP(len) | 2 /* IS_MMAPPED */);
+}
+
 int mh_hook_munmap(void *addr, size_t len)
 {
     if (work_for(MH_WORK_RELEASE)) {
+        uintptr_t caller = CALLER;
         mh_selftest_note((uintptr_t)addr, MH_SEEN_MUNMAP);
-        mh_release(addr, PAGE_UP(len), CALLER);
+        /* A malloc chunk unmapped from outside libc came through free()'s tail calls. */
+        bool chunk = !mh_libc_text_contains(caller) && unmaps_malloc_chunk(addr, len);
+        mh_in_allocator += chunk;
+        mh_release(addr, PAGE_UP(len), caller);
+        mh_in_allocator -= chunk;
     }
     return (int)syscall_result(raw_syscall(SYS_munmap, addr, len, 0));
 }
