@@ -64,7 +64,8 @@ export class GuestImageError extends Error {
   override name = "GuestImageError";
 }
 
-function cacheRoot(): string {
+/** The cache folder of the soft-RoCE images. */
+export function cacheRoot(): string {
   const xdg = Deno.env.get("XDG_CACHE_HOME");
   const home = Deno.env.get("HOME");
   // Without either (a bare CI environment), the repository's own git-ignored .cache/.
@@ -76,7 +77,8 @@ function cacheRoot(): string {
   return `${base}/deno-rdma/softroce`;
 }
 
-function exists(path: string): boolean {
+/** Whether `path` exists. */
+export function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;
@@ -87,7 +89,7 @@ function exists(path: string): boolean {
 }
 
 /** Runs a tool to completion and returns its stdout; stderr is shown only when it fails. */
-function tool(cmd: string, args: string[], cwd?: string): string {
+export function tool(cmd: string, args: string[], cwd?: string): string {
   const { code, stdout, stderr } = new Deno.Command(cmd, {
     args,
     cwd,
@@ -178,7 +180,8 @@ function moduleLoadOrder(tree: string, version: string): string[] {
   return order;
 }
 
-async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
+/** A short hex SHA-256 of the parts (zero-separated), for cache keys. */
+export async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
   const enc = new TextEncoder();
   const chunks = parts.map((p) => (typeof p === "string" ? enc.encode(p) : p));
   const all = new Uint8Array(chunks.reduce((n, c) => n + c.length + 1, 0));
@@ -191,12 +194,21 @@ async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
 }
 
-/** Builds the initramfs (gzip'd newc cpio) at `target` unless it is already there. */
-async function ensureInitramfs(dir: string, tree: string, version: string): Promise<string> {
+/**
+ * Builds the initramfs (gzip'd newc cpio) in `dir` unless it is already there: `files.busybox` (a
+ * static busybox of the guest's architecture) and `files.init` default to the host's busybox and
+ * init.sh.
+ */
+export async function ensureInitramfs(
+  dir: string,
+  tree: string,
+  version: string,
+  files: { busybox?: string; init?: string } = {},
+): Promise<string> {
   const modules = moduleLoadOrder(tree, version);
-  const init = Deno.readFileSync(INIT_SCRIPT);
+  const init = Deno.readFileSync(files.init ?? INIT_SCRIPT);
   const setup = Deno.readFileSync(SETUP_SCRIPT);
-  const busybox = Deno.readFileSync(BUSYBOX);
+  const busybox = Deno.readFileSync(files.busybox ?? BUSYBOX);
   const key = await sha256([init, setup, busybox, version, ...modules]);
   const target = `${dir}/initrd-${key}.cpio.gz`;
   if (exists(target)) return target;

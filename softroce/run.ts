@@ -1,7 +1,7 @@
 /**
  * Runs a command inside a QEMU guest that has real soft-RoCE (rdma_rxe) devices.
  *
- *     deno task softroce -- [--timeout N] <command...>
+ *     deno task softroce [--arch x86_64|arm64] -- [--timeout N] <command...>
  *     deno run -A softroce/run.ts -- [--timeout N] <command...>
  *
  * The guest boots Debian's kernel under TCG, sees the host's root read-only over 9p, and runs the
@@ -10,9 +10,17 @@
  * command's output streams to stdout; the runner exits with the command's exit status, 124 when it
  * timed out, 125 when the guest could not be started, 130 on SIGINT.
  *
+ * `--arch arm64` boots an aarch64 guest instead (qemu-system-aarch64 under TCG, Debian's arm64
+ * kernel, an arm64 Debian root made by softroce/arm64.ts with the project bound in at its host path,
+ * and the arm64 Deno first on PATH and bound over node_modules' x86_64 one).
+ *
  * @module
  */
+import { ARM64_DENO_DIR, prepareArm64GuestImage } from "./arm64.ts";
 import { GuestImageError, prepareGuestImage } from "./image.ts";
+
+/** The guest architectures the runner boots. */
+export type GuestArch = "x86_64" | "arm64";
 
 /** Options of {@link runInGuest}. */
 export interface GuestRunOptions {
@@ -20,6 +28,8 @@ export interface GuestRunOptions {
   timeoutSeconds?: number;
   /** Extra environment variables for the command, on top of NO_COLOR and DENO_RDMA_* from here. */
   env?: Record<string, string>;
+  /** The guest's architecture. Default "x86_64". */
+  arch?: GuestArch;
 }
 
 /** Exit status when the run timed out (as coreutils `timeout`). */
@@ -85,7 +95,12 @@ export function hostTmpFolders(command: string[], cwd: string): string[] {
 }
 
 /** The job script: environment, host folders under /tmp, working directory, then the command. */
-export function jobScript(command: string[], env: Record<string, string>, cwd: string): string {
+export function jobScript(
+  command: string[],
+  env: Record<string, string>,
+  cwd: string,
+  arch: GuestArch = "x86_64",
+): string {
   const binds = hostTmpFolders(command, cwd).map((name) => {
     const [from, to] = [`/run/softroce/host-tmp/${name}`, `/tmp/${name}`];
     return `if [ -e ${shellQuote(from)} ]; then mkdir -p ${shellQuote(to)} && ` +
@@ -93,7 +108,12 @@ export function jobScript(command: string[], env: Record<string, string>, cwd: s
   });
   const lines = [
     "# Written by softroce/run.ts for one guest run.",
-    `export PATH=${shellQuote(`${REPO_ROOT}/node_modules/.bin:/usr/sbin:/usr/bin:/sbin:/bin`)}`,
+    `export PATH=${
+      shellQuote(
+        `${arch === "arm64" ? `${ARM64_DENO_DIR}:` : ""}${REPO_ROOT}/node_modules/.bin:` +
+          "/usr/sbin:/usr/bin:/sbin:/bin",
+      )
+    }`,
     ...binds,
     ...Object.entries(env).map(([name, value]) => `export ${name}=${shellQuote(value)}`),
     `cd ${shellQuote(cwd)} || { echo ${
@@ -195,6 +215,42 @@ async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint
   for (let at = 0; at < data.length;) at += await w.write(data.subarray(at));
 }
 
+/**
+ * The aarch64 guest's binds file (read by init_arm64.sh): the project and the working directory
+ * from the host at their own paths, and the arm64 Deno over the project's x86_64 one.
+ */
+export function arm64Binds(cwd: string): string {
+  const paths = [REPO_ROOT, cwd].filter((p, i, all) =>
+    all.indexOf(p) === i && !(i > 0 && (p + "/").startsWith(REPO_ROOT + "/"))
+  );
+  for (const p of paths) {
+    if (/\s/.test(p)) throw new TypeError(`runInGuest: arm64 guest paths cannot hold spaces: ${p}`);
+    if (/^\/(usr|etc|var|bin|sbin|lib|lib64|boot)(\/|$)/.test(p)) {
+      throw new TypeError(`runInGuest: ${p} is under the arm64 root's own system folders`);
+    }
+  }
+  return [
+    ...paths.map((p) => `host ${p}`),
+    `over ${ARM64_DENO_DIR}/deno ${REPO_ROOT}/node_modules/deno/deno`,
+  ].join("\n") + "\n";
+}
+
+function qemuArgsArm64(vmlinuz: string, initrd: string, root: string, jobDir: string): string[] {
+  return [
+    // pauth-impdef: QEMU's own pointer-authentication hash, far cheaper under TCG than QARMA.
+    ...["-M", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"],
+    ...["-smp", "2", "-m", "4096", "-nographic", "-no-reboot", "-nic", "none"],
+    ...["-kernel", vmlinuz, "-initrd", initrd],
+    ...["-append", "console=ttyAMA0 quiet loglevel=1 panic=-1 rdinit=/init"],
+    "-virtfs",
+    `local,path=${root},mount_tag=guestroot,security_model=passthrough,multidevs=remap,readonly=on`,
+    "-virtfs",
+    "local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,readonly=on",
+    "-virtfs",
+    `local,path=${jobDir},mount_tag=job,security_model=none`,
+  ];
+}
+
 function qemuArgs(vmlinuz: string, initrd: string, jobDir: string): string[] {
   return [
     ...["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "4096"],
@@ -240,9 +296,13 @@ export async function runInGuest(
   const timeoutSeconds = validate(command, options);
   warnAboutHostOnlyPaths(command);
   const started = performance.now();
+  const arch = options.arch ?? "x86_64";
+  if (arch !== "x86_64" && arch !== "arm64") {
+    throw new TypeError(`runInGuest: arch must be "x86_64" or "arm64", got ${arch}`);
+  }
   let image;
   try {
-    image = await prepareGuestImage();
+    image = arch === "arm64" ? await prepareArm64GuestImage() : await prepareGuestImage();
   } catch (e) {
     if (!(e instanceof GuestImageError)) throw e;
     console.error(`soft-RoCE: cannot prepare the guest: ${e.message}`);
@@ -252,11 +312,14 @@ export async function runInGuest(
   const jobDir = await Deno.makeTempDir({ prefix: "deno-rdma-softroce-" });
   try {
     const env = guestEnvironment(options.env ?? {});
-    await Deno.writeTextFile(`${jobDir}/command.sh`, jobScript(command, env, Deno.cwd()));
+    await Deno.writeTextFile(`${jobDir}/command.sh`, jobScript(command, env, Deno.cwd(), arch));
+    if (arch === "arm64") await Deno.writeTextFile(`${jobDir}/binds`, arm64Binds(Deno.cwd()));
     await Deno.chmod(jobDir, 0o777); // the guest writes the status file as its root
 
-    const qemu = new Deno.Command("qemu-system-x86_64", {
-      args: qemuArgs(image.vmlinuz, image.initrd, jobDir),
+    const qemu = new Deno.Command(arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64", {
+      args: "root" in image
+        ? qemuArgsArm64(image.vmlinuz, image.initrd, image.root as string, jobDir)
+        : qemuArgs(image.vmlinuz, image.initrd, jobDir),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -333,12 +396,25 @@ export async function runInGuest(
 }
 
 /** Parses `[--] [--timeout N] [--] command...` into the command and its timeout. */
-export function parseArguments(args: string[]): { command: string[]; timeoutSeconds?: number } {
+export function parseArguments(
+  args: string[],
+): { command: string[]; timeoutSeconds?: number; arch: GuestArch } {
   const rest = [...args];
   let timeoutSeconds: number | undefined;
+  let arch: GuestArch = "x86_64";
+  const setArch = (value: string | undefined) => {
+    if (value === "x86_64" || value === "amd64") arch = "x86_64";
+    else if (value === "arm64" || value === "aarch64") arch = "arm64";
+    else throw new RangeError(`--arch must be x86_64 or arm64, got ${value}`);
+  };
   while (rest.length > 0) {
     if (rest[0] === "--") rest.shift();
-    else if (rest[0] === "--timeout") {
+    else if (rest[0] === "--arch") {
+      setArch(rest[1]);
+      rest.splice(0, 2);
+    } else if (rest[0].startsWith("--arch=")) {
+      setArch(rest.shift()!.slice("--arch=".length));
+    } else if (rest[0] === "--timeout") {
       const value = Number(rest[1]);
       if (rest.length < 2 || !Number.isFinite(value) || value <= 0) {
         throw new RangeError(`--timeout needs a positive number of seconds, got ${rest[1]}`);
@@ -355,16 +431,21 @@ export function parseArguments(args: string[]): { command: string[]; timeoutSeco
     } else break;
   }
   if (rest.length === 0) {
-    throw new TypeError("usage: deno task softroce -- [--timeout N] <command...>");
+    throw new TypeError(
+      "usage: deno task softroce [--arch x86_64|arm64] -- [--timeout N] <command...>",
+    );
   }
-  return { command: rest, timeoutSeconds };
+  return { command: rest, timeoutSeconds, arch };
 }
 
 if (import.meta.main) {
   let status;
   try {
     const parsed = parseArguments(Deno.args);
-    status = await runInGuest(parsed.command, { timeoutSeconds: parsed.timeoutSeconds });
+    status = await runInGuest(parsed.command, {
+      timeoutSeconds: parsed.timeoutSeconds,
+      arch: parsed.arch,
+    });
   } catch (e) {
     if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
     console.error(e.message);
