@@ -58,11 +58,13 @@ export const TARGETS: NativeTarget[] = [
       "hooks/native/stats.c",
       "ffi/native/range_ring.c",
       "hooks/native/x86_insn.c",
+      "hooks/native/arch/aarch64.c",
     ],
     includes: [],
     // -z now: every symbol bound at load, so no hook ever runs the dynamic linker's lazy resolver.
     ldflags: [
-      "-mcx16",
+      // cmpxchg16b: patch.c's 16-byte code write and the release queue's overflow ranges.
+      ...(Deno.build.arch === "x86_64" ? ["-mcx16"] : []),
       "-pthread",
       "-ldl",
       "-Wl,-z,nodelete",

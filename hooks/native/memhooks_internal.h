@@ -107,12 +107,21 @@ static inline void mh_count_event(_Atomic uint64_t *counter)
                           memory_order_relaxed);
 }
 
-/* Code patching (patch.c). */
+/* Code patching (patch.c on x86_64, arch/aarch64.c on aarch64). */
 int mh_patch_install(void);
 void mh_patch_remove(void);
 /* After the self-test: a patched function whose tested events were not all seen is restored and
  * marked MEMHOOKS_PATCH_NOT_SEEN. */
 void mh_patch_check_seen(int seen, int tested);
+#if defined(__aarch64__)
+/* sbrk reaches the kernel only by calling brk's patched entry, so brk's patch covers it. */
+bool mh_patch_sbrk_through_brk(void);
+#else
+static inline bool mh_patch_sbrk_through_brk(void)
+{
+    return false;
+}
+#endif
 bool mh_libc_text_contains(uintptr_t addr);
 /* For foreign.c: entry `index`'s code (NULL when libc has none), the jump we wrote there and its
  * length (0 unless our patch is in place); and the status an entry gets once foreign.c found who
@@ -172,6 +181,7 @@ int mh_hook_shmdt(const void *shmaddr);
 bool mh_preload_active(void);
 
 /* Raw system calls: the hooks never go back through libc's (patched) wrappers. */
+#if defined(__x86_64__)
 static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
 {
     long ret;
@@ -184,6 +194,26 @@ static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e,
                      : "rcx", "r11", "memory");
     return ret;
 }
+#elif defined(__aarch64__)
+/* The number in x8, arguments in x0..x5, the result in x0; the kernel preserves the rest. */
+static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+    register long x8 __asm__("x8") = nr;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ volatile("svc #0"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                     : "memory");
+    return x0;
+}
+#else
+#error "the memory hooks support x86_64 and aarch64"
+#endif
 
 #define raw_syscall(nr, a, b, c) raw_syscall6((nr), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 

@@ -24,6 +24,8 @@
  * A prologue that already starts with a jump belongs to another interceptor and is refused rather
  * than overwritten. memhooks_patch_reason() says, per function, what decided its status.
  */
+#if defined(__x86_64__) /* the aarch64 patcher is arch/aarch64.c */
+
 #include <dlfcn.h>
 #include <link.h>
 #include <linux/membarrier.h>
@@ -663,3 +665,5 @@ void mh_patch_set_owned(int index, bool ours)
              memcmp(t->code, t->jump, t->length) == 0)
         t->status = MEMHOOKS_PATCH_OK; /* our jump is back */
 }
+
+#endif /* __x86_64__ */

@@ -113,7 +113,7 @@ int mh_selftest_run(int *seen_out, int *tested_out)
 
     int level = 0;
     int release_bits = MH_SEEN_MUNMAP | MH_SEEN_MADVISE | MH_SEEN_MREMAP | MH_SEEN_MMAP_FIXED |
-                       MH_SEEN_BRK | MH_SEEN_SBRK |
+                       MH_SEEN_BRK | (mh_patch_sbrk_through_brk() ? 0 : MH_SEEN_SBRK) |
                        (shm_tested ? MH_SEEN_SHMAT | MH_SEEN_SHMDT : 0);
     *seen_out = seen;
     *tested_out = release_bits | MH_SEEN_MMAP_ALLOC;

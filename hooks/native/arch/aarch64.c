@@ -1,0 +1,560 @@
+/*
+ * Patching the code of libc's memory functions on aarch64 (the x86_64 patcher is patch.c).
+ *
+ * The Arm architecture allows one thread to modify an instruction another thread may be executing
+ * only when both the old and the new instruction are among B, BL, BRK, HVC, ISB, NOP, SMC and SVC
+ * (Arm ARM DDI 0487, B2.2.5 "Concurrent modification and execution of instructions"); any other
+ * modification can, in a thread that runs the code at that moment, behave as any instruction
+ * sequence. So the entry instruction (a `sub sp`, `stp`, `mov`, `tst`, `sxtw` or hint in glibc
+ * 2.36) is never written. The one instruction replaced is the function's `svc #0`, by a `B` to a
+ * stub: SVC to B and back are both in that list, and the store is one aligned 4-byte word (single
+ * copy atomic), so a thread fetching it sees the whole old or the whole new instruction.
+ *
+ * The decoder walks the straight-line code from the entry to that `svc` and accepts only
+ * instructions that leave sp (except a `sub sp, sp, #imm` the stub undoes), the callee-saved
+ * registers x19..x29, x30 and memory above sp untouched: hints (NOP, BTI), moves and sign
+ * extensions into x0..x18, flag-setting compares, conditional branches forward past the `svc`,
+ * and stores into the frame it made. At the `svc` the registers are then the function's own
+ * arguments as the kernel takes them, x30 is its caller's return address and sp is the entry's
+ * plus the frame: the stub pops the frame and jumps to the hook, which runs as if the caller had
+ * called it instead of libc (a tail call), and returns to that caller. The rest of libc's wrapper
+ * (errno, __curbrk) is the hook's job, as on x86_64.
+ *
+ * sbrk has no `svc`: it calls brk's own entry (`bl`), so brk's patch sees every break it moves
+ * (sbrk(0) with a known break moves nothing). Its status is OK when that call is found and brk is
+ * patched; its releases then carry a caller inside libc, so they count as the allocator's (the
+ * cache defers them: the safe side).
+ *
+ * After each write: the data cache is cleaned and the instruction cache invalidated to the point
+ * of unification for the word (__builtin___clear_cache: dc cvau, dsb ish, ic ivau, dsb ish, isb),
+ * then membarrier(SYNC_CORE) makes every other core of the process run a context synchronization
+ * event before install returns, so the self-test that follows sees the new code on all of them.
+ */
+#if defined(__aarch64__)
+
+#include <dlfcn.h>
+#include <link.h>
+#include <linux/membarrier.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../memhooks_internal.h"
+
+#define STUB_SIZE 32 /* see write_stub() */
+#define SCAN_LIMIT 64 /* instructions looked at from the entry */
+#define SVC0 0xd4000001u
+
+struct target {
+    const char *name;
+    void *hook;
+    long nr; /* the system call its svc makes; 0 for sbrk */
+    uint32_t *code; /* libc's entry point */
+    size_t words;   /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
+    uint32_t *site; /* the svc replaced by a B */
+    uint32_t original, jump;
+    unsigned frame;  /* bytes its stub pops */
+    int fp_slot;     /* where its caller's x29/x30 were saved in that frame, or -1 */
+    bool stub_ready; /* its stub was written when the stub page was made */
+    int status;
+};
+
+static struct target targets[] = {
+    {"munmap", (void *)mh_hook_munmap, SYS_munmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"mremap", (void *)mh_hook_mremap, SYS_mremap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"madvise", (void *)mh_hook_madvise, SYS_madvise, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"mmap", (void *)mh_hook_mmap, SYS_mmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"brk", (void *)mh_hook_brk, SYS_brk, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"sbrk", (void *)mh_hook_sbrk, 0, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"shmat", (void *)mh_hook_shmat, SYS_shmat, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    {"shmdt", (void *)mh_hook_shmdt, SYS_shmdt, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+};
+#define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
+#define BRK_INDEX 4
+#define SBRK_INDEX 5
+
+static void *libc_handle;
+static uintptr_t libc_text_lo, libc_text_hi;
+static uint32_t *stubs; /* one page near libc, never unmapped: a thread may still be in a stub */
+static bool sync_core;
+
+int memhooks_patch_count(void)
+{
+    return TARGET_COUNT;
+}
+
+const char *memhooks_patch_name(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? targets[index].name : NULL;
+}
+
+int memhooks_patch_status(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? targets[index].status : MEMHOOKS_PATCH_NO_SYMBOL;
+}
+
+bool mh_libc_text_contains(uintptr_t addr)
+{
+    return addr >= libc_text_lo && addr < libc_text_hi;
+}
+
+void *mh_libc_symbol(const char *name)
+{
+    return libc_handle ? dlsym(libc_handle, name) : NULL;
+}
+
+bool mh_patch_sbrk_through_brk(void)
+{
+    return targets[SBRK_INDEX].status == MEMHOOKS_PATCH_OK && targets[SBRK_INDEX].site == NULL;
+}
+
+static unsigned reg_d(uint32_t i)
+{
+    return i & 31;
+}
+
+/* B or BL: the signed 26-bit word offset. */
+static intptr_t branch26(uint32_t i)
+{
+    return ((intptr_t)(int32_t)(i << 6) >> 6) * 4;
+}
+
+/* Hints that change no register: NOP and the BTI forms (PACIASP and friends sign x30). */
+static bool harmless_hint(uint32_t i)
+{
+    return i == 0xd503201fu || (i & 0xffffff3fu) == 0xd503241fu;
+}
+
+/* Writes at most one register in x0..x18 and the flags; memory is only read. */
+static bool scratch_only(uint32_t i)
+{
+    unsigned d = reg_d(i);
+    if ((i & 0x1f800000u) == 0x12800000u) /* movz / movn / movk, 32 or 64-bit */
+        return d < 19;
+    if ((i & 0x7fe0ffe0u) == 0x2a0003e0u) /* mov (orr shifted register with xzr) */
+        return d < 19;
+    if ((i & 0xfffffc00u) == 0x93407c00u) /* sxtw */
+        return d < 19;
+    if ((i & 0x9f000000u) == 0x90000000u) /* adrp */
+        return d < 19;
+    if ((i & 0xbfc00000u) == 0xb9400000u || (i & 0xffc00000u) == 0x39400000u)
+        return d < 19; /* ldr / ldrb, unsigned offset */
+    if ((i & 0x7f800000u) == 0x72000000u && d == 31) /* tst #imm (ands with the zero register) */
+        return true;
+    if ((i & 0x7f00001fu) == 0x7100001fu || (i & 0x7f00001fu) == 0x3100001fu ||
+        (i & 0x7f20001fu) == 0x6b00001fu)
+        return true; /* cmp #imm, cmn #imm, cmp register */
+    if ((i & 0x7f000000u) == 0x11000000u || (i & 0x7f000000u) == 0x51000000u)
+        return d < 19; /* add / sub #imm into x0..x18 (from any register or sp) */
+    return false;
+}
+
+/* Signatures of an entry someone already redirected: B, BR through a register, BRK, or a load
+ * into x15..x17 (the start of `ldr x16, lit; br x16` or `movz x15, ...; br x15`). */
+static bool foreign_entry(uint32_t i)
+{
+    bool to_ip = reg_d(i) >= 15 && reg_d(i) <= 17;
+    return (i & 0xfc000000u) == 0x14000000u || (i & 0xfffffc1fu) == 0xd61f0000u ||
+           (i & 0xffe0001fu) == 0xd4200000u || ((i & 0xff000000u) == 0x58000000u && to_ip) ||
+           ((i & 0x1f800000u) == 0x12800000u && to_ip);
+}
+
+/* Where a conditional branch (b.cond, cbz/cbnz, tbz/tbnz) at index k goes, or -1 if `i` is
+ * not one. */
+static long cond_target(uint32_t i, size_t k)
+{
+    if ((i & 0xff000010u) == 0x54000000u || (i & 0x7e000000u) == 0x34000000u)
+        return (long)k + ((int32_t)(i << 8) >> 13);
+    if ((i & 0x7e000000u) == 0x36000000u)
+        return (long)k + ((int32_t)(i << 13) >> 18);
+    return -1;
+}
+
+/* The machine state the stub must undo, as a path from the entry leaves it. */
+struct frame {
+    bool known;
+    unsigned sp;  /* bytes below the entry's sp (one `sub sp, sp, #imm`) */
+    int fp_slot;  /* where `stp x29, x30, [sp, #off]` saved the caller's pair, or -1 */
+    bool fp_used; /* x29 was changed (only after that save) */
+    long x8;      /* the syscall number last moved into x8, or -1 */
+};
+
+/* The state after instruction `i` from `in`, or false when the decoder cannot stand for it. */
+static bool step(uint32_t i, struct frame in, struct frame *out)
+{
+    *out = in;
+    unsigned d = reg_d(i);
+    if (harmless_hint(i))
+        return true;
+    if ((i & 0xffe0001fu) == 0xd2800008u || (i & 0xffe0001fu) == 0x52800008u) {
+        out->x8 = (long)((i >> 5) & 0xffff); /* movz x8 / w8, #imm16 */
+        return true;
+    }
+    if ((i & 0xff8003ffu) == 0xd10003ffu && !((i >> 22) & 1) && in.sp == 0) {
+        out->sp = (i >> 10) & 0xfff; /* sub sp, sp, #imm12: the one frame it may make */
+        return out->sp % 16 == 0 && out->sp > 0;
+    }
+    if ((i & 0xffc003e0u) == 0xf90003e0u) /* str xN, [sp, #off] inside that frame */
+        return ((i >> 10) & 0xfff) * 8 + 8 <= in.sp;
+    if ((i & 0x7fc003e0u) == 0x290003e0u || (i & 0xffc003e0u) == 0xa90003e0u) {
+        /* stp (signed offset, no writeback) of w or x registers inside that frame */
+        unsigned size = (i >> 31) ? 8 : 4;
+        long off = (long)((int32_t)(i << 10) >> 25) * size;
+        if (off < 0 || (unsigned long)off + 2 * size > in.sp)
+            return false;
+        if (i == (0xa9007bfdu | (((uint32_t)(off / 8) & 0x7f) << 15)) && in.fp_slot < 0)
+            out->fp_slot = (int)off; /* stp x29, x30, [sp, #off] */
+        return true;
+    }
+    if ((i & 0xffc003ffu) == 0x910003fdu) { /* add x29, sp, #imm (mov x29, sp) */
+        out->fp_used = true;
+        return in.fp_slot >= 0;
+    }
+    if (scratch_only(i)) {
+        if (d == 8)
+            out->x8 = -1;
+        return true;
+    }
+    if (cond_target(i, 0) >= 0 || (i & 0xfc000000u) == 0x14000000u)
+        return true; /* branches: their targets are followed by the caller */
+    return false;
+}
+
+/*
+ * Decodes the function at `code` (`words` instructions): MEMHOOKS_PATCH_OK when it holds one
+ * `svc #0` and every path from the entry that can reach it holds only instructions step() knows,
+ * all reaching it in the same state; the svc's index, the stub's frame and x8 are returned.
+ */
+static int decode(const uint32_t *code, size_t words, size_t *site_at, struct frame *at_svc)
+{
+    enum { MAX = 64 };
+    if (words == 0)
+        return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    if (foreign_entry(code[0]))
+        return MEMHOOKS_PATCH_FOREIGN;
+    if (words > MAX)
+        words = MAX;
+    long svc = -1;
+    for (size_t k = 0; k < words; k++) {
+        if (code[k] == SVC0) {
+            if (svc >= 0)
+                return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* more than one system call */
+            svc = (long)k;
+        }
+    }
+    if (svc < 0)
+        return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    /* The control flow, whatever the instructions do: up to two successors each. */
+    long next[MAX][2];
+    for (size_t k = 0; k < words; k++) {
+        uint32_t i = code[k];
+        next[k][0] = next[k][1] = -1;
+        long t = cond_target(i, k);
+        if ((i & 0xfc000000u) == 0x14000000u)
+            next[k][0] = (long)k + (branch26(i) / 4); /* b */
+        else if (i == 0xd65f03c0u || (i & 0xfffffc1fu) == 0xd61f0000u ||
+                 (i & 0xffe0001fu) == 0xd4200000u)
+            ; /* ret, br, brk: leave */
+        else {
+            next[k][0] = (long)k + 1;
+            next[k][1] = t;
+        }
+        for (int e = 0; e < 2; e++)
+            if (next[k][e] < 0 || next[k][e] >= (long)words)
+                next[k][e] = -1; /* out of the function: a tail call, never back before the svc */
+    }
+    /* Which instructions can reach the svc (a fixed point over the reversed edges). */
+    bool reaches[MAX] = {false};
+    reaches[svc] = true;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t k = 0; k < words; k++)
+            for (int e = 0; e < 2 && !reaches[k]; e++)
+                if (next[k][e] >= 0 && reaches[next[k][e]] && (long)k != svc)
+                    reaches[k] = changed = true;
+    }
+    if (!reaches[0])
+        return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    /* The state along every path from the entry to the svc. */
+    struct frame state[MAX] = {{0}};
+    state[0] = (struct frame){.known = true, .sp = 0, .fp_slot = -1, .fp_used = false, .x8 = -1};
+    long work[MAX * 2];
+    int top = 0;
+    work[top++] = 0;
+    while (top > 0) {
+        long k = work[--top];
+        if (k == svc)
+            continue;
+        struct frame out;
+        if (!step(code[k], state[k], &out))
+            return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+        for (int e = 0; e < 2; e++) {
+            long n = next[k][e];
+            if (n < 0 || !reaches[n])
+                continue;
+            if (!state[n].known) {
+                state[n] = out;
+                if (top >= MAX * 2)
+                    return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+                work[top++] = n;
+            } else if (state[n].sp != out.sp || state[n].fp_slot != out.fp_slot ||
+                       state[n].fp_used != out.fp_used || state[n].x8 != out.x8) {
+                return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* paths disagree */
+            }
+        }
+    }
+    if (!state[svc].known || state[svc].x8 < 0)
+        return MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    *site_at = (size_t)svc;
+    *at_svc = state[svc];
+    return MEMHOOKS_PATCH_OK;
+}
+
+int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered)
+{
+    size_t site = 0;
+    struct frame f;
+    int status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    if (code && ((uintptr_t)code & 3) == 0)
+        status = decode((const uint32_t *)code, avail / 4, &site, &f);
+    if (covered)
+        *covered = status == MEMHOOKS_PATCH_OK ? site * 4 + 4 : 0;
+    return status;
+}
+
+static int find_libc_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libc.so.6"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            libc_text_lo = info->dlpi_addr + ph->p_vaddr;
+            libc_text_hi = libc_text_lo + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A page within reach of a B (+-128 MiB) from all of libc's text. */
+static uint32_t *map_stub_page(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    for (long step = 1; step < 1024; step++) {
+        for (int side = 0; side < 2; side++) {
+            uintptr_t hint =
+                side == 0 ? (libc_text_lo & ~(uintptr_t)(page - 1)) - step * 65536
+                          : ((libc_text_hi + page - 1) & ~(uintptr_t)(page - 1)) + step * 65536;
+            long got = raw_syscall6(SYS_mmap, (long)hint, page, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if ((unsigned long)got >= -4096UL)
+                continue;
+            if ((uintptr_t)got == hint)
+                return (uint32_t *)got;
+            raw_syscall(SYS_munmap, got, page, 0); /* kernel without MAP_FIXED_NOREPLACE */
+        }
+    }
+    return NULL;
+}
+
+static bool b_to(const uint32_t *from, const void *to, uint32_t *insn)
+{
+    intptr_t rel = (intptr_t)to - (intptr_t)from;
+    if (rel < -(intptr_t)(128 << 20) || rel >= (intptr_t)(128 << 20))
+        return false;
+    *insn = 0x14000000u | ((uint32_t)(rel >> 2) & 0x03ffffffu);
+    return true;
+}
+
+/*
+ * [ldp x29, x30, [sp, #fp_slot]]; [add sp, sp, #frame]; ldr x16, hook; br x16 (nops where not
+ * needed): back to the entry's sp and the caller's x29, then on to the hook. x16 is the
+ * intra-procedure-call scratch register, free at a call boundary.
+ */
+static void write_stub(uint32_t *stub, void *hook, unsigned frame, int fp_slot)
+{
+    const uint32_t nop = 0xd503201fu;
+    stub[0] = fp_slot >= 0 ? 0xa9407bfdu | (((uint32_t)fp_slot / 8) << 15) : nop;
+    stub[1] = frame ? 0x910003ffu | (frame << 10) : nop;
+    stub[2] = 0x58000090u; /* ldr x16, [pc + 16] */
+    stub[3] = 0xd61f0200u; /* br x16 */
+    stub[4] = 0xd4200000u; /* brk #0: never reached */
+    stub[5] = 0xd4200000u;
+    uint64_t target = (uint64_t)(uintptr_t)hook;
+    memcpy(&stub[6], &target, 8);
+}
+
+static void sync_other_cores(void)
+{
+    if (sync_core)
+        raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+}
+
+/* Replaces the instruction `expect` at `at` by `insn` with one aligned 4-byte store. */
+static bool write_code(uint32_t *at, uint32_t expect, uint32_t insn)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t page_addr = (uintptr_t)at & ~(uintptr_t)(page - 1);
+    if (raw_syscall(SYS_mprotect, page_addr, page, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+        return false;
+    uint32_t seen = expect;
+    /* A compare-and-swap: a word changed under us (another patcher) is left alone. */
+    bool ok = __atomic_compare_exchange_n(at, &seen, insn, false, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_SEQ_CST);
+    __builtin___clear_cache((char *)at, (char *)(at + 1));
+    raw_syscall(SYS_mprotect, page_addr, page, PROT_READ | PROT_EXEC);
+    sync_other_cores();
+    return ok;
+}
+
+/* libc's entry point of `t` and its length in instructions (0 when unknown). */
+static void locate(struct target *t)
+{
+    t->code = (uint32_t *)dlsym(libc_handle, t->name);
+    t->words = 0;
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (t->code && dladdr1(t->code, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+        mh_libc_text_contains((uintptr_t)t->code) &&
+        (uintptr_t)t->code + sym->st_size <= libc_text_hi)
+        t->words = sym->st_size / 4 <= SCAN_LIMIT ? sym->st_size / 4 : 0; /* too long: refused */
+}
+
+/* Decodes `t` as it is now: OK with the svc's index and the state there, or why not. */
+static int decode_target(struct target *t, size_t *site, struct frame *f)
+{
+    if (!t->code)
+        return MEMHOOKS_PATCH_NO_SYMBOL;
+    int status = decode(t->code, t->words, site, f);
+    if (status == MEMHOOKS_PATCH_OK && f->x8 != t->nr)
+        status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* some other system call */
+    return status;
+}
+
+/* Writes the stub of every target the decoder accepts, once, while the page is still writable:
+ * a stub is never rewritten, since a thread may be running it long after its B is gone. */
+static void write_stubs(void)
+{
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        struct target *t = &targets[i];
+        size_t site;
+        struct frame f;
+        if (i == SBRK_INDEX || decode_target(t, &site, &f) != MEMHOOKS_PATCH_OK)
+            continue;
+        t->frame = f.sp;
+        t->fp_slot = f.fp_used ? f.fp_slot : -1;
+        write_stub(stubs + i * (STUB_SIZE / 4), t->hook, t->frame, t->fp_slot);
+        t->stub_ready = true;
+    }
+    __builtin___clear_cache((char *)stubs, (char *)(stubs + TARGET_COUNT * (STUB_SIZE / 4)));
+}
+
+static void patch_one(struct target *t, uint32_t *stub)
+{
+    size_t site;
+    struct frame f;
+    int status = decode_target(t, &site, &f);
+    if (status == MEMHOOKS_PATCH_OK &&
+        (!t->stub_ready || f.sp != t->frame || (f.fp_used ? f.fp_slot : -1) != t->fp_slot))
+        status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* changed since its stub was made */
+    if (status != MEMHOOKS_PATCH_OK) {
+        t->status = status;
+        return;
+    }
+    t->site = t->code + site;
+    t->original = SVC0;
+    if (!b_to(t->site, stub, &t->jump)) {
+        t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+        return;
+    }
+    t->status = write_code(t->site, t->original, t->jump) ? MEMHOOKS_PATCH_OK
+                                                          : MEMHOOKS_PATCH_WRITE_FAILED;
+}
+
+/* sbrk is covered when it reaches the kernel only by calling brk's (patched) entry. */
+static void cover_sbrk(struct target *t, const struct target *brk)
+{
+    t->site = NULL;
+    if (!t->code) {
+        t->status = MEMHOOKS_PATCH_NO_SYMBOL;
+        return;
+    }
+    if (foreign_entry(t->code[0])) {
+        t->status = MEMHOOKS_PATCH_FOREIGN;
+        return;
+    }
+    /* All of its code (its symbol's size): a system call of its own is not what this expects. */
+    bool calls_brk = false, own_svc = false;
+    for (size_t k = 0; k < t->words; k++) {
+        uint32_t i = t->code[k];
+        own_svc |= i == SVC0;
+        if ((i & 0xfc000000u) == 0x94000000u &&
+            (uintptr_t)(t->code + k) + branch26(i) == (uintptr_t)brk->code)
+            calls_brk = true;
+    }
+    if (!calls_brk || own_svc)
+        t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    else
+        t->status = brk->status == MEMHOOKS_PATCH_OK ? MEMHOOKS_PATCH_OK : brk->status;
+}
+
+int mh_patch_install(void)
+{
+    if (!libc_handle)
+        libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+    if (!libc_handle || (!libc_text_hi && !dl_iterate_phdr(find_libc_text, NULL)))
+        return OPAL_ERR_NOT_SUPPORTED;
+    long page = sysconf(_SC_PAGESIZE);
+    if (!stubs) {
+        long q = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
+            raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
+                        0) == 0)
+            sync_core = true;
+        for (int i = 0; i < TARGET_COUNT; i++)
+            locate(&targets[i]);
+        uint32_t *p = map_stub_page();
+        if (!p) {
+            for (int i = 0; i < TARGET_COUNT; i++)
+                targets[i].status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            return OPAL_ERR_NOT_SUPPORTED;
+        }
+        stubs = p;
+        write_stubs();
+        raw_syscall(SYS_mprotect, stubs, page, PROT_READ | PROT_EXEC);
+        sync_other_cores(); /* every core sees the stubs before any B can lead there */
+    }
+    int patched = 0;
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        if (i == SBRK_INDEX || targets[i].status == MEMHOOKS_PATCH_OK)
+            continue;
+        patch_one(&targets[i], stubs + i * (STUB_SIZE / 4));
+    }
+    cover_sbrk(&targets[SBRK_INDEX], &targets[BRK_INDEX]);
+    for (int i = 0; i < TARGET_COUNT; i++)
+        patched += targets[i].status == MEMHOOKS_PATCH_OK;
+    return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
+}
+
+void mh_patch_remove(void)
+{
+    /* B back to SVC: both in the architecture's list, one word. A thread that already took the B
+     * runs the stub and the hook, which stay mapped. */
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        struct target *t = &targets[i];
+        if (t->status != MEMHOOKS_PATCH_OK)
+            continue;
+        if (!t->site) {
+            t->status = MEMHOOKS_PATCH_NOT_INSTALLED; /* sbrk: follows brk */
+            continue;
+        }
+        t->status = write_code(t->site, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
+                                                               : MEMHOOKS_PATCH_WRITE_FAILED;
+    }
+}
+
+#endif /* __aarch64__ */
