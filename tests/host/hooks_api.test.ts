@@ -189,7 +189,10 @@ Deno.test("the timer delivers without flush, and does not keep the process alive
   assert.ok(performance.now() - started < 20_000);
 });
 
-Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and unknown code", () => {
+Deno.test({
+  name: "prologue decoder: patches known prologues, refuses foreign jumps and unknown code",
+  ignore: Deno.build.arch !== "x86_64",
+}, () => {
   const decode = (bytes: number[]) => {
     const covered = new BigUint64Array(1);
     const status = memhooksNative().memhooks_decode_prologue(
@@ -248,6 +251,99 @@ Deno.test("prologue decoder: patches known prologues, refuses foreign jumps and 
   // Any ordinary instruction the compiler emits decodes: mov rbp, rsp; nop; nop; nop.
   assert.deepEqual(decode([0x48, 0x89, 0xe5, 0x90, 0x90, 0x90]), { status: PATCH_OK, covered: 5 });
   assert.equal(decode([0xb8, 0x0b, 0]).status, PATCH_UNKNOWN, "truncated instruction");
+});
+
+Deno.test({
+  name: "aarch64 decoder: finds the one svc every path from the entry reaches, refuses the rest",
+  ignore: Deno.build.arch !== "aarch64",
+}, () => {
+  // Instruction words, stored little-endian into 4-aligned memory as in libc's text.
+  const decode = (words: number[]) => {
+    const code = new Uint32Array(words);
+    const covered = new BigUint64Array(1);
+    const status = openMemhooks().symbols.memhooks_decode_prologue(
+      new Uint8Array(code.buffer),
+      BigInt(code.byteLength),
+      new Uint8Array(covered.buffer),
+    );
+    return { status, covered: Number(covered[0]) };
+  };
+  const NOP = 0xd503201f, SVC = 0xd4000001, RET = 0xd65f03c0;
+  const CMN = 0xb13ffc1f, BCS = 0x54000042, ERR = 0x17fcfeb2; // cmn; b.cs; b __syscall_error
+  // glibc 2.36's munmap: nop; mov x8, #215; svc #0; the error check after it.
+  const munmap = [NOP, 0xd2801ae8, SVC, CMN, BCS, RET, ERR];
+  assert.deepEqual(decode(munmap), { status: PATCH_OK, covered: 12 });
+  // brk: mov x1, x0; mov x8, #214; svc #0.
+  assert.deepEqual(decode([0xaa0003e1, 0xd2801ac8, SVC, RET]), { status: PATCH_OK, covered: 12 });
+  // mmap: tst x5, #0xfff; b.ne (the EINVAL path, past the svc); sxtw x3 times; mov x8; svc.
+  const mmap = [0xf2402cbf, 0x54000121, 0x93407c42, 0x93407c63, 0x93407c84, 0xd2801bc8, SVC];
+  assert.deepEqual(decode([...mmap, 0xb140041f, 0x54000128, RET, 0x900005c1, RET]), {
+    status: PATCH_OK,
+    covered: 28,
+  });
+  // mremap: a frame with x29/x30 saved and the stack guard, a va_arg path that branches back,
+  // then mov x4, x5; mov x8, #216; svc.
+  const mremap = [
+    0xd10143ff,
+    0xf0000585,
+    0xf94734a5,
+    0xa9037bfd,
+    0x9100c3fd,
+    0xf90027e4,
+    0xf94000a6,
+    0xf90017e6,
+    0xd2800006,
+    0x71001c7f,
+    0x54000388,
+    0xd2800005,
+    0x721f047f,
+    0x54000221,
+    0x93407c63,
+    0xaa0503e4,
+    0xd2801b08,
+    SVC,
+    0xb140041f,
+    0x54000348,
+    0xa9437bfd,
+    0x910143ff,
+    RET,
+    0xd503201f,
+    0xd503201f,
+    0xd503201f,
+    0xd503201f,
+    0xd503201f,
+    0xd503201f,
+    0xd503201f,
+    0x910103e6,
+    0xaa0403e5,
+    0x910143e7,
+    0x128000e4,
+    0xa9009fe7,
+    0xf9000fe6,
+    0x29047fe4,
+    0x17ffffe9,
+    RET,
+  ];
+  assert.deepEqual(decode(mremap), { status: PATCH_OK, covered: 72 });
+  // The va_arg path clobbering a callee-saved register (x19) before it joins: refused.
+  const clobbered = [...mremap];
+  clobbered[31] = 0xaa0403f3; // mov x19, x4
+  assert.equal(decode(clobbered).status, PATCH_UNKNOWN);
+  // Already redirected: B, ldr x16 literal (ldr x16; br x16), movz x15 (UCX's form), brk.
+  assert.equal(decode([0x14000010, ...munmap]).status, PATCH_FOREIGN);
+  assert.equal(decode([0x58000050, 0xd61f0200, ...munmap]).status, PATCH_FOREIGN);
+  assert.equal(decode([0xd280000f, ...munmap]).status, PATCH_FOREIGN);
+  assert.equal(decode([0xd4200000, ...munmap]).status, PATCH_FOREIGN);
+  // sbrk's stp with writeback moves sp before any svc; a call (bl) clobbers x30; paciasp signs
+  // it; no svc; two svcs; an svc whose x8 is unknown.
+  assert.equal(decode([0xa9bd7bfd, 0xd2801ae8, SVC, RET]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0x94000010, 0xd2801ae8, SVC, RET]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0xd503233f, 0xd2801ae8, SVC, RET]).status, PATCH_UNKNOWN);
+  assert.equal(decode([NOP, 0xd2801ae8, RET]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0xd2801ae8, SVC, SVC, RET]).status, PATCH_UNKNOWN);
+  assert.equal(decode([0xaa0003e8, SVC, RET]).status, PATCH_UNKNOWN);
+  // A conditional branch back to the entry: the paths disagree on x8.
+  assert.equal(decode([NOP, 0xd2801ae8, 0x54ffffc1, SVC, RET]).status, PATCH_UNKNOWN);
 });
 
 Deno.test("unregister waits for a callback running on another thread to finish", async () => {

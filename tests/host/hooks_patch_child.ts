@@ -1,5 +1,5 @@
 /**
- * Child of hooks_patch.test.ts: reads the bytes around each patched libc function's entry (128 in
+ * Child of hooks_patch.test.ts and hooks_patch_aarch64.test.ts: reads the bytes around each patched libc function's entry (128 in
  * front of it, 160 from it: every place a jmp rel8 from the entry can reach) before init, after
  * init and after finalize, in a process where the hooks were never installed, and prints them as
  * JSON.

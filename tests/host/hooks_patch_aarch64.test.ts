@@ -1,0 +1,46 @@
+/**
+ * How aarch64 patches (hooks/native/arch/aarch64.c): the entry is never written; each function's
+ * one `svc #0` becomes a `B` to its stub, every other word stays, sbrk is left as it is (covered
+ * through brk), and finalize puts the `svc` back.
+ */
+import assert from "node:assert/strict";
+import { OPAL_SUCCESS } from "../../hooks/mod.ts";
+import { PATCH } from "../../ffi/records/memhooks.ts";
+import { runChildJson } from "./child_json.ts";
+
+const ENTRY = 128, SVC = 0xd4000001; // the child's window: 128 bytes in front of the entry
+const child = new URL("./hooks_patch_child.ts", import.meta.url).pathname;
+
+/** The little-endian instruction words of a byte snapshot, from the entry on. */
+function words(bytes: number[]): number[] {
+  const out: number[] = [];
+  for (let at = ENTRY; at + 4 <= bytes.length; at += 4) {
+    out.push((bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16 | bytes[at + 3] << 24) >>> 0);
+  }
+  return out;
+}
+
+Deno.test({
+  name: "aarch64 entries: one svc becomes a B, nothing else changes, finalize restores it",
+  ignore: Deno.build.arch !== "aarch64",
+}, async () => {
+  const r = await runChildJson(child);
+  assert.equal(r.initCode, OPAL_SUCCESS);
+  assert.equal(r.finalizeCode, OPAL_SUCCESS);
+  for (const [name, bytes] of Object.entries(r.before as Record<string, number[]>)) {
+    assert.equal(r.status[name], PATCH.OK, name);
+    const before = words(bytes), after = words(r.installed[name]);
+    const changed = before.flatMap((w, i) => (w !== after[i] ? [i] : []));
+    if (name === "sbrk") {
+      assert.deepEqual(changed, [], "sbrk is covered through brk, not written");
+    } else {
+      assert.equal(changed.length, 1, `${name}: exactly one word changes`);
+      const at = changed[0];
+      assert.ok(at > 0, `${name}: the entry itself is never written`);
+      assert.equal(before[at], SVC, `${name}: the word replaced is its svc`);
+      assert.equal(after[at] >>> 26, 0b000101, `${name}: the new word is a B`);
+      assert.ok(before.slice(0, at).every((w) => w !== SVC), `${name}: the first svc`);
+    }
+    assert.deepEqual(words(r.removed[name]), before, `${name} restored`);
+  }
+});
