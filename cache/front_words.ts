@@ -8,6 +8,7 @@
 import { FRONT_CLOSED, FRONT_HOLDS, FRONT_SLOTS, PERMISSION_ACCESS } from "../ffi/rcache.ts";
 import { ReleaseQueueField } from "../ffi/rcache.ts";
 import type { InterceptionGuard } from "../ffi/memhooks.ts";
+import { loadAcquire } from "../ffi/ordered_words.ts";
 import type { FrontEntry } from "./front_entries.ts";
 
 /** One cache's front words, and how often each was bound. */
@@ -96,9 +97,11 @@ export class FrontWords {
    */
   hold(entry: FrontEntry, length: number, access: number): boolean {
     // A release whose invalidation a hook deferred, or a drain is applying, is not in the front
-    // words yet: the word is non-zero until it is (rcache.h). (A plain read: the atomic add of
-    // the previous hit keeps the compiler from reusing an older value.)
-    if (this.#control[ReleaseQueueField.DEFERRED] !== 0 || !this.#intercepted()) return false;
+    // words yet: the word is non-zero until it is (rcache.h). An acquire load, so on a weakly
+    // ordered CPU the add below cannot be performed before this read (ffi/ordered_words.ts).
+    if (loadAcquire(this.#control, ReleaseQueueField.DEFERRED) !== 0 || !this.#intercepted()) {
+      return false;
+    }
     const word = entry.word;
     if (
       length > entry.limit ||
@@ -109,10 +112,10 @@ export class FrontWords {
       return false;
     }
     const words = this.#words;
-    // Closed stays closed until this thread rebinds the word: a plain read can say no for sure.
-    // Only this thread adds, so a word below its full count cannot overflow into the closed bit;
-    // a full one leaves the next holds to the native count (FRONT_HOLDS < FRONT_CLOSED).
-    if (words[word] >= FRONT_HOLDS) return false;
+    // Closed stays closed until this thread rebinds the word: a read can say no for sure. Only
+    // this thread adds, so a word below its full count cannot overflow into the closed bit; a
+    // full one leaves the next holds to the native count (FRONT_HOLDS < FRONT_CLOSED).
+    if (loadAcquire(words, word) >= FRONT_HOLDS) return false;
     if ((Atomics.add(words, word, 1) & FRONT_CLOSED) !== 0) {
       Atomics.sub(words, word, 1); // the region left the index (its entries stay, and fail here)
       return false;

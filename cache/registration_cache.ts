@@ -25,6 +25,7 @@ import {
   resultViews,
 } from "../ffi/rcache.ts";
 import { interceptionGuard } from "../ffi/memhooks.ts";
+import { loadAcquire, storeRelease } from "../ffi/ordered_words.ts";
 import { memHooks } from "../hooks/mem_hooks.ts";
 import { Access } from "../verbs/constants.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
@@ -372,12 +373,13 @@ export class RegistrationCache implements Disposable {
   [PUT](handle: number): void {
     if (this.#closed) throw closedError("Registration.release");
     const control = this.#releaseControl;
-    // Plain reads: a stale head only hides free slots, a stale retired count only delays one
-    // deregistration to the next operation.
+    // Only this thread writes tail. Head with acquire (ffi/ordered_words.ts): the consumer read
+    // the slots below it before it stored it (release), so they may be overwritten. A stale head
+    // only hides free slots, a stale retired count only delays one deregistration.
     const tail = control[ReleaseQueueField.TAIL];
     if (
-      ((tail - control[ReleaseQueueField.HEAD]) >>> 0) >= RELEASE_QUEUE_SLOTS ||
-      control[ReleaseQueueField.RETIRED] !== 0
+      ((tail - loadAcquire(control, ReleaseQueueField.HEAD)) >>> 0) >= RELEASE_QUEUE_SLOTS ||
+      loadAcquire(control, ReleaseQueueField.RETIRED) !== 0
     ) {
       // The queue is full, or retired regions exist (this may be one: deregister it now): release
       // with a call, after the queued ones. A queued release calls nothing, so TypeScript hook
@@ -389,10 +391,9 @@ export class RegistrationCache implements Disposable {
       }
       return;
     }
-    // Handle first, then tail, as two plain stores: V8 keeps stores to typed arrays in program
-    // order and x86-64 does not reorder stores, so a reader that loads tail with acquire
-    // semantics (cache/native/deferred.c) sees the handle. (The memory hooks are x86-64 only.)
+    // Handle first, then tail with release, so a reader that loads tail with acquire
+    // (cache/native/deferred.c) sees the handle on any CPU.
     this.#releaseHandles[tail & (RELEASE_QUEUE_SLOTS - 1)] = handle;
-    control[ReleaseQueueField.TAIL] = (tail + 1) | 0;
+    storeRelease(control, ReleaseQueueField.TAIL, (tail + 1) | 0);
   }
 }
