@@ -109,6 +109,9 @@ static bool read_code(const uint8_t *at, void *out, size_t n)
  * NULL when a jump leads to unreadable memory. */
 static const uint8_t *follow(const uint8_t *p)
 {
+#if defined(__aarch64__)
+    return mh_patch_follow(p); /* arch/aarch64.c: its jumps, and entries that reach our svc patch */
+#endif
     for (int hop = 0; hop < FOLLOW_HOPS; hop++) {
         uint8_t c[16];
         int32_t rel32;

@@ -116,6 +116,8 @@ void mh_patch_check_seen(int seen, int tested);
 #if defined(__aarch64__)
 /* sbrk reaches the kernel only by calling brk's patched entry, so brk's patch covers it. */
 bool mh_patch_sbrk_through_brk(void);
+/* foreign.c's follow() on aarch64: where the code at `p` leads (see arch/aarch64.c). */
+const uint8_t *mh_patch_follow(const uint8_t *p);
 #else
 static inline bool mh_patch_sbrk_through_brk(void)
 {

@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../memhooks_internal.h"
@@ -53,6 +54,7 @@ struct target {
     uint32_t *code; /* libc's entry point */
     size_t words;   /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
     uint32_t *site; /* the svc replaced by a B */
+    uint32_t entry[2]; /* its first two words once patched (what foreign.c verifies) */
     uint32_t original, jump;
     unsigned frame;  /* bytes its stub pops */
     int fp_slot;     /* where its caller's x29/x30 were saved in that frame, or -1 */
@@ -473,6 +475,7 @@ static void patch_one(struct target *t, uint32_t *stub)
     }
     t->status = write_code(t->site, t->original, t->jump) ? MEMHOOKS_PATCH_OK
                                                           : MEMHOOKS_PATCH_WRITE_FAILED;
+    memcpy(t->entry, t->code, sizeof t->entry); /* with our B when the svc is in those words */
 }
 
 /* sbrk is covered when it reaches the kernel only by calling brk's (patched) entry. */
@@ -500,6 +503,87 @@ static void cover_sbrk(struct target *t, const struct target *brk)
         t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
     else
         t->status = brk->status == MEMHOOKS_PATCH_OK ? MEMHOOKS_PATCH_OK : brk->status;
+}
+
+/* ---- For foreign.c ------------------------------------------------------------------------ */
+
+/*
+ * Our patch leaves every entry as it was, so foreign.c verifies the entries' first 8 bytes (an
+ * interceptor of the usual kind writes its jump there) and asks mh_patch_follow() where an entry
+ * leads: into our library when its bytes are still those decoded at install and our B is on its
+ * svc (sbrk: on brk's).
+ */
+uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
+{
+    if (index < 0 || index >= TARGET_COUNT)
+        return NULL;
+    struct target *t = &targets[index];
+    *jump = (const uint8_t *)&t->jump;
+    *length = t->status == MEMHOOKS_PATCH_OK && t->site ? 4 : 0;
+    return (uint8_t *)t->code;
+}
+
+/* Whether `t` is patched by us right now: its B on the svc (sbrk: brk's), its entry as decoded. */
+static bool leads_to_us(const struct target *t)
+{
+    if (t == &targets[SBRK_INDEX])
+        return t->code && !foreign_entry(t->code[0]) && leads_to_us(&targets[BRK_INDEX]);
+    if (!t->site || !t->code || memcmp(t->code, t->entry, sizeof t->entry) != 0)
+        return false;
+    return __atomic_load_n(t->site, __ATOMIC_RELAXED) == t->jump;
+}
+
+void mh_patch_set_owned(int index, bool ours)
+{
+    struct target *t = &targets[index];
+    if (!ours && t->status == MEMHOOKS_PATCH_OK)
+        t->status = MEMHOOKS_PATCH_FOREIGN; /* entry written over: finalize leaves it */
+    else if (ours && t->status == MEMHOOKS_PATCH_FOREIGN && leads_to_us(t))
+        t->status = MEMHOOKS_PATCH_OK;
+}
+
+/* Reads `n` bytes at `at` without faulting (a jump another library is writing leads anywhere). */
+static bool read_code(const void *at, void *out, size_t n)
+{
+    struct iovec local = {.iov_base = out, .iov_len = n};
+    struct iovec remote = {.iov_base = (void *)at, .iov_len = n};
+    return raw_syscall6(SYS_process_vm_readv, raw_syscall(SYS_getpid, 0, 0, 0), (long)&local, 1,
+                        (long)&remote, 1, 0) == (long)n;
+}
+
+const uint8_t *mh_patch_follow(const uint8_t *p)
+{
+    for (int hop = 0; hop < 8; hop++) {
+        for (int i = 0; i < TARGET_COUNT; i++)
+            if (p == (const uint8_t *)targets[i].code && leads_to_us(&targets[i]))
+                return (const uint8_t *)targets[i].hook;
+        uint32_t w[5];
+        if (!read_code(p, w, sizeof w))
+            return NULL;
+        if (harmless_hint(w[0])) {
+            p += 4;
+        } else if ((w[0] & 0xfc000000u) == 0x14000000u) { /* b */
+            p += branch26(w[0]);
+        } else if ((w[0] & 0xff00001fu) == 0x58000010u && w[1] == 0xd61f0200u) {
+            uint64_t abs; /* ldr x16, literal; br x16 */
+            if (!read_code(p + (((int32_t)(w[0] << 8) >> 13) * 4), &abs, 8))
+                return NULL;
+            p = (const uint8_t *)(uintptr_t)abs;
+        } else if ((w[0] & 0xffe00000u) == 0xd2800000u && reg_d(w[0]) >= 15 && reg_d(w[0]) <= 17) {
+            /* movz xN, #a; movk xN, #b, lsl 16; ...; br xN (UCX's aarch64 form) */
+            unsigned r = reg_d(w[0]);
+            uint64_t abs = (w[0] >> 5) & 0xffff;
+            int k = 1;
+            for (; k < 4 && (w[k] & 0xff80001fu) == (0xf2800000u | r); k++)
+                abs |= (uint64_t)((w[k] >> 5) & 0xffff) << (16 * ((w[k] >> 21) & 3));
+            if (w[k] != (0xd61f0000u | (r << 5)))
+                return p;
+            p = (const uint8_t *)(uintptr_t)abs;
+        } else {
+            return p;
+        }
+    }
+    return p;
 }
 
 int mh_patch_install(void)
