@@ -11,13 +11,14 @@
  *
  * @module
  */
-import { ensureDebianPackages } from "../tools/deps.ts";
+import { ensureDebianPackages, HOST_TEST_PACKAGES } from "../tools/deps.ts";
 import {
   cacheRoot,
   ensureInitramfs,
   exists,
   GuestImage,
   GuestImageError,
+  HOST_PACKAGES,
   sha256,
   tool,
 } from "./image.ts";
@@ -34,19 +35,17 @@ export const ARM64_HOST_PACKAGES = [
   "cpio",
 ];
 
-/** Packages of the arm64 root: what the x86_64 guest takes from the host, plus busybox for init. */
+/**
+ * Packages of the arm64 root: what the x86_64 guest takes from the host (its packages, the native
+ * build's and the host tests'), plus procps (sysctl) for the guest's setup.
+ */
 export const ARM64_ROOT_PACKAGES = [
-  "rdma-core",
-  "ibverbs-providers",
-  "ibverbs-utils",
-  "libibverbs-dev",
+  ...HOST_PACKAGES.filter((p) => !p.startsWith("qemu-") && p !== "cpio"),
   "gcc",
   "libc6-dev",
-  "perftest",
-  "iproute2",
+  "librdmacm-dev",
+  ...HOST_TEST_PACKAGES,
   "procps",
-  "kmod",
-  "busybox-static",
 ];
 
 const MIRROR = "http://deb.debian.org/debian";

@@ -59,7 +59,8 @@ mount --bind /host/tmp $R/run/softroce/host-tmp || fail "bind the host's /tmp"
 mount --move /job $R/run/softroce/job || fail "move the job share"
 
 # "host PATH": the host's PATH at the same place; "over FROM TO": the guest's FROM bound over TO
-# (the arm64 Deno over the project's x86_64 one).
+# (the arm64 Deno over the project's x86_64 one); "tmpfs PATH": an empty writable folder there (the
+# project's build/, which holds the host's x86_64 libraries: the guest builds its own).
 if [ -f $R/run/softroce/job/binds ]; then
   while read -r kind from to; do
     case "$kind" in
@@ -69,6 +70,9 @@ if [ -f $R/run/softroce/job/binds ]; then
         ;;
       over)
         [ -e "$R$to" ] && { mount --bind "$R$from" "$R$to" || fail "bind $from over $to"; }
+        ;;
+      tmpfs)
+        [ -d "$R$from" ] && { mount -t tmpfs -o mode=755 tmpfs "$R$from" || fail "tmpfs on $from"; }
         ;;
     esac
   done <$R/run/softroce/job/binds

@@ -217,7 +217,8 @@ async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint
 
 /**
  * The aarch64 guest's binds file (read by init_arm64.sh): the project and the working directory
- * from the host at their own paths, and the arm64 Deno over the project's x86_64 one.
+ * from the host at their own paths, the arm64 Deno over the project's x86_64 one, and an empty
+ * build/ for the guest's own native libraries.
  */
 export function arm64Binds(cwd: string): string {
   const paths = [REPO_ROOT, cwd].filter((p, i, all) =>
@@ -232,6 +233,8 @@ export function arm64Binds(cwd: string): string {
   return [
     ...paths.map((p) => `host ${p}`),
     `over ${ARM64_DENO_DIR}/deno ${REPO_ROOT}/node_modules/deno/deno`,
+    // The host's build/ holds x86_64 libraries: the guest builds its own there, on a tmpfs.
+    `tmpfs ${REPO_ROOT}/build`,
   ].join("\n") + "\n";
 }
 

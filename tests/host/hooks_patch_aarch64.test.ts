@@ -29,17 +29,20 @@ Deno.test({
   assert.equal(r.finalizeCode, OPAL_SUCCESS);
   for (const [name, bytes] of Object.entries(r.before as Record<string, number[]>)) {
     assert.equal(r.status[name], PATCH.OK, name);
+    // The window runs past the function into its neighbours, whose svcs may be patched too.
     const before = words(bytes), after = words(r.installed[name]);
     const changed = before.flatMap((w, i) => (w !== after[i] ? [i] : []));
+    for (const at of changed) {
+      assert.equal(before[at], SVC, `${name}: only svc words change (+${at * 4})`);
+      assert.equal(after[at] >>> 26, 0b000101, `${name}: into a B (+${at * 4})`);
+    }
+    const firstSvc = before.indexOf(SVC);
     if (name === "sbrk") {
-      assert.deepEqual(changed, [], "sbrk is covered through brk, not written");
+      assert.ok(firstSvc < 0 || firstSvc > 40, "sbrk has no svc of its own in its first words");
+      assert.ok(!changed.includes(0), "sbrk is covered through brk, not written");
     } else {
-      assert.equal(changed.length, 1, `${name}: exactly one word changes`);
-      const at = changed[0];
-      assert.ok(at > 0, `${name}: the entry itself is never written`);
-      assert.equal(before[at], SVC, `${name}: the word replaced is its svc`);
-      assert.equal(after[at] >>> 26, 0b000101, `${name}: the new word is a B`);
-      assert.ok(before.slice(0, at).every((w) => w !== SVC), `${name}: the first svc`);
+      assert.ok(firstSvc > 0, `${name}: has an svc after its entry`);
+      assert.equal(changed[0], firstSvc, `${name}: its first svc is the word patched`);
     }
     assert.deepEqual(words(r.removed[name]), before, `${name} restored`);
   }

@@ -35,6 +35,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -59,19 +60,25 @@ struct target {
     unsigned frame;  /* bytes its stub pops */
     int fp_slot;     /* where its caller's x29/x30 were saved in that frame, or -1 */
     bool stub_ready; /* its stub was written when the stub page was made */
+    int seen;        /* the MH_SEEN_* bits the self-test must see for it */
     int status;
+    char reason[112]; /* memhooks_patch_reason() */
 };
 
+#define TARGET(n, nr_, bits) \
+    {.name = #n, .hook = (void *)mh_hook_##n, .nr = nr_, .seen = bits, \
+     .status = MEMHOOKS_PATCH_NOT_INSTALLED}
 static struct target targets[] = {
-    {"munmap", (void *)mh_hook_munmap, SYS_munmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"mremap", (void *)mh_hook_mremap, SYS_mremap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"madvise", (void *)mh_hook_madvise, SYS_madvise, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"mmap", (void *)mh_hook_mmap, SYS_mmap, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"brk", (void *)mh_hook_brk, SYS_brk, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"sbrk", (void *)mh_hook_sbrk, 0, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"shmat", (void *)mh_hook_shmat, SYS_shmat, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {"shmdt", (void *)mh_hook_shmdt, SYS_shmdt, .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    TARGET(munmap, SYS_munmap, MH_SEEN_MUNMAP),
+    TARGET(mremap, SYS_mremap, MH_SEEN_MREMAP),
+    TARGET(madvise, SYS_madvise, MH_SEEN_MADVISE),
+    TARGET(mmap, SYS_mmap, MH_SEEN_MMAP_FIXED | MH_SEEN_MMAP_ALLOC),
+    TARGET(brk, SYS_brk, MH_SEEN_BRK),
+    TARGET(sbrk, 0, MH_SEEN_BRK), /* proven through brk, whose entry it calls */
+    TARGET(shmat, SYS_shmat, MH_SEEN_SHMAT),
+    TARGET(shmdt, SYS_shmdt, MH_SEEN_SHMDT),
 };
+#undef TARGET
 #define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
 #define BRK_INDEX 4
 #define SBRK_INDEX 5
@@ -94,6 +101,11 @@ const char *memhooks_patch_name(int index)
 int memhooks_patch_status(int index)
 {
     return index >= 0 && index < TARGET_COUNT ? targets[index].status : MEMHOOKS_PATCH_NO_SYMBOL;
+}
+
+const char *memhooks_patch_reason(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? targets[index].reason : "";
 }
 
 bool mh_libc_text_contains(uintptr_t addr)
@@ -465,16 +477,32 @@ static void patch_one(struct target *t, uint32_t *stub)
         status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* changed since its stub was made */
     if (status != MEMHOOKS_PATCH_OK) {
         t->status = status;
+        if (status == MEMHOOKS_PATCH_NO_SYMBOL)
+            snprintf(t->reason, sizeof t->reason, "libc has no %s", t->name);
+        else if (status == MEMHOOKS_PATCH_FOREIGN)
+            snprintf(t->reason, sizeof t->reason, "entry %08x leads elsewhere: another interceptor",
+                     t->code[0]);
+        else
+            snprintf(t->reason, sizeof t->reason,
+                     "no single svc #0 that every path reaches in a state the stub can undo "
+                     "(entry %08x %08x, %zu instructions)",
+                     t->code[0], t->code[1], t->words);
         return;
     }
     t->site = t->code + site;
     t->original = SVC0;
     if (!b_to(t->site, stub, &t->jump)) {
         t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+        snprintf(t->reason, sizeof t->reason, "no stub page within 128 MiB");
         return;
     }
     t->status = write_code(t->site, t->original, t->jump) ? MEMHOOKS_PATCH_OK
                                                           : MEMHOOKS_PATCH_WRITE_FAILED;
+    if (t->status == MEMHOOKS_PATCH_OK)
+        snprintf(t->reason, sizeof t->reason, "svc at +%zu became a B; the stub pops %u bytes%s",
+                 site * 4, t->frame, t->fp_slot >= 0 ? " and restores x29, x30" : "");
+    else
+        snprintf(t->reason, sizeof t->reason, "the svc at +%zu could not be written", site * 4);
     memcpy(t->entry, t->code, sizeof t->entry); /* with our B when the svc is in those words */
 }
 
@@ -484,10 +512,13 @@ static void cover_sbrk(struct target *t, const struct target *brk)
     t->site = NULL;
     if (!t->code) {
         t->status = MEMHOOKS_PATCH_NO_SYMBOL;
+        snprintf(t->reason, sizeof t->reason, "libc has no %s", t->name);
         return;
     }
     if (foreign_entry(t->code[0])) {
         t->status = MEMHOOKS_PATCH_FOREIGN;
+        snprintf(t->reason, sizeof t->reason, "entry %08x leads elsewhere: another interceptor",
+                 t->code[0]);
         return;
     }
     /* All of its code (its symbol's size): a system call of its own is not what this expects. */
@@ -499,10 +530,15 @@ static void cover_sbrk(struct target *t, const struct target *brk)
             (uintptr_t)(t->code + k) + branch26(i) == (uintptr_t)brk->code)
             calls_brk = true;
     }
-    if (!calls_brk || own_svc)
+    if (!calls_brk || own_svc) {
         t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
-    else
+        snprintf(t->reason, sizeof t->reason, "%s", own_svc ? "has a system call of its own"
+                                                            : "no call of brk's entry found");
+    } else {
         t->status = brk->status == MEMHOOKS_PATCH_OK ? MEMHOOKS_PATCH_OK : brk->status;
+        snprintf(t->reason, sizeof t->reason, "covered by brk's patch: it calls brk's entry%s",
+                 t->status == MEMHOOKS_PATCH_OK ? "" : ", which is not patched");
+    }
 }
 
 /* ---- For foreign.c ------------------------------------------------------------------------ */
@@ -622,6 +658,25 @@ int mh_patch_install(void)
     for (int i = 0; i < TARGET_COUNT; i++)
         patched += targets[i].status == MEMHOOKS_PATCH_OK;
     return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
+}
+
+void mh_patch_check_seen(int seen, int tested)
+{
+    for (int i = 0; i < TARGET_COUNT; i++) {
+        struct target *t = &targets[i];
+        int want = t->seen & tested;
+        if (t->status != MEMHOOKS_PATCH_OK || (seen & want) == want)
+            continue;
+        /* Restored like finalize does: a hook that does not fire must not stay in the way. */
+        if (!t->site || write_code(t->site, t->jump, t->original)) {
+            t->status = MEMHOOKS_PATCH_NOT_SEEN;
+            snprintf(t->reason, sizeof t->reason,
+                     "patched, but the self-test did not see its event: restored");
+        } else {
+            t->status = MEMHOOKS_PATCH_WRITE_FAILED;
+            snprintf(t->reason, sizeof t->reason, "the self-test missed it; restoring failed");
+        }
+    }
 }
 
 void mh_patch_remove(void)
