@@ -16,7 +16,7 @@ import {
   cacheRoot,
   ensureInitramfs,
   exists,
-  GuestImage,
+  type GuestImage,
   GuestImageError,
   HOST_PACKAGES,
   sha256,
