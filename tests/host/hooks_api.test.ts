@@ -261,7 +261,7 @@ Deno.test({
   const decode = (words: number[]) => {
     const code = new Uint32Array(words);
     const covered = new BigUint64Array(1);
-    const status = openMemhooks().symbols.memhooks_decode_prologue(
+    const status = memhooksNative().memhooks_decode_prologue(
       new Uint8Array(code.buffer),
       BigInt(code.byteLength),
       new Uint8Array(covered.buffer),
