@@ -10,15 +10,18 @@
  * stub: SVC to B and back are both in that list, and the store is one aligned 4-byte word (single
  * copy atomic), so a thread fetching it sees the whole old or the whole new instruction.
  *
- * The decoder walks the straight-line code from the entry to that `svc` and accepts only
- * instructions that leave sp (except a `sub sp, sp, #imm` the stub undoes), the callee-saved
- * registers x19..x29, x30 and memory above sp untouched: hints (NOP, BTI), moves and sign
- * extensions into x0..x18, flag-setting compares, conditional branches forward past the `svc`,
- * and stores into the frame it made. At the `svc` the registers are then the function's own
- * arguments as the kernel takes them, x30 is its caller's return address and sp is the entry's
- * plus the frame: the stub pops the frame and jumps to the hook, which runs as if the caller had
- * called it instead of libc (a tail call), and returns to that caller. The rest of libc's wrapper
- * (errno, __curbrk) is the hook's job, as on x86_64.
+ * The decoder (decode()) builds the function's control flow (its length from its ELF symbol; one
+ * `svc #0` in it) and follows every path from the entry that can reach that `svc`. Each instruction
+ * on them must leave the callee-saved registers x19..x28, x30 and memory above sp untouched:
+ * hints (NOP, BTI), moves, sign extensions, adrp, loads and adds into x0..x18, compares, branches
+ * inside the function, one `sub sp, sp, #imm` with stores into that frame, and `add x29, sp` once
+ * the caller's x29/x30 are saved in it. All paths must reach the `svc` in the same state, with x8
+ * holding the function's system call number. So at the `svc` x0..x5 are the function's arguments,
+ * x30 is its caller's return address, and sp and x29 differ from the entry's by what the decoder
+ * measured: the stub undoes that (`ldp x29, x30`; `add sp`) and jumps to the hook, which runs as
+ * if the caller had called it instead of libc (a tail call) and returns to that caller. The rest
+ * of libc's wrapper (errno, __curbrk, the stack guard check) is not needed: the hook does what the
+ * wrapper would, as on x86_64.
  *
  * sbrk has no `svc`: it calls brk's own entry (`bl`), so brk's patch sees every break it moves
  * (sbrk(0) with a known break moves nothing). Its status is OK when that call is found and brk is
