@@ -139,6 +139,14 @@ export const TARGETS: NativeTarget[] = [
     ldflags: [...LINK_BUILT, "-lopal_memhooks", "-Wl,-z,nodelete"],
   },
   {
+    // A test double of another library with Open MPI's memory hooks API, which patches shmdt: the
+    // hooks must import its events. Never unloaded: libc jumps into it once it patched.
+    output: "libdeno_rdma_opal_double.so",
+    sources: ["tests/native/opal_double.c"],
+    includes: [],
+    ldflags: ["-ldl", "-Wl,-z,nodelete"],
+  },
+  {
     // Native helpers the tests call: threads, fork, allocator paths driven from C, and entry
     // points that reach the cache's internals (rcache_internal.h).
     output: "libdeno_rdma_testsupport.so",

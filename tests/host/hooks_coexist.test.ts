@@ -73,3 +73,22 @@ Deno.test("a foreign jump written over munmap by hand: every get misses until it
   assert.equal(r.sourcesRestored, SOURCE.PATCH);
   assert.equal(r.munmapRestored.status, PATCH.OK);
 });
+
+Deno.test("another library's opal memory hooks own shmdt: the cache imports its events", async () => {
+  const r = await runChildJson(child, env, ["opal"]);
+  assert.equal(r.patched, 0);
+  assert.equal(r.registered, 1, "not subscribed to the other library");
+  assert.equal(r.sources, SOURCE.PATCH | SOURCE.OPAL);
+  assert.equal(r.shmdt.status, PATCH.FOREIGN);
+  assert.match(r.shmdt.owner, /libdeno_rdma_opal_double\.so/);
+  assert.deepEqual(r.cachedHits, [false, true, true]);
+  assert.equal(r.detached, 0);
+  assert.ok(r.hookCalls >= 2, "the detach did not go through the other library's hook");
+  assert.equal(r.sameAddress, true, "precondition: attached again at the same address");
+  assert.deepEqual(r.afterHits, [false, true, true]);
+  assert.equal(r.stats.interceptionLosses, 0);
+  assert.equal(r.stats.eventSources, SOURCE.PATCH | SOURCE.OPAL);
+  // finalize gave the subscription back
+  assert.equal(r.finalize, 0);
+  assert.equal(r.registeredAfter, 0);
+});

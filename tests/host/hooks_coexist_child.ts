@@ -3,8 +3,8 @@
  * registration cache in one process, in the order given as the first argument ("ours-first": the
  * cache opens, then ucm patches libc over the hooks; "ucm-first": ucm patches first). Then every
  * kind of release of cached memory, each followed by a get of new memory at the same address;
- * prints what each get returned and who saw each release, as JSON. "hand": see
- * hooks_coexist_hand.ts.
+ * prints what each get returned and who saw each release, as JSON. "hand" and "opal": see
+ * hooks_coexist_hand.ts and hooks_coexist_opal.ts.
  *
  * @module
  */
@@ -27,8 +27,8 @@ import { probe, probeFind } from "./hooks_probe.ts";
 
 const MiB = 1024 * 1024;
 const order = Deno.args[0];
-if (order === "hand") {
-  await import("./hooks_coexist_hand.ts");
+if (order === "hand" || order === "opal") {
+  await import(order === "hand" ? "./hooks_coexist_hand.ts" : "./hooks_coexist_opal.ts");
   Deno.exit(0);
 }
 if (order !== "ours-first" && order !== "ucm-first") throw new Error(`bad order ${order}`);
