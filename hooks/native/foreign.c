@@ -51,7 +51,8 @@ typedef int (*opal_register_fn)(opal_mem_hooks_callback_fn_t *func, void *cbdata
 enum owner_kind { OWNER_NONE, OWNER_OURS, OWNER_LIBC, OWNER_UCM, OWNER_OPAL, OWNER_OTHER };
 
 static int target_count;
-static uint8_t verified[MAX_TARGETS][8]; /* entry bytes at the last verification */
+/* Each entry's first 8 bytes at the last verification; read without the lock by memhooks_verify. */
+static _Atomic uint64_t verified[MAX_TARGETS];
 /* One 64-bit word per entry (TypeScript reads each with one load); pending until published. */
 static _Atomic uint64_t guard[MEMHOOKS_GUARD_WORDS / 2];
 static uint64_t guard_pending[MEMHOOKS_GUARD_WORDS / 2];
@@ -89,6 +90,15 @@ static const char *our_file(void)
 static const uint8_t *guard_block(const uint8_t *code)
 {
     return (const uint8_t *)((uintptr_t)code & ~(uintptr_t)3);
+}
+
+/* The 8 bytes TypeScript compares for `code` (another library may be writing them: a torn read
+ * only makes them differ). */
+static uint64_t live_bytes(const uint8_t *code)
+{
+    uint64_t w;
+    memcpy(&w, guard_block(code), 8);
+    return w;
 }
 
 /* ---- Where an entry leads ------------------------------------------------------------------- */
@@ -275,7 +285,7 @@ static bool reclassify(void)
         if (!code)
             continue;
         any = true;
-        memcpy(verified[i], guard_block(code), 8);
+        atomic_store_explicit(&verified[i], live_bytes(code), memory_order_release);
         int kind = classify(code, owner_name[i]);
         bool covered = false;
         if (kind == OWNER_OURS) {
@@ -299,7 +309,7 @@ static bool reclassify(void)
         size_t length;
         uint64_t w = 0;
         if (mh_patch_entry(i, &jump, &length))
-            memcpy(&w, verified[i], 8);
+            w = atomic_load(&verified[i]);
         guard_pending[i] = w;
     }
     if (!all) /* no entry holds bytes these cannot be: every hit goes native */
@@ -316,7 +326,7 @@ static bool entries_unchanged(void)
         const uint8_t *jump;
         size_t length;
         const uint8_t *code = mh_patch_entry(i, &jump, &length);
-        if (code && memcmp(guard_block(code), verified[i], 8) != 0)
+        if (code && live_bytes(code) != atomic_load(&verified[i]))
             return false;
     }
     return true;
@@ -390,12 +400,9 @@ int memhooks_verify(void)
         const uint8_t *jump;
         size_t length;
         const uint8_t *code = mh_patch_entry(i, &jump, &length);
-        if (code) {
-            uint64_t live, seen;
-            memcpy(&live, guard_block(code), 8);
-            memcpy(&seen, verified[i], 8);
-            same = live == seen;
-        }
+        if (code)
+            same = live_bytes(code) ==
+                   atomic_load_explicit(&verified[i], memory_order_acquire);
     }
     if (same)
         return atomic_load(&losses);
