@@ -51,7 +51,7 @@ Deno.test("1,000,000 releases with no flush: bounded memory, and the delivered r
   }
 });
 
-Deno.test("hooks installed and removed while 4 native threads loop on mmap/munmap", () => {
+Deno.test("hooks installed and removed while 4 native threads loop on mmap/madvise/mremap/munmap", () => {
   memHooks.finalize();
   for (let round = 0; round < 2; round++) {
     assert.equal(probe.probe_loop_start(4, 10_000n), 0);

@@ -436,12 +436,18 @@ static void *mmap_loop(void *arg)
     long iterations = (long)(intptr_t)arg;
     atomic_fetch_add(&loop_started, 1);
     for (long i = 0; i < iterations; i++) {
-        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        /* Four of the patched functions, so installation and removal race with each of them. */
+        char *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             atomic_fetch_add(&loop_failures, 1);
             continue;
         }
         p[0] = 1;
+        p[PAGE] = 1;
+        if (madvise(p + PAGE, PAGE, MADV_DONTNEED) != 0 || p[PAGE] != 0)
+            atomic_fetch_add(&loop_failures, 1);
+        if (mremap(p, 2 * PAGE, PAGE, 0) != p)
+            atomic_fetch_add(&loop_failures, 1);
         if (munmap(p, PAGE) != 0)
             atomic_fetch_add(&loop_failures, 1);
         atomic_fetch_add_explicit(&loop_ops, 1, memory_order_relaxed);
@@ -450,7 +456,8 @@ static void *mmap_loop(void *arg)
 }
 
 /*
- * Starts `threads` threads that each mmap+munmap a page `iterations` times; returns once all run.
+ * Starts `threads` threads that each mmap two pages, madvise(MADV_DONTNEED) the second, mremap
+ * down to the first and munmap it, `iterations` times; returns once all run.
  */
 int probe_loop_start(int threads, long iterations)
 {
