@@ -170,6 +170,12 @@ int mh_hook_brk(void *addr)
     return move_break(addr, CALLER);
 }
 
+int mh_hook_brk_for(void *addr, uintptr_t caller)
+{
+    mh_selftest_note((uintptr_t)addr, MH_SEEN_BRK);
+    return move_break(addr, caller);
+}
+
 void *mh_hook_sbrk(intptr_t increment)
 {
     uintptr_t caller = CALLER;

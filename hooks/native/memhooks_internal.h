@@ -114,7 +114,8 @@ void mh_patch_remove(void);
  * marked MEMHOOKS_PATCH_NOT_SEEN. */
 void mh_patch_check_seen(int seen, int tested);
 #if defined(__aarch64__)
-/* sbrk reaches the kernel only by calling brk's patched entry, so brk's patch covers it. */
+/* sbrk reaches the kernel only through brk (its calls of brk's entry are retargeted to brk's hook),
+ * so the self-test's brk event proves it; sbrk(0) with a known break calls nothing. */
 bool mh_patch_sbrk_through_brk(void);
 /* foreign.c's follow() on aarch64: where the code at `p` leads (see arch/aarch64.c). */
 const uint8_t *mh_patch_follow(const uint8_t *p);
@@ -175,6 +176,8 @@ int mh_hook_madvise(void *addr, size_t len, int advice);
 void *mh_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset);
 void *mh_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr);
 int mh_hook_brk(void *addr);
+/* brk's hook for a call made on behalf of `caller` (aarch64's sbrk calls brk's entry itself). */
+int mh_hook_brk_for(void *addr, uintptr_t caller);
 void *mh_hook_sbrk(intptr_t increment);
 void *mh_hook_shmat(int shmid, const void *shmaddr, int shmflg);
 int mh_hook_shmdt(const void *shmaddr);

@@ -50,6 +50,7 @@
 #define STUB_SIZE 32 /* see write_stub() */
 #define SCAN_LIMIT 64 /* instructions looked at from the entry */
 #define SVC0 0xd4000001u
+#define SBRK_CALLS 4 /* calls of brk in sbrk, at most */
 
 struct target {
     const char *name;
@@ -59,6 +60,9 @@ struct target {
     size_t words;   /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
     uint32_t *site; /* the svc replaced by a B */
     uint32_t entry[2]; /* its first two words once patched (what foreign.c verifies) */
+    uint32_t *calls[SBRK_CALLS]; /* sbrk: its `bl brk`, retargeted to its stub */
+    uint32_t call_original[SBRK_CALLS], call_jump[SBRK_CALLS];
+    int call_count;
     uint32_t original, jump;
     unsigned frame;  /* bytes its stub pops */
     int fp_slot;     /* where its caller's x29/x30 were saved in that frame, or -1 */
@@ -85,6 +89,8 @@ static struct target targets[] = {
 #define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
 #define BRK_INDEX 4
 #define SBRK_INDEX 5
+
+static int hook_brk_in_sbrk(void *addr, const uintptr_t *sbrk_frame);
 
 static void *libc_handle;
 static uintptr_t libc_text_lo, libc_text_hi;
@@ -123,7 +129,7 @@ void *mh_libc_symbol(const char *name)
 
 bool mh_patch_sbrk_through_brk(void)
 {
-    return targets[SBRK_INDEX].status == MEMHOOKS_PATCH_OK && targets[SBRK_INDEX].site == NULL;
+    return targets[SBRK_INDEX].status == MEMHOOKS_PATCH_OK;
 }
 
 static unsigned reg_d(uint32_t i)
@@ -460,7 +466,15 @@ static void write_stubs(void)
         struct target *t = &targets[i];
         size_t site;
         struct frame f;
-        if (i == SBRK_INDEX || decode_target(t, &site, &f) != MEMHOOKS_PATCH_OK)
+        if (i == SBRK_INDEX) {
+            /* mov x1, x29; ldr x16, hook; br x16: entered by a BL, so the hook returns to sbrk. */
+            uint32_t *stub = stubs + i * (STUB_SIZE / 4);
+            write_stub(stub, (void *)hook_brk_in_sbrk, 0, -1);
+            stub[0] = 0xaa1d03e1u; /* mov x1, x29 */
+            t->stub_ready = true;
+            continue;
+        }
+        if (decode_target(t, &site, &f) != MEMHOOKS_PATCH_OK)
             continue;
         t->frame = f.sp;
         t->fp_slot = f.fp_used ? f.fp_slot : -1;
@@ -509,8 +523,13 @@ static void patch_one(struct target *t, uint32_t *stub)
     memcpy(t->entry, t->code, sizeof t->entry); /* with our B when the svc is in those words */
 }
 
-/* sbrk is covered when it reaches the kernel only by calling brk's (patched) entry. */
-static void cover_sbrk(struct target *t, const struct target *brk)
+/*
+ * sbrk makes no system call of its own: it calls brk's entry (`bl`). Each such call is retargeted
+ * to sbrk's stub, BL to BL (in the architecture's list of concurrently modifiable instructions),
+ * when sbrk starts with a standard frame record (`stp x29, x30, [sp, #-N]!`, then `mov x29, sp`
+ * within its first instructions), so its stub can find sbrk's caller for the release.
+ */
+static void cover_sbrk(struct target *t, const struct target *brk, uint32_t *stub)
 {
     t->site = NULL;
     if (!t->code) {
@@ -524,24 +543,70 @@ static void cover_sbrk(struct target *t, const struct target *brk)
                  t->code[0]);
         return;
     }
-    /* All of its code (its symbol's size): a system call of its own is not what this expects. */
-    bool calls_brk = false, own_svc = false;
+    bool frame_record = t->words > 4 && (t->code[0] & 0xffc07fffu) == 0xa9807bfdu;
+    bool fp_set = false;
+    for (size_t k = 1; k < 4 && k < t->words; k++)
+        fp_set |= t->code[k] == 0x910003fdu;
+    bool own_svc = false;
+    int calls = 0;
+    uint32_t *at[SBRK_CALLS];
     for (size_t k = 0; k < t->words; k++) {
         uint32_t i = t->code[k];
         own_svc |= i == SVC0;
         if ((i & 0xfc000000u) == 0x94000000u &&
-            (uintptr_t)(t->code + k) + branch26(i) == (uintptr_t)brk->code)
-            calls_brk = true;
+            (uintptr_t)(t->code + k) + branch26(i) == (uintptr_t)brk->code) {
+            if (calls == SBRK_CALLS) {
+                calls = SBRK_CALLS + 1;
+                break;
+            }
+            at[calls++] = t->code + k;
+        }
     }
-    if (!calls_brk || own_svc) {
+    if (own_svc || calls == 0 || calls > SBRK_CALLS || !frame_record || !fp_set) {
         t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
-        snprintf(t->reason, sizeof t->reason, "%s", own_svc ? "has a system call of its own"
-                                                            : "no call of brk's entry found");
-    } else {
-        t->status = brk->status == MEMHOOKS_PATCH_OK ? MEMHOOKS_PATCH_OK : brk->status;
-        snprintf(t->reason, sizeof t->reason, "covered by brk's patch: it calls brk's entry%s",
-                 t->status == MEMHOOKS_PATCH_OK ? "" : ", which is not patched");
+        snprintf(t->reason, sizeof t->reason, "%s",
+                 own_svc        ? "has a system call of its own"
+                 : calls == 0   ? "no call of brk's entry found"
+                 : !frame_record || !fp_set ? "no standard frame record at its entry"
+                                            : "calls brk in an unexpected way");
+        return;
     }
+    bool ok = true;
+    t->call_count = 0;
+    for (int c = 0; c < calls && ok; c++) {
+        uint32_t bl;
+        ok = b_to(at[c], stub, &bl);
+        bl = (bl & 0x03ffffffu) | 0x94000000u; /* b_to made a B: the same offset as a BL */
+        if (ok) {
+            t->calls[c] = at[c];
+            t->call_original[c] = *at[c];
+            t->call_jump[c] = bl;
+            ok = write_code(at[c], t->call_original[c], bl);
+            t->call_count = c + 1;
+        }
+    }
+    if (!ok) {
+        for (int c = 0; c < t->call_count; c++)
+            write_code(t->calls[c], t->call_jump[c], t->call_original[c]);
+        t->call_count = 0;
+        t->status = MEMHOOKS_PATCH_WRITE_FAILED;
+        snprintf(t->reason, sizeof t->reason, "a call of brk could not be retargeted");
+        return;
+    }
+    memcpy(t->entry, t->code, sizeof t->entry);
+    t->status = MEMHOOKS_PATCH_OK;
+    snprintf(t->reason, sizeof t->reason, "its %d call%s of brk retargeted to its stub (bl)", calls,
+             calls == 1 ? "" : "s");
+}
+
+/*
+ * sbrk's stub passes its frame pointer: sbrk starts `stp x29, x30, [sp, #-N]!; ...; mov x29, sp`
+ * (checked by cover_sbrk), so its caller's return address is at x29 + 8, and the release is
+ * attributed to that caller, not to sbrk inside libc.
+ */
+static int hook_brk_in_sbrk(void *addr, const uintptr_t *sbrk_frame)
+{
+    return mh_hook_brk_for(addr, sbrk_frame[1]);
 }
 
 /* ---- For foreign.c ------------------------------------------------------------------------ */
@@ -565,8 +630,14 @@ uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
 /* Whether `t` is patched by us right now: its B on the svc (sbrk: brk's), its entry as decoded. */
 static bool leads_to_us(const struct target *t)
 {
-    if (t == &targets[SBRK_INDEX])
-        return t->code && !foreign_entry(t->code[0]) && leads_to_us(&targets[BRK_INDEX]);
+    if (t == &targets[SBRK_INDEX]) {
+        if (!t->code || t->call_count == 0 || memcmp(t->code, t->entry, sizeof t->entry) != 0)
+            return false;
+        for (int c = 0; c < t->call_count; c++)
+            if (__atomic_load_n(t->calls[c], __ATOMIC_RELAXED) != t->call_jump[c])
+                return false;
+        return true;
+    }
     if (!t->site || !t->code || memcmp(t->code, t->entry, sizeof t->entry) != 0)
         return false;
     return __atomic_load_n(t->site, __ATOMIC_RELAXED) == t->jump;
@@ -608,10 +679,10 @@ const uint8_t *mh_patch_follow(const uint8_t *p)
             if (!read_code(p + (((int32_t)(w[0] << 8) >> 13) * 4), &abs, 8))
                 return NULL;
             p = (const uint8_t *)(uintptr_t)abs;
-        } else if ((w[0] & 0xffe00000u) == 0xd2800000u && reg_d(w[0]) >= 15 && reg_d(w[0]) <= 17) {
-            /* movz xN, #a; movk xN, #b, lsl 16; ...; br xN (UCX's aarch64 form) */
+        } else if ((w[0] & 0xff800000u) == 0xd2800000u && reg_d(w[0]) >= 15 && reg_d(w[0]) <= 17) {
+            /* movz xN, #a, lsl s; movk xN, #b, lsl t; ...; br xN (UCX's form: lsl 48 first) */
             unsigned r = reg_d(w[0]);
-            uint64_t abs = (w[0] >> 5) & 0xffff;
+            uint64_t abs = (uint64_t)((w[0] >> 5) & 0xffff) << (16 * ((w[0] >> 21) & 3));
             int k = 1;
             for (; k < 4 && (w[k] & 0xff80001fu) == (0xf2800000u | r); k++)
                 abs |= (uint64_t)((w[k] >> 5) & 0xffff) << (16 * ((w[k] >> 21) & 3));
@@ -657,7 +728,8 @@ int mh_patch_install(void)
             continue;
         patch_one(&targets[i], stubs + i * (STUB_SIZE / 4));
     }
-    cover_sbrk(&targets[SBRK_INDEX], &targets[BRK_INDEX]);
+    if (targets[SBRK_INDEX].status != MEMHOOKS_PATCH_OK)
+        cover_sbrk(&targets[SBRK_INDEX], &targets[BRK_INDEX], stubs + SBRK_INDEX * (STUB_SIZE / 4));
     for (int i = 0; i < TARGET_COUNT; i++)
         patched += targets[i].status == MEMHOOKS_PATCH_OK;
     return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
@@ -671,7 +743,13 @@ void mh_patch_check_seen(int seen, int tested)
         if (t->status != MEMHOOKS_PATCH_OK || (seen & want) == want)
             continue;
         /* Restored like finalize does: a hook that does not fire must not stay in the way. */
-        if (!t->site || write_code(t->site, t->jump, t->original)) {
+        bool restored = true;
+        if (t->site)
+            restored = write_code(t->site, t->jump, t->original);
+        for (int c = 0; c < t->call_count; c++)
+            restored &= write_code(t->calls[c], t->call_jump[c], t->call_original[c]);
+        t->call_count = 0;
+        if (restored) {
             t->status = MEMHOOKS_PATCH_NOT_SEEN;
             snprintf(t->reason, sizeof t->reason,
                      "patched, but the self-test did not see its event: restored");
@@ -690,8 +768,12 @@ void mh_patch_remove(void)
         struct target *t = &targets[i];
         if (t->status != MEMHOOKS_PATCH_OK)
             continue;
-        if (!t->site) {
-            t->status = MEMHOOKS_PATCH_NOT_INSTALLED; /* sbrk: follows brk */
+        if (!t->site) { /* sbrk: its calls of brk go back to brk */
+            bool ok = true;
+            for (int c = 0; c < t->call_count; c++)
+                ok &= write_code(t->calls[c], t->call_jump[c], t->call_original[c]);
+            t->call_count = 0;
+            t->status = ok ? MEMHOOKS_PATCH_NOT_INSTALLED : MEMHOOKS_PATCH_WRITE_FAILED;
             continue;
         }
         t->status = write_code(t->site, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
