@@ -76,7 +76,7 @@ uint64_t probe_ucm_watch_seen(void)
 
 /* ---- A foreign jump by hand ---------------------------------------------------------------- */
 
-static unsigned char saved[13];
+static unsigned char saved[16]; /* the bytes the longest hand-written jump covers */
 static unsigned char *saved_at;
 static _Atomic int hand_calls;
 
@@ -92,10 +92,12 @@ static int write_entry(unsigned char *code, const unsigned char *bytes, size_t n
     if (mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
         return -1;
     memcpy(code, bytes, n);
+    __builtin___clear_cache((char *)code, (char *)code + n);
     return mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_EXEC);
 }
 
-/* Writes `movabs r11, hand_munmap; jmp r11` over libc's munmap, whatever is there (our jump). */
+/* Writes `movabs r11, hand_munmap; jmp r11` (aarch64: `ldr x16, #8; br x16; .quad hand_munmap`)
+ * over libc's munmap, whatever is there. */
 int probe_hand_patch_munmap(void)
 {
     void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
@@ -104,12 +106,18 @@ int probe_hand_patch_munmap(void)
         return -1;
     memcpy(saved, code, sizeof saved);
     saved_at = code;
-    unsigned char jump[13] = {0x49, 0xbb};
     uint64_t target = (uint64_t)(uintptr_t)hand_munmap;
+#if defined(__aarch64__)
+    /* ldr x16, #8; br x16; .quad hand_munmap */
+    unsigned char jump[16] = {0x50, 0x00, 0x00, 0x58, 0x00, 0x02, 0x1f, 0xd6};
+    memcpy(jump + 8, &target, 8);
+#else
+    unsigned char jump[13] = {0x49, 0xbb};
     memcpy(jump + 2, &target, 8);
     jump[10] = 0x41;
     jump[11] = 0xff;
     jump[12] = 0xe3;
+#endif
     return write_entry(code, jump, sizeof jump);
 }
 

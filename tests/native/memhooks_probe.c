@@ -722,7 +722,8 @@ int probe_foreign_calls(void)
 
 /*
  * Plays another interceptor (Open MPI's style): overwrites the start of libc's shmdt with
- * `movabs r11, foreign_shmdt; jmp r11`. For a test process of its own. Returns 0 on success.
+ * `movabs r11, foreign_shmdt; jmp r11` (aarch64: `ldr x16, #8; br x16; .quad foreign_shmdt`). For
+ * a test process of its own. Returns 0 on success.
  */
 int probe_patch_foreign_shmdt(void)
 {
@@ -734,16 +735,25 @@ int probe_patch_foreign_shmdt(void)
     if (mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
         return -1;
     uint64_t target = (uint64_t)(uintptr_t)foreign_shmdt;
+#if defined(__aarch64__)
+    /* ldr x16, #8; br x16; .quad target (the first byte is 0x50) */
+    const uint32_t jump[2] = {0x58000050u, 0xd61f0200u};
+    memcpy(code, jump, 8);
+    memcpy(code + 8, &target, 8);
+    __builtin___clear_cache((char *)code, (char *)code + 16);
+#else
     code[0] = 0x49;
     code[1] = 0xbb;
     memcpy(code + 2, &target, 8);
     code[10] = 0x41;
     code[11] = 0xff;
     code[12] = 0xe3;
+#endif
     return mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_EXEC);
 }
 
-/* The first byte of libc's shmdt now (0x49 while the foreign patch is in place). */
+/* The first byte of libc's shmdt now (0x49 on x86_64, 0x50 on aarch64, while the foreign patch is
+ * in place). */
 int probe_libc_shmdt_first_byte(void)
 {
     void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
