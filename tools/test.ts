@@ -6,7 +6,10 @@
  * A suite that cannot run (the guest does not boot, Deno crashes) counts as a failure: a run that
  * skipped the rxe suite never passes.
  *
- * Options: `--host-only`, `--rxe-only` (for development; CI runs both), `--filter <text>`.
+ * Options: `--host-only`, `--rxe-only` (for development; CI runs both), `--filter <text>`;
+ * `--arm64` adds the aarch64 target (the host suite, then the rxe suite, in one
+ * `softroce/run.ts --arch arm64` guest, which builds its own native code), `--arm64-only` runs only
+ * that (`deno task test:arm64`).
  *
  * @module
  */
@@ -70,14 +73,16 @@ if (import.meta.main) {
   const args = [...Deno.args];
   const hostOnly = args.includes("--host-only");
   const rxeOnly = args.includes("--rxe-only");
+  const arm64Only = args.includes("--arm64-only");
+  const arm64 = arm64Only || args.includes("--arm64");
   const filterAt = args.indexOf("--filter");
   const filter = filterAt >= 0 ? ["--filter", args[filterAt + 1]] : [];
 
   ensureBuilt();
-  if (!rxeOnly) ensureDebianPackages(HOST_TEST_PACKAGES, "the host tests");
+  if (!rxeOnly && !arm64Only) ensureDebianPackages(HOST_TEST_PACKAGES, "the host tests");
   const deno = Deno.execPath();
   const results: SuiteResult[] = [];
-  if (!rxeOnly) {
+  if (!rxeOnly && !arm64Only) {
     results.push(
       await runSuite("host tests", [
         deno,
@@ -89,7 +94,7 @@ if (import.meta.main) {
       ]),
     );
   }
-  if (!hostOnly) {
+  if (!hostOnly && !arm64Only) {
     results.push(
       await runSuite("rxe suite (soft-RoCE guest)", [
         deno,
@@ -106,6 +111,30 @@ if (import.meta.main) {
         "tests/rxe/",
       ]),
     );
+  }
+  if (arm64) {
+    // One guest for both suites (a boot is ~30 s); `deno` there is the arm64 build (softroce/README.md).
+    const quoted = filter.map((w) => `'${w.replaceAll("'", `'\\''`)}'`).join(" ");
+    const started = performance.now();
+    const result = await runSuite("host and rxe suites (aarch64 soft-RoCE guest)", [
+      deno,
+      "run",
+      "--allow-all",
+      "softroce/run.ts",
+      "--arch",
+      "arm64",
+      "--",
+      "sh",
+      "-c",
+      `deno task test --host-only ${quoted}; host=$?; ` +
+      `deno test --allow-all --no-check --v8-flags=--expose-gc ${quoted} tests/rxe/; ` +
+      `rxe=$?; [ $host = 0 ] && [ $rxe = 0 ]`,
+    ]);
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    console.log(
+      `=== ${result.name}: ${result.passed} passed, ${result.failed} failed (${seconds} s)`,
+    );
+    results.push(result);
   }
   const passed = results.reduce((n, r) => n + r.passed, 0);
   const failed = results.reduce((n, r) => n + r.failed, 0);
