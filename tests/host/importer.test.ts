@@ -14,6 +14,7 @@ import {
   firstUseFlags,
   hostApp,
   laterFlags,
+  prebuilt,
   runApp,
   scratch,
   serveTree,
@@ -209,12 +210,8 @@ Deno.test("tools/install.ts run by URL prebuilds a DENO_RDMA_LIB_DIR that needs 
     assert.equal(builds(install.stderr), 1, install.stderr);
 
     // No cache folder at all, no compiler, no network: only the libraries' folder.
-    const run = await runApp(s, [
-      `--allow-import=${server.host}`,
-      "--allow-ffi",
-      ENV_FLAG,
-      `--allow-read=${libDir}`,
-    ], { DENO_RDMA_LIB_DIR: libDir, DENO_RDMA_CACHE_DIR: `${s.dir}/no-cache`, CC: "/nonexistent" });
+    const { flags, env } = prebuilt(server, libDir, s.dir);
+    const run = await runApp(s, flags, env);
     assertWorks(run);
     assert.equal(builds(run.stderr), 0);
   } finally {

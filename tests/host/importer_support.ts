@@ -89,6 +89,25 @@ export function laterFlags(server: TreeServer, cache: string): string[] {
   return [`--allow-import=${server.host}`, "--allow-ffi", ENV_FLAG, `--allow-read=${cache}`];
 }
 
+/**
+ * A run with a prebuilt library folder: the documented flags, and an environment with no cache
+ * folder and no compiler, so nothing but `libDir` can provide the libraries.
+ */
+export function prebuilt(
+  server: TreeServer,
+  libDir: string,
+  scratchDir: string,
+): { flags: string[]; env: Record<string, string> } {
+  return {
+    flags: [`--allow-import=${server.host}`, "--allow-ffi", ENV_FLAG, `--allow-read=${libDir}`],
+    env: {
+      DENO_RDMA_LIB_DIR: libDir,
+      DENO_RDMA_CACHE_DIR: `${scratchDir}/no-cache`,
+      CC: "/nonexistent",
+    },
+  };
+}
+
 export interface AppRun {
   code: number;
   stdout: string;
