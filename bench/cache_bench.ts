@@ -51,7 +51,7 @@ export const ORDER_SIZE = 1 << 21;
 
 /**
  * Region indexes drawn uniformly from `count` by `state = state * 1103515245 + 12345 (mod 2^32)`
- * from 12345, the generator bench/native/ucx_rcache_bench.c uses for UCX's cache.
+ * from 12345, the generator bench/ucx/rcache_bench.c uses for UCX's cache.
  */
 export function randomOrder(count: number): Uint32Array {
   const order = new Uint32Array(ORDER_SIZE);

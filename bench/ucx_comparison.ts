@@ -5,7 +5,7 @@
  *     deno run -A --v8-flags=--expose-gc bench/ucx_comparison.ts [--runs N]
  *
  * Ours runs from TypeScript with the registrar double; UCX's runs in C
- * (bench/native/ucx_rcache_bench.c, built here) with registration callbacks that do nothing, so
+ * (bench/ucx/rcache_bench.c, built here) with registration callbacks that do nothing, so
  * both time only the cache. Each run measures every pattern once for each, alternating which goes
  * first; a figure is the median over runs of each run's median over 21 samples, with the range.
  *
@@ -23,7 +23,7 @@ const OPS = 20_000;
 /** Builds the UCX harness into build/ when it is missing or older than its source. */
 function buildHarness(): void {
   ensureDebianPackages(["gcc", "libucx-dev"], "timing UCX's registration cache");
-  const source = `${ROOT}/bench/native/ucx_rcache_bench.c`;
+  const source = `${ROOT}/bench/ucx/rcache_bench.c`;
   const mtime = (path: string) => {
     try {
       return Deno.statSync(path).mtime?.getTime() ?? 0;

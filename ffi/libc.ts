@@ -1,6 +1,6 @@
 /**
  * The `Deno.dlopen` table of the C library: the memory calls that tests, benchmarks and examples
- * make themselves (so the memory hooks see them as any program's would), and the dynamic linker's
+ * make themselves (and setrlimit, for tests that open thousands of descriptors) (so the memory hooks see them as any program's would), and the dynamic linker's
  * look-ups. Opened once, on first use.
  *
  * @module
@@ -24,6 +24,8 @@ export const libcSymbols = {
   malloc_trim: { parameters: ["usize"], result: "i32" },
   /** int mallopt(int param, int value) */
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  /** int setrlimit(int resource, const struct rlimit *rlim) (struct rlimit: two rlim_t, 64-bit) */
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The dynamic linker's look-ups (in libc from glibc 2.34, in libdl before). */

@@ -75,7 +75,7 @@ export const TARGETS: NativeTarget[] = [
   {
     // What libibverbs keeps inline or as macros, and errno.
     output: "libdeno_rdma_verbs.so",
-    sources: ["ffi/native/verbs_shim.c"],
+    sources: ["ffi/native/verbs_shim.c", "ffi/native/fd_waiter.c"],
     includes: [],
     // nodelete: a worker's libraries are closed when it ends, even while one of its calls (a
     // completion-queue wait) still runs on another thread.

@@ -91,23 +91,36 @@ export const verbsSymbols = {
    * -(POLL_FAILED + n) when one of its n completions failed (`ffi/records/verbs.ts`).
    */
   drv_poll_cq_checked: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  /** int32_t drv_comp_channel_fd(struct ibv_comp_channel *channel) */
+  drv_comp_channel_fd: { parameters: ["pointer"], result: "i32" },
+  /** int32_t drv_take_cq_event(struct ibv_comp_channel *channel, uint64_t *cq_out) */
+  drv_take_cq_event: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int32_t drv_context_async_fd(struct ibv_context *context) */
+  drv_context_async_fd: { parameters: ["pointer"], result: "i32" },
   /**
-   * int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeout_ms)
+   * int32_t drv_take_async_event(struct ibv_context *context, struct drv_async_event_desc *out)
+   */
+  drv_take_async_event: { parameters: ["pointer", "buffer"], result: "i32" },
+
+  /** int32_t drv_waiter_create(struct drv_waiter **out) */
+  drv_waiter_create: { parameters: ["buffer"], result: "i32" },
+  /** int32_t drv_waiter_arm(struct drv_waiter *waiter, int32_t fd, uint64_t token) */
+  drv_waiter_arm: { parameters: ["pointer", "i32", "u64"], result: "i32" },
+  /** int32_t drv_waiter_disarm(struct drv_waiter *waiter, int32_t fd) */
+  drv_waiter_disarm: { parameters: ["pointer", "i32"], result: "i32" },
+  /**
+   * int32_t drv_waiter_wait(struct drv_waiter *waiter, uint64_t *tokens, int32_t max,
+   *                         int32_t timeout_ms)
    *
    * Runs on a worker thread: returns -errno itself rather than through drv_last_errno.
    */
-  drv_wait_cq_event: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
-  /**
-   * int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms,
-   *                              struct drv_async_event_desc *out)
-   *
-   * Runs on a worker thread, like drv_wait_cq_event.
-   */
-  drv_wait_async_event: {
-    parameters: ["pointer", "i32", "buffer"],
+  drv_waiter_wait: {
+    parameters: ["pointer", "buffer", "i32", "i32"],
     result: "i32",
     nonblocking: true,
   },
+  /** int32_t drv_waiter_wake(struct drv_waiter *waiter) */
+  drv_waiter_wake: { parameters: ["pointer"], result: "i32" },
 
   /**
    * struct ibv_qp *drv_create_qp(struct ibv_pd *pd, struct ibv_cq *send_cq,

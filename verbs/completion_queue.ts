@@ -2,12 +2,12 @@
  * Completion queues: polling into a preallocated `WorkCompletions`, and waiting for completion
  * events without blocking the event loop.
  *
- * With `{ channel: true }` the queue gets its own completion channel and is armed at once.
- * `await cq.wait()` runs the blocking wait on a worker thread (a nonblocking FFI call), then
- * acknowledges the event and re-arms the queue before resolving, so the loop
- * "poll; if nothing, await wait()" never misses a completion (it may wake once for completions it
- * already polled). The worker waits in slices of at most 100 ms so that `close()` during a wait
- * takes effect promptly: the pending wait rejects with RdmaError EBADF.
+ * With `{ channel: true }` the queue gets its own completion channel, with `{ channel }` it uses
+ * a shared `CompletionChannel`; either way it is armed at once. `await cq.wait()` waits through
+ * the one waiter of the process (no thread per wait), acknowledges the event and re-arms the
+ * queue before resolving, so the loop "poll; if nothing, await wait()" never misses a completion
+ * (it may wake once for completions it already polled). `close()` during a wait rejects the
+ * pending wait with RdmaError EBADF at once.
  *
  * @module
  */
@@ -19,6 +19,7 @@ import { WcStatus } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
 import type { AsyncEvent } from "./async_events.ts";
 import type { Context } from "./context.ts";
+import { ChannelEvents, channelEventsOf, CompletionChannel } from "./completion_channel.ts";
 import { NativeHandle } from "./handle.ts";
 import { optionalInteger, optionsObject, timeoutOption } from "./validate.ts";
 import { WorkCompletions } from "./work_completions.ts";
@@ -27,8 +28,11 @@ import { WorkCompletions } from "./work_completions.ts";
 export interface CompletionQueueOptions {
   /** Minimum number of entries. Default 256. */
   entries?: number;
-  /** Create a completion channel so `wait()` works. Default false. */
-  channel?: boolean;
+  /**
+   * `true` for a completion channel of its own, or a `CompletionChannel` to share, so `wait()`
+   * works. Default false.
+   */
+  channel?: boolean | CompletionChannel;
   /** Completion vector (interrupt) for the channel. Default 0. */
   compVector?: number;
 }
@@ -38,8 +42,6 @@ export interface WaitOptions {
   /** Give up after this many milliseconds (resolve false). Default: wait until an event. */
   timeoutMs?: number;
 }
-
-const WAIT_SLICE_MS = 100;
 
 /** How many completions a poll into `completions` may take: `max`, or all it has room for. */
 function pollLimit(completions: WorkCompletions, max: number | undefined): number {
@@ -55,13 +57,19 @@ function pollLimit(completions: WorkCompletions, max: number | undefined): numbe
     : optionalInteger("max", max, completions.capacity, 1, completions.capacity);
 }
 
-/** A completion queue (struct ibv_cq), optionally with its own completion channel. */
+/** The error of a wait on a queue closed meanwhile. */
+function closedError(): RdmaError {
+  return new RdmaError("ibv_get_cq_event", Errno.EBADF, "CompletionQueue was closed");
+}
+
+/** A completion queue (struct ibv_cq), optionally with a completion channel. */
 export class CompletionQueue extends NativeHandle {
   /** Entries the queue can hold (at least what was asked for). */
   readonly capacity: number;
   /** The device context it was created on (queue pairs must use queues of their own context). */
   readonly context: Context;
-  readonly #channel: Deno.PointerObject | null;
+  /** The events of its channel (its own or shared), or null without one. */
+  readonly #events: ChannelEvents | null;
   /** Where the native queue lives: how an asynchronous event names it. */
   readonly #address: bigint;
   #waiting = false;
@@ -69,19 +77,27 @@ export class CompletionQueue extends NativeHandle {
   private constructor(
     pointer: Deno.PointerObject,
     context: Context,
-    channel: Deno.PointerObject | null,
+    channel: { own: Deno.PointerObject; events: ChannelEvents } | CompletionChannel | null,
+    events: ChannelEvents | null,
   ) {
+    const address = addressOfPointer(pointer);
     super(pointer, "CompletionQueue", "ibv_destroy_cq", (p) => {
       const shim = verbsNative();
       const result = shim.drv_destroy_cq(p);
-      // The channel outlives its queue: destroy it only once the queue is gone.
-      if (result === 0 && channel !== null) shim.drv_destroy_comp_channel(channel);
-      return result;
-    }, [context]);
+      if (result !== 0) return result;
+      events?.detach(address, closedError());
+      // Its own channel outlives the queue: destroyed only once the queue is gone.
+      if (channel !== null && !(channel instanceof CompletionChannel)) {
+        channel.events.close(closedError());
+        shim.drv_destroy_comp_channel(channel.own);
+      }
+      return 0;
+    }, channel instanceof CompletionChannel ? [context, channel] : [context]);
     this.capacity = verbsNative().drv_cq_capacity(pointer);
     this.context = context;
-    this.#channel = channel;
-    this.#address = addressOfPointer(pointer);
+    this.#events = events;
+    this.#address = address;
+    events?.attach(address, this);
   }
 
   /** Whether `event` (from `Context.waitAsyncEvent`) is this queue's CQ_ERR. */
@@ -96,30 +112,58 @@ export class CompletionQueue extends NativeHandle {
     const entries = optionalInteger("entries", opts.entries, 256, 1, 1 << 22);
     const compVector = optionalInteger("compVector", opts.compVector, 0, 0, 1 << 16);
     const wantsChannel: unknown = opts.channel; // read once: a getter may close the context
-    if (wantsChannel !== undefined && typeof wantsChannel !== "boolean") {
-      throw new TypeError("channel must be a boolean");
+    if (
+      wantsChannel !== undefined && typeof wantsChannel !== "boolean" &&
+      !(wantsChannel instanceof CompletionChannel)
+    ) {
+      throw new TypeError("channel must be a boolean or a CompletionChannel");
     }
     const shim = verbsNative();
+    // Every getter has run: check the handles now.
     const contextPointer = context.pointerFor("ibv_create_cq");
-    let channel: Deno.PointerObject | null = null;
-    if (wantsChannel) {
-      channel = shim.drv_create_comp_channel(contextPointer);
-      if (channel === null) throw lastError("ibv_create_comp_channel");
+    let shared: ChannelEvents | null = null;
+    if (wantsChannel instanceof CompletionChannel) {
+      if (wantsChannel.context !== context) {
+        throw new RdmaError(
+          "ibv_create_cq",
+          Errno.EINVAL,
+          "the channel belongs to another context",
+        );
+      }
+      shared = channelEventsOf(wantsChannel, "ibv_create_cq");
     }
-    const pointer = shim.drv_create_cq(contextPointer, entries, channel, compVector);
+    let own: { own: Deno.PointerObject; events: ChannelEvents } | null = null;
+    if (wantsChannel === true) {
+      const channel = shim.drv_create_comp_channel(contextPointer);
+      if (channel === null) throw lastError("ibv_create_comp_channel");
+      try {
+        own = { own: channel, events: new ChannelEvents(channel) };
+      } catch (error) {
+        shim.drv_destroy_comp_channel(channel);
+        throw error;
+      }
+    }
+    const channelPointer = own?.own ??
+      (wantsChannel instanceof CompletionChannel ? wantsChannel.pointerFor("ibv_create_cq") : null);
+    const pointer = shim.drv_create_cq(contextPointer, entries, channelPointer, compVector);
     if (pointer === null) {
       const error = lastError("ibv_create_cq", `${entries} entries`);
-      if (channel !== null) shim.drv_destroy_comp_channel(channel);
+      if (own !== null) shim.drv_destroy_comp_channel(own.own);
       throw error;
     }
-    const cq = new CompletionQueue(pointer, context, channel);
-    if (channel !== null) cq.requestNotify();
+    const cq = new CompletionQueue(
+      pointer,
+      context,
+      own ?? (wantsChannel instanceof CompletionChannel ? wantsChannel : null),
+      own?.events ?? shared,
+    );
+    if (channelPointer !== null) cq.requestNotify();
     return cq;
   }
 
   /** True when the queue has a completion channel (`wait()` works). */
   get hasChannel(): boolean {
-    return this.#channel !== null;
+    return this.#events !== null;
   }
 
   /**
@@ -186,36 +230,29 @@ export class CompletionQueue extends NativeHandle {
    */
   async wait(options?: WaitOptions): Promise<boolean> {
     const timeout = timeoutOption(options);
-    const channel = this.#channel;
-    if (channel === null) {
+    const events = this.#events;
+    if (events === null) {
       this.pointerFor("ibv_get_cq_event"); // closed beats "no channel"
       throw new RdmaError("ibv_get_cq_event", Errno.EINVAL, "queue has no completion channel");
     }
     if (this.#waiting) {
       throw new RdmaError("ibv_get_cq_event", Errno.EBUSY, "another wait() is pending");
     }
-    this.pin("ibv_get_cq_event");
+    this.pointerFor("ibv_get_cq_event");
     this.#waiting = true;
-    const deadline = performance.now() + timeout;
     try {
-      for (;;) {
-        const left = deadline - performance.now();
-        const slice = Math.max(0, Math.min(WAIT_SLICE_MS, Math.ceil(left)));
-        const result = await verbsNative().drv_wait_cq_event(channel, slice);
-        if (this.closed) {
-          throw new RdmaError("ibv_get_cq_event", Errno.EBADF, "CompletionQueue was closed");
-        }
-        if (result < 0) throw errorFromResult("ibv_get_cq_event", result);
-        if (result > 0) {
-          this.requestNotify();
-          return true;
-        }
-        if (performance.now() >= deadline) return false;
-      }
+      const fired = await events.waitQueue(this.#address, timeout);
+      if (this.closed) throw closedError();
+      if (fired) this.requestNotify();
+      return fired;
     } finally {
       this.#waiting = false;
-      this.unpin();
     }
+  }
+
+  /** Ends its pending `wait()` (EBADF). */
+  protected override whenClosed(): void {
+    this.#events?.detach(this.#address, closedError());
   }
 
   /**

@@ -23,6 +23,8 @@ import {
 } from "./completion_queue.ts";
 import { GID_TYPES, LinkLayer, PortState } from "./constants.ts";
 import { Errno, errorFromResult, lastError, RdmaError } from "./errors.ts";
+import { CompletionChannel } from "./completion_channel.ts";
+import { type ReadableWait, waitReadable } from "./fd_waiter.ts";
 import { NativeHandle } from "./handle.ts";
 import { ProtectionDomain } from "./protection_domain.ts";
 import { gidText } from "./gid.ts";
@@ -148,6 +150,7 @@ export class Context extends NativeHandle {
   /** The device's name, e.g. "rxe0". */
   readonly deviceName: string;
   #waitingAsync = false;
+  #asyncWait: ReadableWait | null = null;
 
   private constructor(pointer: Deno.PointerObject, deviceName: string, owned: boolean) {
     super(
@@ -318,8 +321,8 @@ export class Context extends NativeHandle {
 
   /**
    * The device's next asynchronous event (ibv_get_async_event): a port going down or up, a queue
-   * pair or completion queue in error, the device failing. Waits on a worker thread, so the event
-   * loop keeps running, for up to `timeoutMs` (default: no limit); null on timeout. Each event is
+   * pair or completion queue in error, the device failing. Waits through the one waiter of the
+   * process (no thread of its own), so the event loop keeps running, for up to `timeoutMs` (default: no limit); null on timeout. Each event is
    * acknowledged before it is returned. One wait at a time (EBUSY); closing the context ends it
    * (EBADF).
    */
@@ -332,26 +335,42 @@ export class Context extends NativeHandle {
         "another waitAsyncEvent() is pending",
       );
     }
-    const pointer = this.pin("ibv_get_async_event");
+    const native = verbsNative();
+    let pointer = this.pointerFor("ibv_get_async_event");
+    const fd = native.drv_context_async_fd(pointer);
+    if (fd < 0) throw errorFromResult("fcntl", fd, "making the async descriptor nonblocking");
     this.#waitingAsync = true;
     const out = new Uint8Array(ASYNC_EVENT.size);
     const deadline = performance.now() + timeout;
     try {
       for (;;) {
-        // Bounded slices, so a close() is noticed.
-        const slice = Math.max(0, Math.min(100, Math.ceil(deadline - performance.now())));
-        const result = await verbsNative().drv_wait_async_event(pointer, slice, out);
-        if (this.closed) {
-          throw new RdmaError("ibv_get_async_event", Errno.EBADF, "Context was closed");
-        }
+        const result = native.drv_take_async_event(pointer, out);
         if (result < 0) throw errorFromResult("ibv_get_async_event", result);
         if (result > 0) return decodeAsyncEvent(out);
-        if (performance.now() >= deadline) return null;
+        const left = deadline - performance.now();
+        if (left <= 0) return null;
+        this.#asyncWait = waitReadable(fd, left);
+        const readable = await this.#asyncWait.promise;
+        this.#asyncWait = null;
+        pointer = this.pointerFor("ibv_get_async_event");
+        if (!readable) return null;
       }
     } finally {
+      this.#asyncWait = null;
       this.#waitingAsync = false;
-      this.unpin();
     }
+  }
+
+  /** Ends a pending `waitAsyncEvent()` (EBADF). */
+  protected override whenClosed(): void {
+    this.#asyncWait?.cancel(
+      new RdmaError("ibv_get_async_event", Errno.EBADF, "Context was closed"),
+    );
+  }
+
+  /** ibv_create_comp_channel: a channel several completion queues can share. */
+  createCompletionChannel(): CompletionChannel {
+    return CompletionChannel.create(this);
   }
 
   /** ibv_alloc_pd. */

@@ -192,6 +192,12 @@ export abstract class NativeHandle implements Disposable {
     return resource.pointer;
   }
 
+  /**
+   * Called once when the handle closes for its user, before the native object is destroyed (at
+   * once, or later when its last child or pinned call ends): subclasses end their pending waits.
+   */
+  protected whenClosed(): void {}
+
   /** Marks a native call in flight on another thread; pair with `unpin()`. */
   protected pin(verb: string): Deno.PointerObject {
     const pointer = this.pointerFor(verb);
@@ -220,6 +226,7 @@ export abstract class NativeHandle implements Disposable {
         `${resource.kind} still has open ${resource.describeChildren()}; close them first`,
       );
     }
+    this.whenClosed();
     if (resource.pins > 0) {
       // A call on another thread still uses it: closed now, destroyed when the call returns.
       resource.releaseWhenIdle = true;
@@ -241,6 +248,7 @@ export abstract class NativeHandle implements Disposable {
     if (resource.pointer !== null && !resource.releaseWhenIdle && resource.liveChildren > 0) {
       resource.releaseWhenIdle = true;
       closeEpoch++;
+      this.whenClosed();
       return;
     }
     this.close();

@@ -38,6 +38,8 @@ export {
   type CompletionQueueOptions,
   type WaitOptions,
 } from "./completion_queue.ts";
+export { CompletionChannel } from "./completion_channel.ts";
+export { pendingWaits, type ReadableWait, waitReadable } from "./fd_waiter.ts";
 export { type WorkCompletion, WorkCompletions } from "./work_completions.ts";
 export { CompletionError } from "./completion_error.ts";
 export { type AsyncEvent, asyncEventName, AsyncEventType } from "./async_events.ts";

@@ -10,12 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <infiniband/verbs.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-
-#define EXPORT __attribute__((visibility("default")))
 
 /* errno of the last failed shim call on this thread: Deno FFI cannot read errno itself. */
 static _Thread_local int last_errno;
@@ -513,61 +510,67 @@ EXPORT int32_t drv_poll_cq_checked(struct ibv_cq *cq, int32_t max, struct drv_wc
     return n;
 }
 
-/*
- * Waits up to timeout_ms for `fd` to be readable: 1 readable, 0 timeout (or a signal), -errno.
- * An error or hang-up with nothing to read (say, the device went away) is -EIO: the verb's read
- * would never return.
- */
-static int32_t wait_readable(int fd, int32_t timeout_ms)
+/* Makes `fd` nonblocking, so a read with nothing to read returns EAGAIN instead of waiting. */
+static int set_nonblocking(int fd)
 {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int ready = poll(&pfd, 1, timeout_ms);
-    if (ready < 0)
-        return errno == EINTR ? 0 : -errno;
-    if (ready == 0)
-        return 0;
-    return (pfd.revents & POLLIN) ? 1 : -EIO;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
 }
 
 /*
- * Waits up to timeout_ms for a completion event on the channel, then acknowledges it.
- * Called as a nonblocking FFI symbol (on a worker thread), so it returns the error itself instead
- * of leaving it in the worker's thread-local errno. Returns 1 (event), 0 (timeout) or -errno.
- * The bounded timeout lets the caller notice that its queue is being closed.
+ * The channel's descriptor, made nonblocking: the one waiter (fd_waiter.c) polls it, and
+ * drv_take_cq_event() reads it without ever blocking. Returns the fd or -errno.
  */
-EXPORT int32_t drv_wait_cq_event(struct ibv_comp_channel *channel, int32_t timeout_ms)
+EXPORT int32_t drv_comp_channel_fd(struct ibv_comp_channel *channel)
 {
-    int32_t ready = wait_readable(channel->fd, timeout_ms);
-    if (ready <= 0)
-        return ready;
+    int err = set_nonblocking(channel->fd);
+    return err ? err : channel->fd;
+}
+
+/*
+ * Takes one completion event from the channel if there is one, acknowledges it, and stores the
+ * address of the queue it concerns in *cq_out (several queues may share a channel). Returns 1
+ * (taken), 0 (none pending) or -errno. Never blocks: the channel's fd is nonblocking.
+ */
+EXPORT int32_t drv_take_cq_event(struct ibv_comp_channel *channel, uint64_t *cq_out)
+{
     struct ibv_cq *cq = NULL;
     void *cq_context = NULL;
+    errno = 0;
     if (ibv_get_cq_event(channel, &cq, &cq_context))
-        return -(errno ? errno : EIO);
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -(errno ? errno : EIO);
     ibv_ack_cq_events(cq, 1);
+    *cq_out = (uint64_t)(uintptr_t)cq;
     return 1;
 }
 
-/*
- * Waits up to timeout_ms for an asynchronous event of the device (ibv_get_async_event), copies it
- * into `out` (what it concerns, and which one) and acknowledges it at once (destroying a queue
- * pair waits for its events' acks). Nonblocking FFI symbol, like drv_wait_cq_event: returns 1
- * (event), 0 (timeout) or -errno.
- */
-EXPORT int32_t drv_wait_async_event(struct ibv_context *context, int32_t timeout_ms,
-                                    struct drv_async_event_desc *out)
+/* The device's asynchronous event descriptor, made nonblocking (see drv_comp_channel_fd). */
+EXPORT int32_t drv_context_async_fd(struct ibv_context *context)
 {
-    /* Non-blocking, so the read after poll cannot block: the kernel drops the unread events of an
-     * object destroyed in between, and a blocking read would then wait for the next event. */
-    int flags = fcntl(context->async_fd, F_GETFL);
-    if (flags >= 0 && !(flags & O_NONBLOCK))
-        fcntl(context->async_fd, F_SETFL, flags | O_NONBLOCK);
-    int32_t ready = wait_readable(context->async_fd, timeout_ms);
-    if (ready <= 0)
-        return ready;
+    int err = set_nonblocking(context->async_fd);
+    return err ? err : context->async_fd;
+}
+
+/*
+ * Takes one asynchronous event of the device if there is one, copies it into `out` (what it
+ * concerns, and which one) and acknowledges it at once (destroying a queue pair waits for its
+ * events' acks). Returns 1 (taken), 0 (none pending) or -errno. Never blocks: the descriptor is
+ * nonblocking, since the kernel drops the unread events of an object destroyed between the
+ * waiter seeing the descriptor readable and this read.
+ */
+EXPORT int32_t drv_take_async_event(struct ibv_context *context, struct drv_async_event_desc *out)
+{
+    int err = set_nonblocking(context->async_fd);
+    if (err)
+        return err;
     struct ibv_async_event event;
+    errno = 0;
     if (ibv_get_async_event(context, &event))
-        return errno == EAGAIN ? 0 : -(errno ? errno : EIO);
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -(errno ? errno : EIO);
     memset(out, 0, sizeof *out);
     out->event_type = event.event_type;
     out->element = DRV_EVENT_DEVICE;

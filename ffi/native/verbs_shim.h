@@ -21,6 +21,8 @@
 
 #include "records.h"
 
+#define EXPORT __attribute__((visibility("default")))
+
 /* Bytes of a device name (IBV_SYSFS_NAME_MAX), of a firmware version (struct ibv_device_attr's
  * fw_ver) and of a GID. */
 #define DRV_DEVICE_NAME_BYTES 64
@@ -206,7 +208,7 @@ enum drv_event_element {
     CONSTANT(EVENT_ELEMENT, DEVICE, DRV_EVENT_DEVICE) \
     CONSTANT(EVENT_ELEMENT, WQ, DRV_EVENT_WQ)
 
-/* One asynchronous event of a device, filled by drv_wait_async_event(). */
+/* One asynchronous event of a device, filled by drv_take_async_event(). */
 #define DRV_ASYNC_EVENT_FIELDS(FIELD, ctx)                                                       \
     FIELD(ctx, uint32_t, event_type, ) /* enum ibv_event_type */                                 \
     FIELD(ctx, uint32_t, element, )    /* enum drv_event_element */                              \
