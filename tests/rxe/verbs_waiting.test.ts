@@ -61,9 +61,29 @@ Deno.test("2,000 pending waits: constant threads, and a completion on the last q
     using src = pd.registerMemory(source);
     using dst = pd.registerMemory(target, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
 
-    // One wait first, so the waiter's thread exists before the count is taken.
-    const warm = cqs[1].wait({ timeoutMs: 1 });
-    assert.equal(await warm, false);
+    const write = () =>
+      a.postSend({
+        wrId: 1n,
+        opcode: WrOpcode.RDMA_WRITE,
+        sge: src,
+        remoteAddress: dst.address,
+        rkey: dst.rkey,
+        signaled: true,
+      });
+    const wcs = new WorkCompletions(4);
+    /** Posts a write completing on the last queue; ms from the post to `wait` resolving true. */
+    const roundTrip = async (wait: Promise<boolean>) => {
+      const posted = performance.now();
+      write();
+      assert.equal(await wait, true);
+      const ms = performance.now() - posted;
+      assert.equal(last.poll(wcs), 1);
+      assert.equal(wcs.status(0), 0);
+      return ms;
+    };
+    // A few rounds with no other wait pending first: the waiter's thread exists before the
+    // thread count is taken, and the path is compiled before it is timed.
+    for (let i = 0; i < 5; i++) await roundTrip(last.wait({ timeoutMs: 10_000 }));
     const before = threads();
     const waits = cqs.map((cq) => cq.wait({ timeoutMs: 60_000 }));
     const tracked = track(waits);
@@ -72,28 +92,19 @@ Deno.test("2,000 pending waits: constant threads, and a completion on the last q
     const during = threads();
     assert.ok(during - before <= 1, `threads went from ${before} to ${during} with ${WAITS} waits`);
 
-    const posted = performance.now();
-    a.postSend({
-      wrId: 1n,
-      opcode: WrOpcode.RDMA_WRITE,
-      sge: src,
-      remoteAddress: dst.address,
-      rkey: dst.rkey,
-      signaled: true,
-    });
-    assert.equal(await waits[WAITS - 1], true);
-    const noticedMs = performance.now() - posted;
-    console.log(`completion noticed ${noticedMs.toFixed(1)} ms after the post, ${WAITS} waits`);
-    assert.ok(noticedMs < NOTICE_LIMIT_MS, `noticed after ${noticedMs.toFixed(1)} ms`);
-    const wcs = new WorkCompletions(4);
-    assert.equal(last.poll(wcs), 1);
-    assert.equal(wcs.status(0), 0);
+    // The last queue's wait resolves, then four more rounds: the median is the figure.
+    const noticed = [await roundTrip(waits[WAITS - 1])];
+    for (let i = 0; i < 4; i++) noticed.push(await roundTrip(last.wait({ timeoutMs: 10_000 })));
+    const medianMs = noticed.sort((x, y) => x - y)[2];
+    console.log(`completion noticed ${medianMs.toFixed(2)} ms after the post, ${WAITS} waits`);
+    assert.ok(medianMs < NOTICE_LIMIT_MS, `noticed after ${noticed.map((ms) => ms.toFixed(1))} ms`);
     assert.deepEqual(target, source);
     // Every other wait is still pending: only the ready descriptor was resolved.
     let states = await tracked.now();
     assert.deepEqual(states.filter((s) => s !== "pending"), ["fulfilled"]);
     assert.equal(states[WAITS - 1], "fulfilled");
     assert.equal(pendingWaits(), WAITS - 1);
+    assert.ok(threads() - before <= 1, `threads went from ${before} to ${threads()}`);
 
     // Closing half of the queues rejects exactly their waits, with EBADF, at once.
     a.close();
