@@ -23,10 +23,9 @@
  * of libc's wrapper (errno, __curbrk, the stack guard check) is not needed: the hook does what the
  * wrapper would, as on x86_64.
  *
- * sbrk has no `svc`: it calls brk's own entry (`bl`), so brk's patch sees every break it moves
- * (sbrk(0) with a known break moves nothing). Its status is OK when that call is found and brk is
- * patched; its releases then carry a caller inside libc, so they count as the allocator's (the
- * cache defers them: the safe side).
+ * sbrk has no `svc`: it calls brk's own entry (`bl`). Those calls are retargeted, BL to BL (also
+ * in that list), to a stub that passes sbrk's frame pointer to brk's hook, so the release is
+ * attributed to sbrk's caller (see cover_sbrk()).
  *
  * After each write: the data cache is cleaned and the instruction cache invalidated to the point
  * of unification for the word (__builtin___clear_cache: dc cvau, dsb ish, ic ivau, dsb ish, isb),
