@@ -12,6 +12,9 @@
  */
 export const HOST_TEST_PACKAGES = ["libucx0", "libucx-dev"];
 
+/** What tools/chroots.ts needs to make the glibc matrix's Debian roots. */
+export const MATRIX_PACKAGES = ["debootstrap"];
+
 let updated = false;
 
 function isInstalled(pkg: string): boolean {

@@ -1,12 +1,14 @@
 /**
- * `deno task test`: builds the native libraries, runs the host tests, then the rxe suite inside the
- * soft-RoCE guest (or on this machine's own RDMA device when it has one and `--rxe-here` is given),
- * and ends with one line `N passed, N failed` that counts both suites.
+ * `deno task test`: builds the native libraries, runs the host tests, the host tests again inside a
+ * Debian root of each other glibc of the matrix (tools/chroots.ts: bullseye's 2.31, trixie's 2.41,
+ * each building the native code with its own compiler), then the rxe suite inside the soft-RoCE
+ * guest, and ends with one line `N passed, N failed` that counts every target.
  *
- * A suite that cannot run (the guest does not boot, Deno crashes) counts as a failure: a run that
- * skipped the rxe suite never passes.
+ * A target that cannot run (a root cannot be made, the guest does not boot, Deno crashes) counts as
+ * a failure: a run that skipped one never passes.
  *
- * Options: `--host-only`, `--rxe-only` (for development; CI runs both), `--filter <text>`;
+ * Options (for development; CI runs everything): `--host-only` (this machine's host suite only),
+ * `--matrix-only` (`deno task test:matrix`), `--no-matrix`, `--rxe-only`, `--filter <text>`;
  * `--arm64` adds the aarch64 target (the host suite, then the rxe suite, in one
  * `softroce/run.ts --arch arm64` guest, which builds its own native code), `--arm64-only` runs only
  * that (`deno task test:arm64`).
@@ -15,6 +17,7 @@
  */
 import { ensureBuilt, ROOT } from "./build.ts";
 import { ensureDebianPackages, HOST_TEST_PACKAGES } from "./deps.ts";
+import { MATRIX } from "./chroots.ts";
 
 interface SuiteResult {
   name: string;
@@ -75,6 +78,9 @@ if (import.meta.main) {
   const rxeOnly = args.includes("--rxe-only");
   const arm64Only = args.includes("--arm64-only");
   const arm64 = arm64Only || args.includes("--arm64");
+  const matrixOnly = args.includes("--matrix-only");
+  const matrix = matrixOnly ||
+    !(hostOnly || rxeOnly || arm64Only || args.includes("--no-matrix"));
   const filterAt = args.indexOf("--filter");
   const filter = filterAt >= 0 ? ["--filter", args[filterAt + 1]] : [];
 
@@ -82,7 +88,7 @@ if (import.meta.main) {
   if (!rxeOnly && !arm64Only) ensureDebianPackages(HOST_TEST_PACKAGES, "the host tests");
   const deno = Deno.execPath();
   const results: SuiteResult[] = [];
-  if (!rxeOnly && !arm64Only) {
+  if (!rxeOnly && !arm64Only && !matrixOnly) {
     results.push(
       await runSuite("host tests", [
         deno,
@@ -94,7 +100,34 @@ if (import.meta.main) {
       ]),
     );
   }
-  if (!hostOnly && !arm64Only) {
+  if (matrix) {
+    // The pinned Deno, at the same path inside the root (the checkout is mounted there).
+    const inner = deno.startsWith(`${ROOT}/`) ? deno : `${ROOT}/node_modules/.bin/deno`;
+    for (const { suite, glibc } of MATRIX) {
+      const started = performance.now();
+      const result = await runSuite(`host tests in ${suite} (glibc ${glibc})`, [
+        deno,
+        "run",
+        "--allow-all",
+        "tools/chroots.ts",
+        "--suite",
+        suite,
+        "--",
+        inner,
+        "run",
+        "--allow-all",
+        "tools/test.ts",
+        "--host-only",
+        ...filter,
+      ]);
+      const seconds = ((performance.now() - started) / 1000).toFixed(0);
+      console.log(
+        `=== ${result.name}: ${result.passed} passed, ${result.failed} failed (${seconds} s)`,
+      );
+      results.push(result);
+    }
+  }
+  if (!hostOnly && !arm64Only && !matrixOnly) {
     results.push(
       await runSuite("rxe suite (soft-RoCE guest)", [
         deno,
