@@ -12,4 +12,6 @@ Deno.test("a cache is refused when the hooks cannot report free and mmap release
   assert.equal(result.error?.name, "RdmaError");
   assert.equal(result.error.code, "ENOSYS");
   assert.match(result.error.message, /needs FREE and MMAP support/);
+  // It names the function the hooks could not take, and why.
+  assert.match(result.error.message, /not patched: [^)]*shmdt: another library's jump at \+0: /);
 });
