@@ -148,6 +148,9 @@ export function ensureRoot(suite: string): string {
 export function chrootCommand(root: string, buildDir: string | null, command: string[]): string[] {
   const script = [
     'set -e; R="$1"; P="$2"; B="$3"; shift 3',
+    // The root a mount point of its own: a mount namespace made inside (a test's unshare -m)
+    // must be able to change the propagation of "/".
+    'mount --bind "$R" "$R"',
     'mount -t proc proc "$R/proc"',
     'mount --rbind /dev "$R/dev"',
     'mkdir -p "$R$P" "$P/build"',

@@ -19,6 +19,21 @@ for (const order of ["ours-first", "ucm-first"]) {
   Deno.test(`UCX's ucm ${order}: no stale hit after any release, ucm and we see them`, async () => {
     const r = await runChildJson(child, env, [order]);
     assert.notEqual(r.ucmStart, -1, "libucx0 is missing: tools/deps.ts installs it");
+    if (order === "ours-first" && r.ucmStart !== 0) {
+      // An older ucm (UCX 1.10, Debian 11) writes over our entries and then fails its own
+      // ucm_set_event_handler: its handler sees nothing, but the cache must stay correct.
+      assert.ok(r.ucmStart < 0, `ucm_set_event_handler returned ${r.ucmStart}`);
+      for (const name of CASES) {
+        const o = r.outcomes[name];
+        assert.equal(o.wasCached && o.sameAddress, true, `${name}: preconditions`);
+        assert.equal(o.hitAfterRelease, false, `${name}: a stale hit`);
+        assert.equal(o.hitAgain, true, `${name}: the cache stopped hitting`);
+      }
+      for (const name of CASES.slice(1)) assert.equal(r.outcomes[name].oursSaw, true, name);
+      assert.ok(r.stats.interceptionLosses <= 1, JSON.stringify(r.stats));
+      assert.equal(r.finalize, 0);
+      return;
+    }
     assert.equal(r.ucmStart, 0, "ucm_set_event_handler failed");
     // ucm owns the entries now, whichever came first; finalize left its bytes.
     for (const p of r.statusFinal) {
