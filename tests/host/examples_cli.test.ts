@@ -13,6 +13,7 @@ const EXAMPLES: [name: string, zeroOption: string][] = [
   ["write_lat.ts", "-n"],
   ["cache_demo.ts", "-n"],
   ["rdma_write.ts", "-s"],
+  ["rping.ts", "-S"],
 ];
 
 async function run(name: string, ...args: string[]): Promise<{ code: number; out: string }> {
