@@ -147,7 +147,7 @@ export interface Parts {
 }
 
 /** Creates the connection's verbs objects on `id`'s device and attaches the queue pair. */
-export function createParts(id: CmId, p: Parameters): Parts {
+export function createParts(id: CmId, p: Parameters, type: "RC" | "UD" = "RC"): Parts {
   const context = contextAt(id.info().verbs);
   if (p.pd !== undefined && p.pd.context !== context) {
     throw new TypeError("pd must come from the connection's device (another connection's pd)");
@@ -159,7 +159,7 @@ export function createParts(id: CmId, p: Parameters): Parts {
   try {
     cq = context.createCompletionQueue({ entries: p.qp.cqEntries, channel: true });
     qp = pd.createQueuePair({
-      type: "RC",
+      type,
       sendCq: cq,
       maxSendWr: p.qp.maxSendWr,
       maxRecvWr: p.qp.maxRecvWr,

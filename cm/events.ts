@@ -42,6 +42,34 @@ export interface CmEvent {
   responderResources: number;
   /** conn.initiator_depth of a connection event. */
   initiatorDepth: number;
+  /** UD and multicast events: the remote queue pair (0xffffff for a group). */
+  qpNum: number;
+  /** UD and multicast events: the qkey to send with. */
+  qkey: number;
+  /** UD and multicast events: the address handle's attributes. */
+  ud: UdPath;
+}
+
+/** struct ibv_ah_attr of a UD or multicast event. */
+export interface UdPath {
+  /** Remote LID (0 on RoCE). */
+  dlid: number;
+  /** Service level. */
+  sl: number;
+  /** Local port. */
+  portNum: number;
+  /** A GRH is needed (always on RoCE). */
+  isGlobal: boolean;
+  /** Local GID index. */
+  sgidIndex: number;
+  /** GRH hop limit. */
+  hopLimit: number;
+  /** GRH traffic class. */
+  trafficClass: number;
+  /** GRH flow label. */
+  flowLabel: number;
+  /** Destination GID (a copy). */
+  dgid: Uint8Array;
 }
 
 const WAIT_SLICE_MS = 100;
@@ -88,6 +116,19 @@ export class EventChannel extends NativeHandle {
       ),
       responderResources: v.getUint8(CM_EVENT_DESC.responder_resources),
       initiatorDepth: v.getUint8(CM_EVENT_DESC.initiator_depth),
+      qpNum: v.getUint32(CM_EVENT_DESC.qp_num, true),
+      qkey: v.getUint32(CM_EVENT_DESC.qkey, true),
+      ud: {
+        dlid: v.getUint16(CM_EVENT_DESC.ah_dlid, true),
+        sl: v.getUint8(CM_EVENT_DESC.ah_sl),
+        portNum: v.getUint8(CM_EVENT_DESC.ah_port_num),
+        isGlobal: v.getUint8(CM_EVENT_DESC.ah_is_global) !== 0,
+        sgidIndex: v.getUint8(CM_EVENT_DESC.ah_sgid_index),
+        hopLimit: v.getUint8(CM_EVENT_DESC.ah_hop_limit),
+        trafficClass: v.getUint8(CM_EVENT_DESC.ah_traffic_class),
+        flowLabel: v.getUint32(CM_EVENT_DESC.ah_flow_label, true),
+        dgid: this.#desc.slice(CM_EVENT_DESC.ah_dgid, CM_EVENT_DESC.ah_dgid + 16),
+      },
     };
   }
 

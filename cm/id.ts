@@ -135,6 +135,36 @@ export class CmId extends NativeHandle {
     if (result !== 0) throw cmCallError("rdma_create_qp", result, "attaching the queue pair");
   }
 
+  /** Lends a UD queue pair already in RTS to this id (a resolution request's) to answer with. */
+  shareQueuePair(qp: QueuePair): void {
+    const result = rdmacmNative().drc_share_qp(
+      this.pointerFor("rdma_accept"),
+      qp.pointerFor("rdma_accept"),
+    );
+    if (result !== 0) throw cmCallError("rdma_accept", result, "lending the queue pair");
+  }
+
+  bind(host: string, port: number): void {
+    const result = rdmacmNative().drc_bind(this.pointerFor("rdma_bind_addr"), cString(host), port);
+    if (result !== 0) throw cmCallError("rdma_bind_addr", result, `${host} port ${port}`);
+  }
+
+  joinMulticast(group: string): void {
+    const result = rdmacmNative().drc_join_multicast(
+      this.pointerFor("rdma_join_multicast"),
+      cString(group),
+    );
+    if (result !== 0) throw cmCallError("rdma_join_multicast", result, group);
+  }
+
+  leaveMulticast(group: string): void {
+    const result = rdmacmNative().drc_leave_multicast(
+      this.pointerFor("rdma_leave_multicast"),
+      cString(group),
+    );
+    if (result !== 0) throw cmCallError("rdma_leave_multicast", result, group);
+  }
+
   detach(): void {
     rdmacmNative().drc_detach_qp(this.pointerFor("rdma_destroy_qp"));
   }

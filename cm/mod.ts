@@ -14,4 +14,5 @@ export {
 } from "./connection.ts";
 export { ConnectionRequest, listen, Listener, type ListenOptions } from "./listener.ts";
 export { CmErrno, CmEventError } from "./errors.ts";
-export { type CmEvent, cmEventName } from "./events.ts";
+export { openUdEndpoint, type UdDestination, UdEndpoint, type UdEndpointOptions } from "./ud.ts";
+export { type CmEvent, cmEventName, type UdPath } from "./events.ts";

@@ -77,6 +77,14 @@ export const rdmacmSymbols = {
   drc_attach_qp: { parameters: ["pointer", "pointer"], result: "i32" },
   /** void drc_detach_qp(struct rdma_cm_id *id) */
   drc_detach_qp: { parameters: ["pointer"], result: "void" },
+  /** int drc_share_qp(struct rdma_cm_id *id, struct ibv_qp *qp) */
+  drc_share_qp: { parameters: ["pointer", "pointer"], result: "i32" },
+  /** int drc_join_multicast(struct rdma_cm_id *id, const char *group) */
+  drc_join_multicast: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int drc_leave_multicast(struct rdma_cm_id *id, const char *group) */
+  drc_leave_multicast: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int drc_bind(struct rdma_cm_id *id, const char *host, uint32_t port) */
+  drc_bind: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   /**
    * int drc_connect(struct rdma_cm_id *id, const uint8_t *data, uint32_t len,
    *                 uint32_t responder_resources, uint32_t initiator_depth,

@@ -115,6 +115,16 @@ EXPORT int32_t drc_get_event(struct rdma_event_channel *channel, struct drc_even
         len = event->param.ud.private_data_len;
         out->qp_num = event->param.ud.qp_num;
         out->qkey = event->param.ud.qkey;
+        const struct ibv_ah_attr *ah = &event->param.ud.ah_attr;
+        out->ah_dlid = ah->dlid;
+        out->ah_sl = ah->sl;
+        out->ah_port_num = ah->port_num;
+        out->ah_is_global = ah->is_global;
+        out->ah_sgid_index = ah->grh.sgid_index;
+        out->ah_hop_limit = ah->grh.hop_limit;
+        out->ah_traffic_class = ah->grh.traffic_class;
+        out->ah_flow_label = ah->grh.flow_label;
+        memcpy(out->ah_dgid, ah->grh.dgid.raw, sizeof out->ah_dgid);
     } else {
         data = event->param.conn.private_data;
         len = event->param.conn.private_data_len;
@@ -282,6 +292,49 @@ EXPORT int drc_attach_qp(struct rdma_cm_id *id, struct ibv_qp *qp)
 EXPORT void drc_detach_qp(struct rdma_cm_id *id)
 {
     id->qp = NULL;
+}
+
+/*
+ * Lends `qp`, a UD queue pair already in RTS, to `id` (a resolution request's) without moving
+ * it: rdma_accept then answers with its number. Detach it (drc_detach_qp) before destroying id.
+ */
+EXPORT int drc_share_qp(struct rdma_cm_id *id, struct ibv_qp *qp)
+{
+    if (id->qp || qp->context != id->verbs || qp->qp_type != IBV_QPT_UD)
+        return fail(EINVAL);
+    id->qp = qp;
+    id->pd = qp->pd;
+    return 0;
+}
+
+/* rdma_join_multicast of the IP multicast address `group`: the answer is MULTICAST_JOIN. */
+EXPORT int drc_join_multicast(struct rdma_cm_id *id, const char *group)
+{
+    struct sockaddr_storage addr;
+    int ret = socket_address(group, 0, 0, &addr);
+    if (ret)
+        return ret;
+    return rdma_join_multicast(id, (struct sockaddr *)&addr, NULL) ? fail(errno) : 0;
+}
+
+/* rdma_leave_multicast of a group joined by drc_join_multicast. */
+EXPORT int drc_leave_multicast(struct rdma_cm_id *id, const char *group)
+{
+    struct sockaddr_storage addr;
+    int ret = socket_address(group, 0, 0, &addr);
+    if (ret)
+        return ret;
+    return rdma_leave_multicast(id, (struct sockaddr *)&addr) ? fail(errno) : 0;
+}
+
+/* rdma_bind_addr to `host` and `port` (0: any), without listening. */
+EXPORT int drc_bind(struct rdma_cm_id *id, const char *host, uint32_t port)
+{
+    struct sockaddr_storage addr;
+    int ret = socket_address(host, port, 1, &addr);
+    if (ret)
+        return ret;
+    return rdma_bind_addr(id, (struct sockaddr *)&addr) ? fail(errno) : 0;
 }
 
 static void conn_param(struct rdma_conn_param *param, const uint8_t *data, uint32_t len,

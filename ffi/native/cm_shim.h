@@ -37,6 +37,16 @@
     FIELD(ctx, uint8_t, responder_resources, )  /* conn.responder_resources */                  \
     FIELD(ctx, uint8_t, initiator_depth, )      /* conn.initiator_depth */                      \
     FIELD(ctx, uint16_t, reserved, )                                                            \
+    /* UD and multicast: where to send (struct ibv_ah_attr, its GRH flattened) */              \
+    FIELD(ctx, uint32_t, ah_flow_label, )                                                      \
+    FIELD(ctx, uint16_t, ah_dlid, )                                                            \
+    FIELD(ctx, uint8_t, ah_sl, )                                                               \
+    FIELD(ctx, uint8_t, ah_port_num, )                                                         \
+    FIELD(ctx, uint8_t, ah_is_global, )                                                        \
+    FIELD(ctx, uint8_t, ah_sgid_index, )                                                       \
+    FIELD(ctx, uint8_t, ah_hop_limit, )                                                        \
+    FIELD(ctx, uint8_t, ah_traffic_class, )                                                    \
+    FIELD(ctx, uint8_t, ah_dgid, [16])                                                         \
     FIELD(ctx, uint8_t, private_data, [DRC_PRIVATE_DATA_MAX + 1]) /* private_data_len bytes */
 RECORD_STRUCT(drc_event_desc, DRC_EVENT_FIELDS);
 

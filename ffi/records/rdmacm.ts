@@ -16,7 +16,7 @@ export const CM_GAI_FAILED = 8192;
 
 /** CM_EVENT_DESC: size and field offsets in bytes, from C. */
 export const CM_EVENT_DESC = {
-  size: 296,
+  size: 328,
   event: 0,
   status: 4,
   id: 8,
@@ -27,7 +27,16 @@ export const CM_EVENT_DESC = {
   responder_resources: 36,
   initiator_depth: 37,
   reserved: 38,
-  private_data: 40,
+  ah_flow_label: 40,
+  ah_dlid: 44,
+  ah_sl: 46,
+  ah_port_num: 47,
+  ah_is_global: 48,
+  ah_sgid_index: 49,
+  ah_hop_limit: 50,
+  ah_traffic_class: 51,
+  ah_dgid: 52,
+  private_data: 68,
 } as const;
 
 /** CM_ID_DESC: size and field offsets in bytes, from C. */
