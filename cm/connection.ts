@@ -389,7 +389,8 @@ export async function connect(options: CmConnectOptions): Promise<CmConnection> 
   if (typeof host !== "string" || host === "" || host.includes("\0")) {
     throw new TypeError("host must be a non-empty string");
   }
-  const portNumber = optionalInteger("port", port ?? NaN, 0, 1, 65535);
+  if (port === undefined) throw new TypeError("port is required");
+  const portNumber = optionalInteger("port", port, 0, 1, 65535);
   if (source !== undefined && (typeof source !== "string" || source.includes("\0"))) {
     throw new TypeError("source must be a string");
   }

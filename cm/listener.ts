@@ -150,7 +150,8 @@ export class Listener implements Disposable, AsyncIterable<CmConnection> {
   /** Internal: made by listen(). */
   constructor(options: ListenOptions) {
     const opts = optionsObject("options", options);
-    const port = optionalInteger("port", opts.port ?? NaN, 0, 0, 65535);
+    if (opts.port === undefined) throw new TypeError("port is required (0: any free one)");
+    const port = optionalInteger("port", opts.port, 0, 0, 65535);
     const host: unknown = opts.host;
     if (host !== undefined && (typeof host !== "string" || host === "" || host.includes("\0"))) {
       throw new TypeError("host must be a non-empty string");

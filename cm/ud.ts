@@ -134,7 +134,8 @@ export class UdEndpoint implements Disposable {
     this.#check("rdma_resolve_addr");
     const opts = optionsObject("options", options);
     const host = hostOption("host", opts.host);
-    const port = optionalInteger("port", opts.port ?? NaN, 0, 1, 65535);
+    if (opts.port === undefined) throw new TypeError("port is required");
+    const port = optionalInteger("port", opts.port, 0, 1, 65535);
     const data = privateDataBytes(opts.privateData);
     const timeout = timeoutOption({ timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
     const deadline = performance.now() + timeout;

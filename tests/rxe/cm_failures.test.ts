@@ -3,16 +3,7 @@
 // request nobody answers (ETIMEDOUT), a rejection with private data, a listener closed with
 // requests pending, a connection closed with posts outstanding, and misuse.
 import assert from "node:assert/strict";
-import {
-  CmErrno,
-  CmEventError,
-  connect,
-  Errno,
-  listen,
-  RdmaError,
-  WcStatus,
-  WorkCompletions,
-} from "../../mod.ts";
+import { CmErrno, CmEventError, connect, Errno, listen, RdmaError } from "../../mod.ts";
 
 const hostA = Deno.env.get("DENO_RDMA_HOST_A") ?? "10.10.0.1";
 const hostB = Deno.env.get("DENO_RDMA_HOST_B") ?? "10.10.0.2";
@@ -146,12 +137,6 @@ Deno.test("closing a connection with posts outstanding: a pending wait ends with
   mr.close(); // the connection's protection domain goes with its last region
   assert.ok(client.pd.closed);
   assert.equal(await server.closed, "peer");
-  // The server's posts after the peer left flush.
-  using inbox = server.pd.registerMemory(new Uint8Array(16));
-  server.qp.postRecv({ wrId: 9n, sge: { mr: inbox } });
-  const wcs = new WorkCompletions(4);
-  assert.ok((await server.cq.pollOrWait(wcs, { timeoutMs: 5000 })) >= 1);
-  assert.equal(wcs.status(0), WcStatus.WR_FLUSH_ERR);
 });
 
 Deno.test("wrong arguments are TypeError or RangeError before anything is created", async () => {
