@@ -2,9 +2,9 @@
  * Event channels (struct rdma_event_channel) and the events read from them.
  *
  * A channel's fd is nonblocking: `next()` reads what is pending without blocking, and otherwise
- * waits for the fd to become readable on a worker thread (a nonblocking FFI call), in slices of at
- * most 100 ms so that `close()` during a wait takes effect promptly, as `CompletionQueue.wait()`
- * does. Every event is copied and acknowledged natively before `next()` returns it.
+ * waits for the fd to become readable through the one waiter of the process (`waitReadable`, as
+ * `CompletionQueue.wait()` does: no thread per wait); `close()` during a wait rejects it with
+ * EBADF at once. Every event is copied and acknowledged natively before `next()` returns it.
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { addressOfPointer } from "../ffi/pointers.ts";
 import { CM_EVENT, CM_EVENT_DESC } from "../ffi/records/rdmacm.ts";
 import { rdmacmNative } from "../ffi/rdmacm_symbols.ts";
 import { Errno, RdmaError } from "../verbs/errors.ts";
+import { type ReadableWait, waitReadable } from "../verbs/fd_waiter.ts";
 import { NativeHandle } from "../verbs/handle.ts";
 import { cmCallError, cmLastError } from "./errors.ts";
 
@@ -72,13 +73,12 @@ export interface UdPath {
   dgid: Uint8Array;
 }
 
-const WAIT_SLICE_MS = 100;
-
 /** An event channel. Internal to cm/: each listener and connection has its own. */
 export class EventChannel extends NativeHandle {
   readonly #desc = new Uint8Array(CM_EVENT_DESC.size);
   readonly #view = new DataView(this.#desc.buffer);
   #waiting = false;
+  #wait: ReadableWait | null = null;
 
   private constructor(pointer: Deno.PointerObject) {
     super(
@@ -142,28 +142,31 @@ export class EventChannel extends NativeHandle {
     if (this.#waiting) {
       throw new RdmaError("rdma_get_cm_event", Errno.EBUSY, "another wait is pending");
     }
-    const channel = this.pin("rdma_get_cm_event");
+    const fd = rdmacmNative().drc_channel_fd(this.pointerFor("rdma_get_cm_event"));
     this.#waiting = true;
     const deadline = performance.now() + timeoutMs;
     try {
       for (;;) {
         const left = deadline - performance.now();
-        const slice = Math.max(0, Math.min(WAIT_SLICE_MS, Math.ceil(left)));
-        const result = await rdmacmNative().drc_wait_channel(channel, slice);
-        if (this.closed) {
-          throw new RdmaError("rdma_get_cm_event", Errno.EBADF, "the channel was closed");
-        }
-        if (result < 0) throw cmCallError("rdma_get_cm_event", result);
-        if (result > 0) {
-          const event = this.poll();
-          if (event !== null) return event;
-        }
-        if (performance.now() >= deadline) return null;
+        if (left <= 0) return null;
+        this.#wait = waitReadable(fd, left);
+        const readable = await this.#wait.promise;
+        this.#wait = null;
+        const event = this.poll();
+        if (event !== null) return event;
+        if (!readable) return null;
       }
     } finally {
+      this.#wait = null;
       this.#waiting = false;
-      this.unpin();
     }
+  }
+
+  /** Ends a pending `next()` (EBADF). */
+  protected override whenClosed(): void {
+    this.#wait?.cancel(
+      new RdmaError("rdma_get_cm_event", Errno.EBADF, "the channel was closed"),
+    );
   }
 
   /** Where the native channel lives. */

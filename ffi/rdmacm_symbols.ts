@@ -37,12 +37,8 @@ export const rdmacmSymbols = {
   drc_create_channel: { parameters: [], result: "pointer" },
   /** int drc_destroy_channel(struct rdma_event_channel *channel) */
   drc_destroy_channel: { parameters: ["pointer"], result: "i32" },
-  /**
-   * int32_t drc_wait_channel(struct rdma_event_channel *channel, int32_t timeout_ms)
-   *
-   * Runs on a worker thread: 1 (readable), 0 (timeout) or -errno, returned itself.
-   */
-  drc_wait_channel: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  /** int32_t drc_channel_fd(struct rdma_event_channel *channel) */
+  drc_channel_fd: { parameters: ["pointer"], result: "i32" },
   /**
    * int32_t drc_get_event(struct rdma_event_channel *channel, struct drc_event_desc *out)
    *

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
 #include <rdma/rdma_cma.h>
 #include <string.h>
 
@@ -77,20 +76,10 @@ EXPORT int drc_destroy_channel(struct rdma_event_channel *channel)
     return 0;
 }
 
-/*
- * Waits up to timeout_ms for the channel to become readable. Called as a nonblocking FFI symbol
- * (on a worker thread), so it returns the error itself: 1 (readable), 0 (timeout) or -errno. The
- * caller keeps timeouts short so that closing the channel takes effect promptly.
- */
-EXPORT int32_t drc_wait_channel(struct rdma_event_channel *channel, int32_t timeout_ms)
+/* The channel's descriptor (nonblocking), for the one waiter (fd_waiter.c) to watch. */
+EXPORT int32_t drc_channel_fd(struct rdma_event_channel *channel)
 {
-    struct pollfd pfd = {.fd = channel->fd, .events = POLLIN};
-    int ready = poll(&pfd, 1, timeout_ms);
-    if (ready < 0)
-        return errno == EINTR ? 0 : -errno;
-    if (ready == 0)
-        return 0;
-    return (pfd.revents & POLLIN) ? 1 : -EIO;
+    return channel->fd;
 }
 
 /*

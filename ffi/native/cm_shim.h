@@ -6,7 +6,7 @@
  * Conventions as in verbs_shim.h: functions returning a pointer return NULL on failure with the
  * cause in drc_last_errno(); functions returning int return 0 (or a count) on success and -errno
  * on failure. Event channels are made nonblocking when created, so reading an event never blocks
- * the caller; drc_wait_channel() is the one blocking call, run on a worker thread.
+ * the caller; waiting for one is the verbs' one waiter's job (ffi/native/fd_waiter.c).
  */
 #ifndef DENO_RDMA_CM_SHIM_H
 #define DENO_RDMA_CM_SHIM_H
