@@ -18,6 +18,7 @@
 import { ensureBuilt, ROOT } from "./build.ts";
 import { ensureDebianPackages, HOST_TEST_PACKAGES } from "./deps.ts";
 import { MATRIX } from "./chroots.ts";
+import { cStyleCheck } from "./c_style.ts";
 
 interface SuiteResult {
   name: string;
@@ -88,6 +89,14 @@ if (import.meta.main) {
   if (!rxeOnly && !arm64Only) ensureDebianPackages(HOST_TEST_PACKAGES, "the host tests");
   const deno = Deno.execPath();
   const results: SuiteResult[] = [];
+  if (!rxeOnly && !arm64Only && !matrixOnly && filter.length === 0) {
+    console.log("\n=== C style (clang-format)");
+    const { checked, differing } = cStyleCheck();
+    for (const file of differing) console.log(`not in the C style: ${file}`);
+    const passed = checked.length - differing.length;
+    console.log(`=== C style (clang-format): ${passed} passed, ${differing.length} failed`);
+    results.push({ name: "C style (clang-format)", passed, failed: differing.length, ran: true });
+  }
   if (!rxeOnly && !arm64Only && !matrixOnly) {
     results.push(
       await runSuite("host tests", [

@@ -42,7 +42,8 @@ static void no_dump(void *context, ucs_rcache_t *rcache, ucs_rcache_region_t *re
                     size_t max)
 {
     (void)context, (void)rcache, (void)region;
-    if (max > 0) buf[0] = '\0';
+    if (max > 0)
+        buf[0] = '\0';
 }
 
 static const ucs_rcache_ops_t OPS = {null_reg, null_dereg, no_dump};
@@ -104,21 +105,25 @@ int main(int argc, char **argv)
     const char *pattern = argv[2];
     const unsigned long ops = strtoul(argv[3], NULL, 10);
     const unsigned long samples = strtoul(argv[4], NULL, 10);
-    if (count < 2 || ops == 0 || samples == 0 || samples > 1000) return 2;
+    if (count < 2 || ops == 0 || samples == 0 || samples > 1000)
+        return 2;
 
     char *base = mmap(NULL, count * REGION_STRIDE, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED) return 1;
+    if (base == MAP_FAILED)
+        return 1;
     const int miss = strcmp(pattern, "miss") == 0;
     ucs_rcache_t *rcache = create(miss ? 1 : ULONG_MAX);
     if (!miss) {
-        for (unsigned long i = 0; i < count; i++) get_put(rcache, base + i * REGION_STRIDE);
+        for (unsigned long i = 0; i < count; i++)
+            get_put(rcache, base + i * REGION_STRIDE);
     }
 
     /* The TypeScript side's generator: state = state * 1103515245 + 12345 (mod 2^32). */
     const size_t order_size = (size_t)1 << ORDER_BITS;
     uint32_t *order = malloc(order_size * sizeof(*order));
-    if (order == NULL) return 1;
+    if (order == NULL)
+        return 1;
     uint32_t state = 12345;
     for (size_t i = 0; i < order_size; i++) {
         state = state * 1103515245u + 12345u;
@@ -145,7 +150,8 @@ int main(int argc, char **argv)
             }
             done += ops;
         } while (s < 0 && now_ns() - started < 5e8);
-        if (s >= 0) results[s] = (now_ns() - started) / (double)done;
+        if (s >= 0)
+            results[s] = (now_ns() - started) / (double)done;
     }
     qsort(results, samples, sizeof(double), compare_doubles);
     printf("%.1f\n", samples % 2 ? results[samples / 2]

@@ -126,9 +126,9 @@ RECORD_STRUCT(rcache_release_queue, RCACHE_RELEASE_QUEUE_FIELDS);
     STAT(RCACHE_STAT_PENDING_OVERFLOWS, pendingOverflows)                                         \
     STAT(RCACHE_STAT_DEREGISTRATION_FAILURES, deregistrationFailures)                             \
     STAT(RCACHE_STAT_BAD_RELEASES, badReleases)           /* queued releases of unheld regions */ \
-    STAT(RCACHE_STAT_RELEASES_EXAMINED, releasesExamined) /* releases that touched a span */ \
-    STAT(RCACHE_STAT_INTERCEPTION_LOSSES, interceptionLosses) /* entries found written over */ \
-    STAT(RCACHE_STAT_UNWATCHED_GETS, unwatchedGets) /* misses while no release is seen */      \
+    STAT(RCACHE_STAT_RELEASES_EXAMINED, releasesExamined) /* releases that touched a span */      \
+    STAT(RCACHE_STAT_INTERCEPTION_LOSSES, interceptionLosses) /* entries found written over */    \
+    STAT(RCACHE_STAT_UNWATCHED_GETS, unwatchedGets) /* misses while no release is seen */         \
     STAT(RCACHE_STAT_EVENT_SOURCES, eventSources)   /* MEMHOOKS_SOURCE_* bits, now */
 #define RCACHE_STAT_ENUM(c_name, ts_name) c_name,
 enum rcache_stat { RCACHE_STATS(RCACHE_STAT_ENUM) RCACHE_STAT_COUNT };

@@ -26,8 +26,8 @@ static void describe_missing(void)
     for (int i = 0; i < memhooks_patch_count() && n < sizeof hooks_missing; i++) {
         if (memhooks_patch_status(i) == MEMHOOKS_PATCH_OK)
             continue;
-        int got = snprintf(hooks_missing + n, sizeof hooks_missing - n, "%s%s: %s",
-                           n ? "; " : "", memhooks_patch_name(i), memhooks_patch_reason(i));
+        int got = snprintf(hooks_missing + n, sizeof hooks_missing - n, "%s%s: %s", n ? "; " : "",
+                           memhooks_patch_name(i), memhooks_patch_reason(i));
         if (got < 0)
             break;
         n += (size_t)got;

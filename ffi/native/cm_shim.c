@@ -327,8 +327,8 @@ EXPORT int drc_bind(struct rdma_cm_id *id, const char *host, uint32_t port)
 }
 
 static void conn_param(struct rdma_conn_param *param, const uint8_t *data, uint32_t len,
-                       uint32_t responder_resources, uint32_t initiator_depth,
-                       uint32_t retry_count, uint32_t rnr_retry_count)
+                       uint32_t responder_resources, uint32_t initiator_depth, uint32_t retry_count,
+                       uint32_t rnr_retry_count)
 {
     memset(param, 0, sizeof *param);
     param->private_data = len ? data : NULL;
@@ -341,8 +341,8 @@ static void conn_param(struct rdma_conn_param *param, const uint8_t *data, uint3
 
 /* rdma_connect with `len` bytes of private data: the answer is ESTABLISHED, REJECTED, ... */
 EXPORT int drc_connect(struct rdma_cm_id *id, const uint8_t *data, uint32_t len,
-                       uint32_t responder_resources, uint32_t initiator_depth,
-                       uint32_t retry_count, uint32_t rnr_retry_count)
+                       uint32_t responder_resources, uint32_t initiator_depth, uint32_t retry_count,
+                       uint32_t rnr_retry_count)
 {
     if (len > DRC_PRIVATE_DATA_MAX)
         return fail(EINVAL);

@@ -61,7 +61,8 @@ static char owner_name[MAX_TARGETS][OWNER_LEN];
 static _Atomic int losses;
 static _Atomic int intercepted, sources;
 static _Atomic bool armed; /* verification runs between init and finalize */
-static uintptr_t foreign_caller; /* an address in libc's text: imported events count as from_alloc */
+static uintptr_t
+    foreign_caller; /* an address in libc's text: imported events count as from_alloc */
 
 static char ucm_file[OWNER_LEN];              /* the ucm subscribed to */
 static ucm_unset_handler_fn ucm_unset;        /* set while subscribed */
@@ -366,8 +367,8 @@ void mh_foreign_finalize(void)
     atomic_store(&armed, false);
     if (ucm_unset) {
         /* The same bits as set, flag included: ucm keeps a handler while any bit is left. */
-        ucm_unset(UCM_EVENT_VM_UNMAPPED | UCM_EVENT_VM_MAPPED | UCM_EVENT_FLAG_NO_INSTALL, ucm_events,
-                  NULL);
+        ucm_unset(UCM_EVENT_VM_UNMAPPED | UCM_EVENT_VM_MAPPED | UCM_EVENT_FLAG_NO_INSTALL,
+                  ucm_events, NULL);
         ucm_unset = NULL;
     }
     if (opal_unregister_from) {
@@ -401,8 +402,7 @@ int memhooks_verify(void)
         size_t length;
         const uint8_t *code = mh_patch_entry(i, &jump, &length);
         if (code)
-            same = live_bytes(code) ==
-                   atomic_load_explicit(&verified[i], memory_order_acquire);
+            same = live_bytes(code) == atomic_load_explicit(&verified[i], memory_order_acquire);
     }
     if (same)
         return atomic_load(&losses);

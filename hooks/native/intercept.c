@@ -259,7 +259,8 @@ static void skip_field(const char **p, const char *end)
  */
 static size_t shmdt_span(uintptr_t addr)
 {
-    int fd = (int)raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/self/maps", O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    int fd = (int)raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/self/maps", O_RDONLY | O_CLOEXEC,
+                               0, 0, 0);
     if (fd < 0)
         return SHMDT_SPAN_UNKNOWN;
     char buf[1024];

@@ -159,9 +159,9 @@ enum mh_x86_kind {
 };
 struct mh_x86_insn {
     uint8_t len;
-    uint8_t kind;       /* enum mh_x86_kind */
-    bool has_target;    /* a relative branch or call: `rel` from the next instruction */
-    bool rip_relative;  /* a [rip + disp32] operand, its disp32 at byte `disp_at` */
+    uint8_t kind;      /* enum mh_x86_kind */
+    bool has_target;   /* a relative branch or call: `rel` from the next instruction */
+    bool rip_relative; /* a [rip + disp32] operand, its disp32 at byte `disp_at` */
     uint8_t disp_at;
     int32_t rel;
 };

@@ -44,7 +44,7 @@
 struct target {
     const char *name;
     void *hook;
-    int seen; /* the MH_SEEN_* bits its hook reports in the self-test */
+    int seen;      /* the MH_SEEN_* bits its hook reports in the self-test */
     uint8_t *code; /* libc's entry point */
     uint8_t original[JMP_LEN];
     uint8_t jump[JMP_LEN];
@@ -138,8 +138,8 @@ static bool foreign_jump(const uint8_t *p, size_t avail)
 }
 
 /* "at +N: xx xx xx xx" for the bytes at `at`, never reading past `avail`. */
-static void describe_bytes(char *out, size_t size, const char *what, const uint8_t *code,
-                           size_t at, size_t avail)
+static void describe_bytes(char *out, size_t size, const char *what, const uint8_t *code, size_t at,
+                           size_t avail)
 {
     int n = snprintf(out, size, "%s at +%zu:", what, at);
     for (size_t i = at; i < avail && i < at + 4 && n > 0 && (size_t)n < size; i++)
@@ -362,11 +362,11 @@ static bool rel32_to(const uint8_t *from_end, const uint8_t *to, int32_t *rel32)
 #define SWEEP_MAX_TARGETS 256
 #define SWEEP_MAX_GAPS 16
 struct sweep {
-    size_t size;                            /* the function's length in bytes */
-    size_t targets[SWEEP_MAX_TARGETS];      /* offsets of branch targets inside it */
+    size_t size;                       /* the function's length in bytes */
+    size_t targets[SWEEP_MAX_TARGETS]; /* offsets of branch targets inside it */
     size_t target_count;
-    size_t gap_at[SWEEP_MAX_GAPS];          /* NOP runs after an instruction that never falls */
-    size_t gap_len[SWEEP_MAX_GAPS];         /* through, inside or right after the function */
+    size_t gap_at[SWEEP_MAX_GAPS];  /* NOP runs after an instruction that never falls */
+    size_t gap_len[SWEEP_MAX_GAPS]; /* through, inside or right after the function */
     size_t gap_count;
 };
 
@@ -423,8 +423,8 @@ static bool sweep_function(uint8_t *code, struct sweep *sw, char *why, size_t wh
                 add_gap(sw, gap_start, at - gap_start);
             in_gap = false;
         }
-        after_stop = insn.kind == MH_X86_STOP || insn.kind == MH_X86_JMP ||
-                     insn.kind == MH_X86_JMP_INDIRECT;
+        after_stop =
+            insn.kind == MH_X86_STOP || insn.kind == MH_X86_JMP || insn.kind == MH_X86_JMP_INDIRECT;
         at += n;
     }
     if (at != sw->size) {
@@ -503,8 +503,9 @@ static void patch_one(struct target *t, uint8_t *stub)
     uint8_t *padding = NULL;
     if (first < SHORT_JMP_LEN) {
         t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
-        snprintf(t->reason, sizeof t->reason, "first instruction is 1 byte: even a jmp rel8 would "
-                                              "cover an instruction boundary");
+        snprintf(t->reason, sizeof t->reason,
+                 "first instruction is 1 byte: even a jmp rel8 would "
+                 "cover an instruction boundary");
         return;
     }
     if (first < JMP_LEN) {
@@ -535,8 +536,7 @@ static void patch_one(struct target *t, uint8_t *stub)
         t->length = JMP_LEN;
         t->jump[0] = 0xe9;
         memcpy(t->jump + 1, &rel32, 4);
-        snprintf(t->reason, sizeof t->reason, "jmp rel32 over a %zu-byte first instruction",
-                 first);
+        snprintf(t->reason, sizeof t->reason, "jmp rel32 over a %zu-byte first instruction", first);
     } else {
         /* jmp rel8 at the entry, into the padding's jmp rel32 to the stub. */
         uint8_t far[JMP_LEN] = {0xe9};

@@ -51,14 +51,14 @@
     CONSTANT(PATCH, NOT_SEEN, MEMHOOKS_PATCH_NOT_SEEN)
 
 /* SOURCE.*: memhooks_event_sources() bits. */
-#define EVENT_SOURCES(CONSTANT)                        \
-    CONSTANT(SOURCE, PATCH, MEMHOOKS_SOURCE_PATCH)     \
-    CONSTANT(SOURCE, UCM, MEMHOOKS_SOURCE_UCM)         \
+#define EVENT_SOURCES(CONSTANT)                    \
+    CONSTANT(SOURCE, PATCH, MEMHOOKS_SOURCE_PATCH) \
+    CONSTANT(SOURCE, UCM, MEMHOOKS_SOURCE_UCM)     \
     CONSTANT(SOURCE, OPAL, MEMHOOKS_SOURCE_OPAL)
 
 /* The single constants, as CONSTANT(TypeScript name, value). */
-#define SINGLE_CONSTANTS(CONSTANT)                              \
-    CONSTANT(QUEUE_SUBSCRIBERS, MEMHOOKS_QUEUE_SUBSCRIBERS)     \
+#define SINGLE_CONSTANTS(CONSTANT)                          \
+    CONSTANT(QUEUE_SUBSCRIBERS, MEMHOOKS_QUEUE_SUBSCRIBERS) \
     CONSTANT(GUARD_WORDS, MEMHOOKS_GUARD_WORDS)
 
 /* Each entry list ends in a comma, which clang-format cannot see: kept one list per line. */

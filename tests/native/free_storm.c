@@ -41,9 +41,8 @@ static void *storm_loop(void *arg)
         atomic_store(&s->len, len);
         atomic_store(&s->addr, (uintptr_t)p);
         uint32_t gen = atomic_fetch_add(&s->gen, 1) + 1;
-        for (int spins = 0; spins < 20000 && !atomic_load(&stop) &&
-                            atomic_load(&s->looked_up) != gen;
-             spins++)
+        for (int spins = 0;
+             spins < 20000 && !atomic_load(&stop) && atomic_load(&s->looked_up) != gen; spins++)
             sched_yield();
         free(p);
         atomic_fetch_add(&s->gen, 1);

@@ -46,7 +46,7 @@
 
 #include "../memhooks_internal.h"
 
-#define STUB_SIZE 32 /* see write_stub() */
+#define STUB_SIZE 32  /* see write_stub() */
 #define SCAN_LIMIT 64 /* instructions looked at from the entry */
 #define SVC0 0xd4000001u
 #define SBRK_CALLS 4 /* calls of brk in sbrk, at most */
@@ -54,10 +54,10 @@
 struct target {
     const char *name;
     void *hook;
-    long nr; /* the system call its svc makes; 0 for sbrk */
-    uint32_t *code; /* libc's entry point */
-    size_t words;   /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
-    uint32_t *site; /* the svc replaced by a B */
+    long nr;           /* the system call its svc makes; 0 for sbrk */
+    uint32_t *code;    /* libc's entry point */
+    size_t words;      /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
+    uint32_t *site;    /* the svc replaced by a B */
     uint32_t entry[2]; /* its first two words once patched (what foreign.c verifies) */
     uint32_t *calls[SBRK_CALLS]; /* sbrk: its `bl brk`, retargeted to its stub */
     uint32_t call_original[SBRK_CALLS], call_jump[SBRK_CALLS];
@@ -71,9 +71,11 @@ struct target {
     char reason[112]; /* memhooks_patch_reason() */
 };
 
-#define TARGET(n, nr_, bits) \
-    {.name = #n, .hook = (void *)mh_hook_##n, .nr = nr_, .seen = bits, \
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED}
+#define TARGET(n, nr_, bits)                                              \
+    {                                                                     \
+        .name = #n, .hook = (void *)mh_hook_##n, .nr = nr_, .seen = bits, \
+        .status = MEMHOOKS_PATCH_NOT_INSTALLED                            \
+    }
 static struct target targets[] = {
     TARGET(munmap, SYS_munmap, MH_SEEN_MUNMAP),
     TARGET(mremap, SYS_mremap, MH_SEEN_MREMAP),
@@ -161,7 +163,7 @@ static bool scratch_only(uint32_t i)
     if ((i & 0x9f000000u) == 0x90000000u) /* adrp */
         return d < 19;
     if ((i & 0xbfc00000u) == 0xb9400000u || (i & 0xffc00000u) == 0x39400000u)
-        return d < 19; /* ldr / ldrb, unsigned offset */
+        return d < 19;                               /* ldr / ldrb, unsigned offset */
     if ((i & 0x7f800000u) == 0x72000000u && d == 31) /* tst #imm (ands with the zero register) */
         return true;
     if ((i & 0x7f00001fu) == 0x7100001fu || (i & 0x7f00001fu) == 0x3100001fu ||
@@ -425,8 +427,8 @@ static bool write_code(uint32_t *at, uint32_t expect, uint32_t insn)
         return false;
     uint32_t seen = expect;
     /* A compare-and-swap: a word changed under us (another patcher) is left alone. */
-    bool ok = __atomic_compare_exchange_n(at, &seen, insn, false, __ATOMIC_SEQ_CST,
-                                          __ATOMIC_SEQ_CST);
+    bool ok =
+        __atomic_compare_exchange_n(at, &seen, insn, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     __builtin___clear_cache((char *)at, (char *)(at + 1));
     raw_syscall(SYS_mprotect, page_addr, page, PROT_READ | PROT_EXEC);
     sync_other_cores();
@@ -512,8 +514,8 @@ static void patch_one(struct target *t, uint32_t *stub)
         snprintf(t->reason, sizeof t->reason, "no stub page within 128 MiB");
         return;
     }
-    t->status = write_code(t->site, t->original, t->jump) ? MEMHOOKS_PATCH_OK
-                                                          : MEMHOOKS_PATCH_WRITE_FAILED;
+    t->status =
+        write_code(t->site, t->original, t->jump) ? MEMHOOKS_PATCH_OK : MEMHOOKS_PATCH_WRITE_FAILED;
     if (t->status == MEMHOOKS_PATCH_OK)
         snprintf(t->reason, sizeof t->reason, "svc at +%zu became a B; the stub pops %u bytes%s",
                  site * 4, t->frame, t->fp_slot >= 0 ? " and restores x29, x30" : "");
@@ -564,8 +566,8 @@ static void cover_sbrk(struct target *t, const struct target *brk, uint32_t *stu
     if (own_svc || calls == 0 || calls > SBRK_CALLS || !frame_record || !fp_set) {
         t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
         snprintf(t->reason, sizeof t->reason, "%s",
-                 own_svc        ? "has a system call of its own"
-                 : calls == 0   ? "no call of brk's entry found"
+                 own_svc                    ? "has a system call of its own"
+                 : calls == 0               ? "no call of brk's entry found"
                  : !frame_record || !fp_set ? "no standard frame record at its entry"
                                             : "calls brk in an unexpected way");
         return;
@@ -776,7 +778,7 @@ void mh_patch_remove(void)
             continue;
         }
         t->status = write_code(t->site, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
-                                                               : MEMHOOKS_PATCH_WRITE_FAILED;
+                                                              : MEMHOOKS_PATCH_WRITE_FAILED;
     }
 }
 
