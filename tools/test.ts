@@ -89,7 +89,8 @@ if (import.meta.main) {
   if (!rxeOnly && !arm64Only) ensureDebianPackages(HOST_TEST_PACKAGES, "the host tests");
   const deno = Deno.execPath();
   const results: SuiteResult[] = [];
-  if (!rxeOnly && !arm64Only && !matrixOnly && filter.length === 0) {
+  // The whole run only: not in the matrix roots (which run --host-only) nor for a filter.
+  if (!hostOnly && !rxeOnly && !arm64Only && !matrixOnly && filter.length === 0) {
     console.log("\n=== C style (clang-format)");
     const { checked, differing } = cStyleCheck();
     for (const file of differing) console.log(`not in the C style: ${file}`);
