@@ -48,6 +48,7 @@ export const TARGETS: NativeTarget[] = [
       "hooks/native/fork.c",
       "hooks/native/holds.c",
       "hooks/native/intercept.c",
+      "hooks/native/libc_text.c",
       "hooks/native/lifecycle.c",
       "hooks/native/patch.c",
       "hooks/native/preload.c",

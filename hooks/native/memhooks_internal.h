@@ -125,7 +125,13 @@ static inline bool mh_patch_sbrk_through_brk(void)
     return false;
 }
 #endif
+/* libc's executable segment (libc_text.c), found by mh_find_libc_text(); 0 until then. */
+extern uintptr_t mh_libc_text_lo, mh_libc_text_hi;
 bool mh_libc_text_contains(uintptr_t addr);
+/* Finds libc's executable segment once; false when it cannot. */
+bool mh_find_libc_text(void);
+/* A read-write page within `steps` 64 KiB steps of libc's text (a branch's reach), or NULL. */
+void *mh_map_page_near_libc(long steps);
 /* For foreign.c: entry `index`'s code (NULL when libc has none), the jump we wrote there and its
  * length (0 unless our patch is in place); and the status an entry gets once foreign.c found who
  * owns it (ours: our jump is back; not ours: written over, finalize must leave it). */

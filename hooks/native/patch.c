@@ -91,7 +91,6 @@ static struct target targets[] = {
 #define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
 
 static void *libc_handle;
-static uintptr_t libc_text_lo, libc_text_hi;
 static uint8_t *stubs; /* one page near libc, never unmapped: a thread may still be jumping there */
 static bool sync_core;
 
@@ -113,11 +112,6 @@ int memhooks_patch_status(int index)
 const char *memhooks_patch_reason(int index)
 {
     return index >= 0 && index < TARGET_COUNT ? targets[index].reason : "";
-}
-
-bool mh_libc_text_contains(uintptr_t addr)
-{
-    return addr >= libc_text_lo && addr < libc_text_hi;
 }
 
 void *mh_libc_symbol(const char *name)
@@ -192,42 +186,10 @@ int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered)
     return status;
 }
 
-static int find_libc_text(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    (void)data;
-    if (!info->dlpi_name || !strstr(info->dlpi_name, "libc.so.6"))
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-            libc_text_lo = info->dlpi_addr + ph->p_vaddr;
-            libc_text_hi = libc_text_lo + ph->p_memsz;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* A page within +-2 GiB of libc's text, so that a jmp rel32 reaches it. */
 static uint8_t *map_stub_page(void)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    for (long step = 1; step < 16384; step++) {
-        for (int side = 0; side < 2; side++) {
-            uintptr_t hint =
-                side == 0 ? (libc_text_lo & ~(uintptr_t)(page - 1)) - step * 65536
-                          : ((libc_text_hi + page - 1) & ~(uintptr_t)(page - 1)) + step * 65536;
-            long got = raw_syscall6(SYS_mmap, (long)hint, page, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-            if ((unsigned long)got >= -4096UL)
-                continue;
-            if ((uintptr_t)got == hint)
-                return (uint8_t *)got;
-            raw_syscall(SYS_munmap, got, page, 0); /* kernel without MAP_FIXED_NOREPLACE */
-        }
-    }
-    return NULL;
+    return mh_map_page_near_libc(16384);
 }
 
 static void write_stub(uint8_t *stub, void *hook)
@@ -324,7 +286,7 @@ static bool ends_without_fallthrough(const uint8_t *end)
  * NULL. Reading up to 32 bytes back stays inside libc's text: no patched function is its first. */
 static uint8_t *padding_before(uint8_t *code)
 {
-    if ((uintptr_t)code - 32 < libc_text_lo)
+    if ((uintptr_t)code - 32 < mh_libc_text_lo)
         return NULL;
     size_t covered = 0, n;
     while (covered < 16 && (n = nop_ending_at(code - covered, 32 - covered)) > 0)
@@ -390,7 +352,7 @@ static bool sweep_function(uint8_t *code, struct sweep *sw, char *why, size_t wh
     memset(sw, 0, sizeof *sw);
     if (!dladdr1(code, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || info.dli_saddr != code ||
         sym->st_size == 0 || sym->st_size > 4096 ||
-        (uintptr_t)code + sym->st_size + 32 > libc_text_hi) {
+        (uintptr_t)code + sym->st_size + 32 > mh_libc_text_hi) {
         snprintf(why, why_size, "no symbol size to decode the function by");
         return false;
     }
@@ -578,7 +540,7 @@ int mh_patch_install(void)
 #else
     if (!libc_handle)
         libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-    if (!libc_handle || (!libc_text_hi && !dl_iterate_phdr(find_libc_text, NULL)))
+    if (!libc_handle || !mh_find_libc_text())
         return OPAL_ERR_NOT_SUPPORTED;
     if (!stubs) {
         long q = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);

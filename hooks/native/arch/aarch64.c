@@ -94,7 +94,6 @@ static struct target targets[] = {
 static int hook_brk_in_sbrk(void *addr, const uintptr_t *sbrk_frame);
 
 static void *libc_handle;
-static uintptr_t libc_text_lo, libc_text_hi;
 static uint32_t *stubs; /* one page near libc, never unmapped: a thread may still be in a stub */
 static bool sync_core;
 
@@ -116,11 +115,6 @@ int memhooks_patch_status(int index)
 const char *memhooks_patch_reason(int index)
 {
     return index >= 0 && index < TARGET_COUNT ? targets[index].reason : "";
-}
-
-bool mh_libc_text_contains(uintptr_t addr)
-{
-    return addr >= libc_text_lo && addr < libc_text_hi;
 }
 
 void *mh_libc_symbol(const char *name)
@@ -347,42 +341,10 @@ int memhooks_decode_prologue(const uint8_t *code, size_t avail, size_t *covered)
     return status;
 }
 
-static int find_libc_text(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    (void)data;
-    if (!info->dlpi_name || !strstr(info->dlpi_name, "libc.so.6"))
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-            libc_text_lo = info->dlpi_addr + ph->p_vaddr;
-            libc_text_hi = libc_text_lo + ph->p_memsz;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* A page within reach of a B (+-128 MiB) from all of libc's text. */
 static uint32_t *map_stub_page(void)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    for (long step = 1; step < 1024; step++) {
-        for (int side = 0; side < 2; side++) {
-            uintptr_t hint =
-                side == 0 ? (libc_text_lo & ~(uintptr_t)(page - 1)) - step * 65536
-                          : ((libc_text_hi + page - 1) & ~(uintptr_t)(page - 1)) + step * 65536;
-            long got = raw_syscall6(SYS_mmap, (long)hint, page, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-            if ((unsigned long)got >= -4096UL)
-                continue;
-            if ((uintptr_t)got == hint)
-                return (uint32_t *)got;
-            raw_syscall(SYS_munmap, got, page, 0); /* kernel without MAP_FIXED_NOREPLACE */
-        }
-    }
-    return NULL;
+    return mh_map_page_near_libc(1024);
 }
 
 static bool b_to(const uint32_t *from, const void *to, uint32_t *insn)
@@ -444,7 +406,7 @@ static void locate(struct target *t)
     const ElfW(Sym) *sym = NULL;
     if (t->code && dladdr1(t->code, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
         mh_libc_text_contains((uintptr_t)t->code) &&
-        (uintptr_t)t->code + sym->st_size <= libc_text_hi)
+        (uintptr_t)t->code + sym->st_size <= mh_libc_text_hi)
         t->words = sym->st_size / 4 <= SCAN_LIMIT ? sym->st_size / 4 : 0; /* too long: refused */
 }
 
@@ -701,7 +663,7 @@ int mh_patch_install(void)
 {
     if (!libc_handle)
         libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-    if (!libc_handle || (!libc_text_hi && !dl_iterate_phdr(find_libc_text, NULL)))
+    if (!libc_handle || !mh_find_libc_text())
         return OPAL_ERR_NOT_SUPPORTED;
     long page = sysconf(_SC_PAGESIZE);
     if (!stubs) {
