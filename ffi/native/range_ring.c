@@ -53,23 +53,6 @@ bool range_ring_push(struct range_ring *ring, const struct range_ring_entry *ent
     return true;
 }
 
-enum range_ring_pop range_ring_pop(struct range_ring *ring, struct range_ring_entry *out)
-{
-    uint64_t at = atomic_load_explicit(&ring->head, memory_order_relaxed);
-    struct range_ring_cell *cell = &ring->cells[at & ring->mask];
-    /* Acquire: the pusher's writes of the range come before its sequence. */
-    if (atomic_load_explicit(&cell->sequence, memory_order_acquire) != at + 1) {
-        return atomic_load_explicit(&ring->tail, memory_order_acquire) == at
-                   ? RANGE_RING_EMPTY
-                   : RANGE_RING_UNPUBLISHED;
-    }
-    *out = cell->entry;
-    atomic_store_explicit(&ring->head, at + 1, memory_order_relaxed);
-    /* Release: the range is read before a pusher may claim the cell for the next lap. */
-    atomic_store_explicit(&cell->sequence, at + ring->mask + 1, memory_order_release);
-    return RANGE_RING_POPPED;
-}
-
 uint64_t range_ring_publish_claimed(struct range_ring *ring, const struct range_ring_entry *entry)
 {
     uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);

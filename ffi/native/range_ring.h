@@ -67,9 +67,6 @@ RANGE_RING_HIDDEN void range_ring_publish(struct range_ring *ring, uint64_t pos,
 /* Claim and publish: false (nothing written) when the ring is full. */
 RANGE_RING_HIDDEN bool range_ring_push(struct range_ring *ring,
                                        const struct range_ring_entry *entry);
-/* Consumer only: the oldest range into *out and frees its cell, or says why not. */
-RANGE_RING_HIDDEN enum range_ring_pop range_ring_pop(struct range_ring *ring,
-                                                     struct range_ring_entry *out);
 /*
  * Only when no pusher can run any more (a forked child, where the pushers were the parent's other
  * threads): publishes `entry` in every claimed cell not published. Returns how many.
@@ -89,6 +86,28 @@ static inline bool range_ring_maybe(struct range_ring *ring)
 {
     return atomic_load_explicit(&ring->tail, memory_order_relaxed) !=
            atomic_load_explicit(&ring->head, memory_order_relaxed);
+}
+
+/*
+ * Consumer only: the oldest range into *out and frees its cell, or says why not. Inline: a drain
+ * pops once per event.
+ */
+static inline enum range_ring_pop range_ring_pop(struct range_ring *ring,
+                                                 struct range_ring_entry *out)
+{
+    uint64_t at = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    struct range_ring_cell *cell = &ring->cells[at & ring->mask];
+    /* Acquire: the pusher's writes of the range come before its sequence. */
+    if (atomic_load_explicit(&cell->sequence, memory_order_acquire) != at + 1) {
+        return atomic_load_explicit(&ring->tail, memory_order_acquire) == at
+                   ? RANGE_RING_EMPTY
+                   : RANGE_RING_UNPUBLISHED;
+    }
+    *out = cell->entry;
+    atomic_store_explicit(&ring->head, at + 1, memory_order_relaxed);
+    /* Release: the range is read before a pusher may claim the cell for the next lap. */
+    atomic_store_explicit(&cell->sequence, at + ring->mask + 1, memory_order_release);
+    return RANGE_RING_POPPED;
 }
 
 #endif /* RANGE_RING_H */

@@ -65,9 +65,11 @@ int mh_hook_munmap(void *addr, size_t len)
 {
     if (work_for(MH_WORK_RELEASE)) {
         uintptr_t caller = CALLER;
+        bool in_libc = mh_libc_text_contains(caller);
         mh_selftest_note((uintptr_t)addr, MH_SEEN_MUNMAP);
+        mh_selftest_note_free((uintptr_t)addr, in_libc);
         /* A malloc chunk unmapped from outside libc came through free()'s tail calls. */
-        bool chunk = !mh_libc_text_contains(caller) && unmaps_malloc_chunk(addr, len);
+        bool chunk = !in_libc && mh_free_may_tail_call() && unmaps_malloc_chunk(addr, len);
         mh_in_allocator += chunk;
         mh_release(addr, PAGE_UP(len), caller);
         mh_in_allocator -= chunk;

@@ -78,6 +78,14 @@ enum {
     MH_SEEN_FREE = 1 << 10
 };
 void mh_selftest_note(uintptr_t addr, int seen_bit);
+/*
+ * Whether free() may reach munmap by tail calls, leaving a return address outside libc (glibc
+ * 2.31: free, munmap_chunk, munmap). True until the self-test's free of a mapped block was seen
+ * from inside libc; munmap's hook then skips the chunk-header read (two system calls).
+ */
+bool mh_free_may_tail_call(void);
+/* munmap's hook, while the self-test runs: a free()'s unmapping of the probe's block. */
+void mh_selftest_note_free(uintptr_t addr, bool caller_in_libc);
 
 /* The event queues the TypeScript side drains (queue.c). The push is called by hooks; the rest
  * with the API lock held. */

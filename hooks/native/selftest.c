@@ -16,6 +16,9 @@ static _Atomic uintptr_t selftest_addr;
 static _Atomic int selftest_seen;
 /* The MH_SEEN_* bit of the call being made, for imported events (they do not say which call). */
 static _Atomic int selftest_bit;
+/* The probe's mapped malloc chunk, and what its free() showed (mh_free_may_tail_call). */
+static _Atomic uintptr_t selftest_chunk;
+static _Atomic bool free_tail_calls = true;
 
 static void expect(uintptr_t addr, int bit)
 {
@@ -42,6 +45,43 @@ void mh_selftest_note_range(uintptr_t addr, size_t len, bool alloc)
     if (alloc)
         bit = bit == MH_SEEN_MMAP_FIXED ? MH_SEEN_MMAP_ALLOC : 0;
     atomic_fetch_or(&selftest_seen, bit);
+}
+
+void mh_selftest_note_free(uintptr_t addr, bool caller_in_libc)
+{
+    if (!(atomic_load_explicit(&mh_work, memory_order_relaxed) & MH_WORK_SELFTEST))
+        return;
+    if (addr == atomic_load(&selftest_chunk))
+        atomic_store(&free_tail_calls, !caller_in_libc);
+}
+
+bool mh_free_may_tail_call(void)
+{
+    return atomic_load_explicit(&free_tail_calls, memory_order_relaxed);
+}
+
+/*
+ * Frees a block malloc maps for itself (64 MiB is above glibc's largest dynamic mmap threshold)
+ * through libc's own malloc and free: munmap's hook says whether free's call came from inside
+ * libc. Without that proof (no mapped chunk, no event) free is assumed to tail-call.
+ */
+static void probe_free(void)
+{
+    typedef void *(*malloc_fn)(size_t);
+    typedef void (*free_fn)(void *);
+    malloc_fn do_malloc = (malloc_fn)mh_libc_symbol("malloc");
+    free_fn do_free = (free_fn)mh_libc_symbol("free");
+    atomic_store(&free_tail_calls, true);
+    if (!do_malloc || !do_free)
+        return;
+    size_t *block = do_malloc((size_t)64 << 20);
+    if (!block)
+        return;
+    /* glibc's header of a mapped chunk: prev_size 0, then the size with IS_MMAPPED (2). */
+    if (block[-2] == 0 && (block[-1] & 7) == 2)
+        atomic_store(&selftest_chunk, (uintptr_t)(block - 2));
+    do_free(block);
+    atomic_store(&selftest_chunk, 0);
 }
 
 /* Calls each patched function through libc's own entry point and checks its hook saw it. */
@@ -107,6 +147,7 @@ int mh_selftest_run(int *seen_out, int *tested_out)
     atomic_store(&selftest_addr, (uintptr_t)cur);
     do_sbrk(0);
     do_brk((void *)cur);
+    probe_free();
     seen = atomic_load(&selftest_seen) | mh_foreign_assumed_bits();
     atomic_fetch_and(&mh_work, ~MH_WORK_SELFTEST);
     atomic_store(&selftest_addr, 0);
