@@ -147,13 +147,15 @@ interface Listener {
   cbdata: unknown;
 }
 
+type ListenerKind = "release" | "alloc";
+
 /** The opal mem_hooks API (see the module documentation); use the `memHooks` instance. */
 class MemHooks {
   #lib: MemhooksNative | undefined;
   #initialized = false;
   #level = 0;
-  #release: Listener[] = [];
-  #alloc: Listener[] = [];
+  /** Copy on write: never changed in place, so a delivery reads a list without copying it. */
+  #listeners: Record<ListenerKind, readonly Listener[]> = { release: [], alloc: [] };
   /** This isolate's native queue (-1 until it needs one), and that queue's pending word. */
   #subscriber = -1;
   #pending: Int32Array | undefined;
@@ -190,8 +192,7 @@ class MemHooks {
     } catch (e) {
       error = e;
     }
-    this.#release = [];
-    this.#alloc = [];
+    this.#listeners = { release: [], alloc: [] };
     this.#updateQueue();
     this.#unsubscribe();
     // Refused while another isolate's queue or a cache (opened meanwhile) uses the hooks: this
@@ -230,7 +231,7 @@ class MemHooks {
    * `finalize()`).
    */
   registerRelease(fn: MemHookCallback, cbdata?: unknown): number {
-    return this.#register(this.#release, fn, cbdata, OPAL_MEMORY_FREE_SUPPORT);
+    return this.#register("release", fn, cbdata, OPAL_MEMORY_FREE_SUPPORT);
   }
 
   /**
@@ -240,7 +241,7 @@ class MemHooks {
    */
   registerAlloc(fn: MemHookCallback, cbdata?: unknown): number {
     return this.#register(
-      this.#alloc,
+      "alloc",
       fn,
       cbdata,
       OPAL_MEMORY_MMAP_SUPPORT | OPAL_MEMORY_MALLOC_SUPPORT,
@@ -249,12 +250,12 @@ class MemHooks {
 
   /** Delivers the events queued so far to `fn` too, then removes it. */
   unregisterRelease(fn: MemHookCallback): number {
-    return this.#unregister(this.#release, fn);
+    return this.#unregister("release", fn);
   }
 
   /** Delivers the events queued so far to `fn` too, then removes it (else OPAL_ERR_NOT_FOUND). */
   unregisterAlloc(fn: MemHookCallback): number {
-    return this.#unregister(this.#alloc, fn);
+    return this.#unregister("alloc", fn);
   }
 
   /**
@@ -279,9 +280,10 @@ class MemHooks {
           const addr = this.#view.getBigUint64(at + EVENT.addr, true);
           const len = Number(this.#view.getBigUint64(at + EVENT.len, true));
           const flags = this.#view.getUint32(at + EVENT.flags, true);
-          const listeners = (flags & MEMHOOKS_EVENT_ALLOC) ? this.#alloc : this.#release;
+          // The list as it is now: a callback that registers or removes one replaces it.
+          const listeners = this.#listeners[(flags & MEMHOOKS_EVENT_ALLOC) ? "alloc" : "release"];
           const fromAlloc = (flags & MEMHOOKS_EVENT_FROM_ALLOC) !== 0;
-          for (const { fn, cbdata } of [...listeners]) {
+          for (const { fn, cbdata } of listeners) {
             try {
               fn(addr, len, cbdata, fromAlloc, flags);
             } catch (e) {
@@ -346,13 +348,13 @@ class MemHooks {
     return result;
   }
 
-  #register(list: Listener[], fn: MemHookCallback, cbdata: unknown, needs: number): number {
+  #register(kind: ListenerKind, fn: MemHookCallback, cbdata: unknown, needs: number): number {
     if (typeof fn !== "function") {
       throw new TypeError(`a memory hook callback must be a function, got ${typeof fn}`);
     }
     const lib = this.#lib;
     if (!lib || !this.#initialized || (this.#level & needs) === 0) return OPAL_ERR_NOT_SUPPORTED;
-    if (list.some((l) => l.fn === fn)) return OPAL_EXISTS;
+    if (this.#listeners[kind].some((l) => l.fn === fn)) return OPAL_EXISTS;
     if (!this.#subscribe(lib)) return OPAL_ERR_OUT_OF_RESOURCE;
     // This isolate's init() holds until its own finalize(). Another isolate's finalize removes the
     // hooks when no queue is taken (this isolate had none yet): then they are installed again.
@@ -360,10 +362,11 @@ class MemHooks {
       lib.opal_mem_hooks_init();
       this.#level = lib.opal_mem_hooks_support_level();
     }
-    list.push({ fn, cbdata });
+    const before = this.#listeners[kind];
+    this.#listeners = { ...this.#listeners, [kind]: [...before, { fn, cbdata }] };
     const rc = this.#updateQueue();
     if (rc !== OPAL_SUCCESS) {
-      list.pop();
+      this.#listeners = { ...this.#listeners, [kind]: before };
       this.#updateQueue();
     }
     return rc;
@@ -402,19 +405,22 @@ class MemHooks {
     this.#timer = undefined;
   }
 
-  #unregister(list: Listener[], fn: MemHookCallback): number {
+  #unregister(kind: ListenerKind, fn: MemHookCallback): number {
     if (typeof fn !== "function") {
       throw new TypeError(`a memory hook callback must be a function, got ${typeof fn}`);
     }
-    const at = list.findIndex((l) => l.fn === fn);
-    if (at < 0) return OPAL_ERR_NOT_FOUND;
+    if (!this.#listeners[kind].some((l) => l.fn === fn)) return OPAL_ERR_NOT_FOUND;
     let error: unknown;
     try {
       this.flush();
     } catch (e) {
       error = e;
     }
-    list.splice(list.findIndex((l) => l.fn === fn), 1);
+    // The flush ran callbacks: they may have removed `fn` already, or changed the list.
+    this.#listeners = {
+      ...this.#listeners,
+      [kind]: this.#listeners[kind].filter((l) => l.fn !== fn),
+    };
     this.#updateQueue();
     if (error !== undefined) throw error;
     return OPAL_SUCCESS;
@@ -422,8 +428,8 @@ class MemHooks {
 
   /** Tells the native side which events to queue, and runs the timer only while needed. */
   #updateQueue(): number {
-    const kinds = (this.#release.length ? QUEUE_KIND.RELEASE : 0) |
-      (this.#alloc.length ? QUEUE_KIND.ALLOC : 0);
+    const kinds = (this.#listeners.release.length ? QUEUE_KIND.RELEASE : 0) |
+      (this.#listeners.alloc.length ? QUEUE_KIND.ALLOC : 0);
     const rc = this.#lib && this.#initialized && this.#subscriber >= 0
       ? this.#lib.memhooks_queue_enable(this.#subscriber, kinds)
       : OPAL_SUCCESS;
