@@ -137,6 +137,41 @@ Deno.test("a TypeScript callback that throws: the others still get every event, 
   }
 });
 
+Deno.test("callbacks that register and unregister during a delivery: each event goes to the list as it is then", () => {
+  assert.equal(memHooks.init(), OPAL_SUCCESS);
+  const got = { selfRemover: 0, kept: 0, added: 0 };
+  const added: MemHookCallback = () => got.added++;
+  const selfRemover: MemHookCallback = () => {
+    got.selfRemover++;
+    memHooks.unregisterRelease(selfRemover);
+    memHooks.registerRelease(added);
+  };
+  const kept: MemHookCallback = () => got.kept++;
+  memHooks.flush();
+  assert.equal(memHooks.registerRelease(selfRemover), OPAL_SUCCESS);
+  assert.equal(memHooks.registerRelease(kept), OPAL_SUCCESS);
+  try {
+    const a = probe.probe_map(BigInt(PAGE), 1), b = probe.probe_map(BigInt(PAGE), 1);
+    probe.probe_munmap(a, BigInt(PAGE));
+    probe.probe_munmap(b, BigInt(PAGE));
+    // Unregistering from outside flushes first: the callback removes itself during that flush.
+    assert.equal(memHooks.unregisterRelease(selfRemover), OPAL_SUCCESS);
+    assert.equal(got.selfRemover, 1, "a removed callback got a later event");
+    assert.ok(got.kept >= 2, `the other callback got ${got.kept} of 2 events`);
+    assert.ok(got.added >= 1, "a callback added during the delivery missed the next event");
+    const before = { ...got };
+    const c = probe.probe_map(BigInt(PAGE), 1);
+    probe.probe_munmap(c, BigInt(PAGE));
+    memHooks.flush();
+    assert.ok(got.kept > before.kept, "the other callback was removed with the first");
+    assert.ok(got.added > before.added, "the added callback was removed with the first");
+    assert.equal(got.selfRemover, 1);
+  } finally {
+    memHooks.unregisterRelease(kept);
+    memHooks.unregisterRelease(added);
+  }
+});
+
 Deno.test("flushIfPending returns 0 with nothing queued, and delivers otherwise", () => {
   assert.equal(memHooks.init(), OPAL_SUCCESS);
   let n = 0;
