@@ -8,7 +8,7 @@
 import { FRONT_CLOSED, FRONT_HOLDS, FRONT_SLOTS, PERMISSION_ACCESS } from "../ffi/rcache.ts";
 import { ReleaseQueueField } from "../ffi/rcache.ts";
 import type { InterceptionGuard } from "../ffi/memhooks.ts";
-import { loadAcquire } from "../ffi/ordered_words.ts";
+import { loadAcquire, loadAcquire64 } from "../ffi/ordered_words.ts";
 import type { FrontEntry } from "./front_entries.ts";
 
 /** One cache's front words, and how often each was bound. */
@@ -55,12 +55,15 @@ export class FrontWords {
    * release still reaches the cache (cache/README.md, "Other interceptors"): 8 loads and
    * compares of 64 bits, written out. Another library that wrote its jump over one of them makes
    * this false until a native call has invalidated every region and verified the new bytes.
+   * The guard words are read with acquire: they are published after the regions were closed, so
+   * the front word read next cannot be an older one (ffi/ordered_words.ts).
    */
   #intercepted(): boolean {
     const c = this.#code, x = this.#expected;
-    return c[this.#o0] === x[0] && c[this.#o1] === x[1] && c[this.#o2] === x[2] &&
-      c[this.#o3] === x[3] && c[this.#o4] === x[4] && c[this.#o5] === x[5] &&
-      c[this.#o6] === x[6] && c[this.#o7] === x[7];
+    return c[this.#o0] === loadAcquire64(x, 0) && c[this.#o1] === loadAcquire64(x, 1) &&
+      c[this.#o2] === loadAcquire64(x, 2) && c[this.#o3] === loadAcquire64(x, 3) &&
+      c[this.#o4] === loadAcquire64(x, 4) && c[this.#o5] === loadAcquire64(x, 5) &&
+      c[this.#o6] === loadAcquire64(x, 6) && c[this.#o7] === loadAcquire64(x, 7);
   }
 
   /** The word to offer the next native get (the `front` argument of rcache_get). */

@@ -1,5 +1,5 @@
 /**
- * Acquire loads and release stores of 32-bit words shared with native threads.
+ * Acquire loads and release stores of words shared with native threads.
  *
  * `Atomics.load` and `Atomics.store` are sequentially consistent, so stronger than acquire and
  * release, and V8 runs them as builtin calls: about 15 ns each, a third of a cache hit. On x86-64
@@ -16,6 +16,11 @@ export const STRONGLY_ORDERED: boolean = Deno.build.arch === "x86_64";
 
 /** Loads `words[index]` with (at least) acquire semantics. */
 export const loadAcquire: (words: Int32Array, index: number) => number = STRONGLY_ORDERED
+  ? (words, index) => words[index]
+  : (words, index) => Atomics.load(words, index);
+
+/** Loads the 64-bit `words[index]` with (at least) acquire semantics. */
+export const loadAcquire64: (words: BigInt64Array, index: number) => bigint = STRONGLY_ORDERED
   ? (words, index) => words[index]
   : (words, index) => Atomics.load(words, index);
 
