@@ -51,6 +51,7 @@ export const TARGETS: NativeTarget[] = [
       "hooks/native/libc_text.c",
       "hooks/native/lifecycle.c",
       "hooks/native/patch.c",
+      "hooks/native/patch_slots.c",
       "hooks/native/preload.c",
       "hooks/native/queue.c",
       "hooks/native/queue_api.c",

@@ -133,6 +133,32 @@ static inline bool mh_patch_sbrk_through_brk(void)
     return false;
 }
 #endif
+/*
+ * What each patcher keeps per function and reports (patch_slots.c has the accessors): the first
+ * member of its own per-function record. mh_patch_slot() is the patcher's: slot `index`, or NULL
+ * outside 0 .. count - 1.
+ */
+struct mh_patch_slot {
+    const char *name;
+    void *hook;
+    int seen; /* the MH_SEEN_* bits the self-test must see for it */
+    int status;
+    char reason[112]; /* memhooks_patch_reason() */
+};
+#define MH_PATCH_SLOT_INIT(n, bits)                            \
+    {                                                          \
+        .name = #n, .hook = (void *)mh_hook_##n, .seen = bits, \
+        .status = MEMHOOKS_PATCH_NOT_INSTALLED                 \
+    }
+struct mh_patch_slot *mh_patch_slot(int index);
+/* libc's handle (for mh_libc_symbol) and text; false when either cannot be found. */
+bool mh_patch_open_libc(void);
+/* Registers for MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE; false where the kernel lacks it. */
+bool mh_patch_register_sync_core(void);
+/* The self-test did not see the slot's hook: NOT_SEEN if its patch was restored, else
+ * WRITE_FAILED, with the reason. */
+void mh_patch_unseen(struct mh_patch_slot *slot, bool restored);
+
 /* libc's executable segment (libc_text.c), found by mh_find_libc_text(); 0 until then. */
 extern uintptr_t mh_libc_text_lo, mh_libc_text_hi;
 bool mh_libc_text_contains(uintptr_t addr);

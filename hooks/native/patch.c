@@ -42,82 +42,34 @@
 #define STUB_SIZE 16
 
 struct target {
-    const char *name;
-    void *hook;
-    int seen;      /* the MH_SEEN_* bits its hook reports in the self-test */
-    uint8_t *code; /* libc's entry point */
+    struct mh_patch_slot s; /* name, hook, self-test bits, status, reason */
+    uint8_t *code;          /* libc's entry point */
     uint8_t original[JMP_LEN];
     uint8_t jump[JMP_LEN];
     size_t length;    /* bytes of the entry replaced: JMP_LEN, or SHORT_JMP_LEN via the padding */
     uint8_t *padding; /* where the padding's jmp rel32 was written (it stays: see remove) */
-    int status;
-    char reason[112]; /* memhooks_patch_reason() */
 };
 
+#define TARGET(n, bits)                  \
+    {                                    \
+        .s = MH_PATCH_SLOT_INIT(n, bits) \
+    }
 static struct target targets[] = {
-    {.name = "munmap",
-     .hook = (void *)mh_hook_munmap,
-     .seen = MH_SEEN_MUNMAP,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "mremap",
-     .hook = (void *)mh_hook_mremap,
-     .seen = MH_SEEN_MREMAP,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "madvise",
-     .hook = (void *)mh_hook_madvise,
-     .seen = MH_SEEN_MADVISE,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "mmap",
-     .hook = (void *)mh_hook_mmap,
-     .seen = MH_SEEN_MMAP_FIXED | MH_SEEN_MMAP_ALLOC,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "brk",
-     .hook = (void *)mh_hook_brk,
-     .seen = MH_SEEN_BRK,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "sbrk",
-     .hook = (void *)mh_hook_sbrk,
-     .seen = MH_SEEN_SBRK,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "shmat",
-     .hook = (void *)mh_hook_shmat,
-     .seen = MH_SEEN_SHMAT,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
-    {.name = "shmdt",
-     .hook = (void *)mh_hook_shmdt,
-     .seen = MH_SEEN_SHMDT,
-     .status = MEMHOOKS_PATCH_NOT_INSTALLED},
+    TARGET(munmap, MH_SEEN_MUNMAP),   TARGET(mremap, MH_SEEN_MREMAP),
+    TARGET(madvise, MH_SEEN_MADVISE), TARGET(mmap, MH_SEEN_MMAP_FIXED | MH_SEEN_MMAP_ALLOC),
+    TARGET(brk, MH_SEEN_BRK),         TARGET(sbrk, MH_SEEN_SBRK),
+    TARGET(shmat, MH_SEEN_SHMAT),     TARGET(shmdt, MH_SEEN_SHMDT),
 };
+#undef TARGET
 #define TARGET_COUNT ((int)(sizeof targets / sizeof targets[0]))
 
-static void *libc_handle;
+struct mh_patch_slot *mh_patch_slot(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? &targets[index].s : NULL;
+}
+
 static uint8_t *stubs; /* one page near libc, never unmapped: a thread may still be jumping there */
 static bool sync_core;
-
-int memhooks_patch_count(void)
-{
-    return TARGET_COUNT;
-}
-
-const char *memhooks_patch_name(int index)
-{
-    return index >= 0 && index < TARGET_COUNT ? targets[index].name : NULL;
-}
-
-int memhooks_patch_status(int index)
-{
-    return index >= 0 && index < TARGET_COUNT ? targets[index].status : MEMHOOKS_PATCH_NO_SYMBOL;
-}
-
-const char *memhooks_patch_reason(int index)
-{
-    return index >= 0 && index < TARGET_COUNT ? targets[index].reason : "";
-}
-
-void *mh_libc_symbol(const char *name)
-{
-    return libc_handle ? dlsym(libc_handle, name) : NULL;
-}
 
 /* Signatures of a function someone already redirected. */
 static bool foreign_jump(const uint8_t *p, size_t avail)
@@ -444,28 +396,28 @@ static uint8_t *padding_near(uint8_t *code, const struct sweep *sw)
 
 static void patch_one(struct target *t, uint8_t *stub)
 {
-    t->code = (uint8_t *)dlsym(libc_handle, t->name);
+    t->code = (uint8_t *)mh_libc_symbol(t->s.name);
     if (!t->code) {
-        t->status = MEMHOOKS_PATCH_NO_SYMBOL;
-        snprintf(t->reason, sizeof t->reason, "libc has no %s", t->name);
+        t->s.status = MEMHOOKS_PATCH_NO_SYMBOL;
+        snprintf(t->s.reason, sizeof t->s.reason, "libc has no %s", t->s.name);
         return;
     }
     size_t covered, first;
     /* 16 bytes are readable: every entry point sits in libc's text with code after it. */
-    int status = decode_prologue(t->code, 16, &covered, &first, t->reason, sizeof t->reason);
+    int status = decode_prologue(t->code, 16, &covered, &first, t->s.reason, sizeof t->s.reason);
     if (status != MEMHOOKS_PATCH_OK) {
-        t->status = status;
+        t->s.status = status;
         return;
     }
     struct sweep sw;
-    if (!sweep_function(t->code, &sw, t->reason, sizeof t->reason)) {
-        t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+    if (!sweep_function(t->code, &sw, t->s.reason, sizeof t->s.reason)) {
+        t->s.status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
         return;
     }
     uint8_t *padding = NULL;
     if (first < SHORT_JMP_LEN) {
-        t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
-        snprintf(t->reason, sizeof t->reason,
+        t->s.status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
+        snprintf(t->s.reason, sizeof t->s.reason,
                  "first instruction is 1 byte: even a jmp rel8 would "
                  "cover an instruction boundary");
         return;
@@ -473,8 +425,8 @@ static void patch_one(struct target *t, uint8_t *stub)
     if (first < JMP_LEN) {
         padding = t->padding ? t->padding : padding_near(t->code, &sw);
         if (!padding) {
-            t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
-            snprintf(t->reason, sizeof t->reason,
+            t->s.status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
+            snprintf(t->s.reason, sizeof t->s.reason,
                      "first instruction is %zu bytes and no %d bytes of padding are within a "
                      "jmp rel8",
                      first, JMP_LEN);
@@ -483,51 +435,53 @@ static void patch_one(struct target *t, uint8_t *stub)
     }
     size_t length = padding ? SHORT_JMP_LEN : JMP_LEN;
     if (branch_into(&sw, 1, length)) {
-        t->status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
-        snprintf(t->reason, sizeof t->reason, "a branch lands inside the first %zu bytes", length);
+        t->s.status = MEMHOOKS_PATCH_NO_SAFE_ENTRY;
+        snprintf(t->s.reason, sizeof t->s.reason, "a branch lands inside the first %zu bytes",
+                 length);
         return;
     }
     if (!padding) {
         /* One jmp rel32 over whole instructions (the first is at least as long as the jump). */
         int32_t rel32;
         if (!rel32_to(t->code + JMP_LEN, stub, &rel32)) {
-            t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
-            snprintf(t->reason, sizeof t->reason, "no stub page within 2 GiB");
+            t->s.status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            snprintf(t->s.reason, sizeof t->s.reason, "no stub page within 2 GiB");
             return;
         }
         t->length = JMP_LEN;
         t->jump[0] = 0xe9;
         memcpy(t->jump + 1, &rel32, 4);
-        snprintf(t->reason, sizeof t->reason, "jmp rel32 over a %zu-byte first instruction", first);
+        snprintf(t->s.reason, sizeof t->s.reason, "jmp rel32 over a %zu-byte first instruction",
+                 first);
     } else {
         /* jmp rel8 at the entry, into the padding's jmp rel32 to the stub. */
         uint8_t far[JMP_LEN] = {0xe9};
         int32_t rel32;
         if (!rel32_to(padding + JMP_LEN, stub, &rel32)) {
-            t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
-            snprintf(t->reason, sizeof t->reason, "no stub page within 2 GiB");
+            t->s.status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+            snprintf(t->s.reason, sizeof t->s.reason, "no stub page within 2 GiB");
             return;
         }
         memcpy(far + 1, &rel32, 4);
         if (!t->padding && !write_padding(padding, far)) {
-            t->status = MEMHOOKS_PATCH_WRITE_FAILED;
-            snprintf(t->reason, sizeof t->reason, "the padding could not be written");
+            t->s.status = MEMHOOKS_PATCH_WRITE_FAILED;
+            snprintf(t->s.reason, sizeof t->s.reason, "the padding could not be written");
             return;
         }
         t->padding = padding;
         t->length = SHORT_JMP_LEN;
         t->jump[0] = 0xeb;
         t->jump[1] = (uint8_t)(int8_t)(padding - (t->code + SHORT_JMP_LEN));
-        snprintf(t->reason, sizeof t->reason,
+        snprintf(t->s.reason, sizeof t->s.reason,
                  "jmp rel8 over a %zu-byte first instruction into the padding at %+td", first,
                  padding - t->code);
     }
     memcpy(t->original, t->code, t->length);
     if (write_code(t->code, t->original, t->jump, t->length)) {
-        t->status = MEMHOOKS_PATCH_OK;
+        t->s.status = MEMHOOKS_PATCH_OK;
     } else {
-        t->status = MEMHOOKS_PATCH_WRITE_FAILED;
-        snprintf(t->reason, sizeof t->reason, "the entry could not be written");
+        t->s.status = MEMHOOKS_PATCH_WRITE_FAILED;
+        snprintf(t->s.reason, sizeof t->s.reason, "the entry could not be written");
     }
 }
 
@@ -535,36 +489,30 @@ int mh_patch_install(void)
 {
 #if !defined(__x86_64__)
     for (int i = 0; i < TARGET_COUNT; i++)
-        targets[i].status = MEMHOOKS_PATCH_UNSUPPORTED;
+        targets[i].s.status = MEMHOOKS_PATCH_UNSUPPORTED;
     return OPAL_ERR_NOT_SUPPORTED;
 #else
-    if (!libc_handle)
-        libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-    if (!libc_handle || !mh_find_libc_text())
+    if (!mh_patch_open_libc())
         return OPAL_ERR_NOT_SUPPORTED;
     if (!stubs) {
-        long q = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-        if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
-            raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
-                        0) == 0)
-            sync_core = true;
+        sync_core = mh_patch_register_sync_core();
         uint8_t *page = map_stub_page();
         if (!page) {
             for (int i = 0; i < TARGET_COUNT; i++)
-                targets[i].status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+                targets[i].s.status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
             return OPAL_ERR_NOT_SUPPORTED;
         }
         for (int i = 0; i < TARGET_COUNT; i++)
-            write_stub(page + i * STUB_SIZE, targets[i].hook);
+            write_stub(page + i * STUB_SIZE, targets[i].s.hook);
         raw_syscall(SYS_mprotect, page, sysconf(_SC_PAGESIZE), PROT_READ | PROT_EXEC);
         stubs = page;
     }
     int patched = 0;
     for (int i = 0; i < TARGET_COUNT; i++) {
-        if (targets[i].status == MEMHOOKS_PATCH_OK)
+        if (targets[i].s.status == MEMHOOKS_PATCH_OK)
             continue;
         patch_one(&targets[i], stubs + i * STUB_SIZE);
-        patched += targets[i].status == MEMHOOKS_PATCH_OK;
+        patched += targets[i].s.status == MEMHOOKS_PATCH_OK;
     }
     return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
 #endif
@@ -574,18 +522,11 @@ void mh_patch_check_seen(int seen, int tested)
 {
     for (int i = 0; i < TARGET_COUNT; i++) {
         struct target *t = &targets[i];
-        int want = t->seen & tested;
-        if (t->status != MEMHOOKS_PATCH_OK || (seen & want) == want)
+        int want = t->s.seen & tested;
+        if (t->s.status != MEMHOOKS_PATCH_OK || (seen & want) == want)
             continue;
         /* Restored like finalize does: a hook that does not fire must not stay in the way. */
-        if (write_code(t->code, t->jump, t->original, t->length)) {
-            t->status = MEMHOOKS_PATCH_NOT_SEEN;
-            snprintf(t->reason, sizeof t->reason,
-                     "patched, but the self-test did not see its event: restored");
-        } else {
-            t->status = MEMHOOKS_PATCH_WRITE_FAILED;
-            snprintf(t->reason, sizeof t->reason, "the self-test missed it; restoring failed");
-        }
+        mh_patch_unseen(&t->s, write_code(t->code, t->jump, t->original, t->length));
     }
 }
 
@@ -596,14 +537,14 @@ void mh_patch_remove(void)
      * jump stays (a thread may be between the two jumps); a later install reuses it. */
     for (int i = 0; i < TARGET_COUNT; i++) {
         struct target *t = &targets[i];
-        if (t->status != MEMHOOKS_PATCH_OK)
+        if (t->s.status != MEMHOOKS_PATCH_OK)
             continue;
         /* write_code compares first: a jump another library wrote over ours stays. */
         if (write_code(t->code, t->jump, t->original, t->length))
-            t->status = MEMHOOKS_PATCH_NOT_INSTALLED;
+            t->s.status = MEMHOOKS_PATCH_NOT_INSTALLED;
         else
-            t->status = memcmp(t->code, t->jump, t->length) != 0 ? MEMHOOKS_PATCH_FOREIGN
-                                                                 : MEMHOOKS_PATCH_WRITE_FAILED;
+            t->s.status = memcmp(t->code, t->jump, t->length) != 0 ? MEMHOOKS_PATCH_FOREIGN
+                                                                   : MEMHOOKS_PATCH_WRITE_FAILED;
     }
 }
 
@@ -612,7 +553,7 @@ uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
     if (index < 0 || index >= TARGET_COUNT)
         return NULL;
     struct target *t = &targets[index];
-    bool ours = t->status == MEMHOOKS_PATCH_OK;
+    bool ours = t->s.status == MEMHOOKS_PATCH_OK;
     *jump = t->jump;
     *length = ours ? t->length : 0;
     return t->code;
@@ -621,11 +562,11 @@ uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
 void mh_patch_set_owned(int index, bool ours)
 {
     struct target *t = &targets[index];
-    if (!ours && t->status == MEMHOOKS_PATCH_OK)
-        t->status = MEMHOOKS_PATCH_FOREIGN; /* written over: finalize leaves it */
-    else if (ours && t->status == MEMHOOKS_PATCH_FOREIGN && t->length &&
+    if (!ours && t->s.status == MEMHOOKS_PATCH_OK)
+        t->s.status = MEMHOOKS_PATCH_FOREIGN; /* written over: finalize leaves it */
+    else if (ours && t->s.status == MEMHOOKS_PATCH_FOREIGN && t->length &&
              memcmp(t->code, t->jump, t->length) == 0)
-        t->status = MEMHOOKS_PATCH_OK; /* our jump is back */
+        t->s.status = MEMHOOKS_PATCH_OK; /* our jump is back */
 }
 
 #endif /* __x86_64__ */

@@ -52,13 +52,12 @@
 #define SBRK_CALLS 4 /* calls of brk in sbrk, at most */
 
 struct target {
-    const char *name;
-    void *hook;
-    long nr;           /* the system call its svc makes; 0 for sbrk */
-    uint32_t *code;    /* libc's entry point */
-    size_t words;      /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
-    uint32_t *site;    /* the svc replaced by a B */
-    uint32_t entry[2]; /* its first two words once patched (what foreign.c verifies) */
+    struct mh_patch_slot s; /* name, hook, self-test bits, status, reason */
+    long nr;                /* the system call its svc makes; 0 for sbrk */
+    uint32_t *code;         /* libc's entry point */
+    size_t words;           /* its length in instructions (from its symbol); 0 if over SCAN_LIMIT */
+    uint32_t *site;         /* the svc replaced by a B */
+    uint32_t entry[2];      /* its first two words once patched (what foreign.c verifies) */
     uint32_t *calls[SBRK_CALLS]; /* sbrk: its `bl brk`, retargeted to its stub */
     uint32_t call_original[SBRK_CALLS], call_jump[SBRK_CALLS];
     int call_count;
@@ -66,15 +65,11 @@ struct target {
     unsigned frame;  /* bytes its stub pops */
     int fp_slot;     /* where its caller's x29/x30 were saved in that frame, or -1 */
     bool stub_ready; /* its stub was written when the stub page was made */
-    int seen;        /* the MH_SEEN_* bits the self-test must see for it */
-    int status;
-    char reason[112]; /* memhooks_patch_reason() */
 };
 
-#define TARGET(n, nr_, bits)                                              \
-    {                                                                     \
-        .name = #n, .hook = (void *)mh_hook_##n, .nr = nr_, .seen = bits, \
-        .status = MEMHOOKS_PATCH_NOT_INSTALLED                            \
+#define TARGET(n, nr_, bits)                        \
+    {                                               \
+        .s = MH_PATCH_SLOT_INIT(n, bits), .nr = nr_ \
     }
 static struct target targets[] = {
     TARGET(munmap, SYS_munmap, MH_SEEN_MUNMAP),
@@ -93,38 +88,17 @@ static struct target targets[] = {
 
 static int hook_brk_in_sbrk(void *addr, const uintptr_t *sbrk_frame);
 
-static void *libc_handle;
+struct mh_patch_slot *mh_patch_slot(int index)
+{
+    return index >= 0 && index < TARGET_COUNT ? &targets[index].s : NULL;
+}
+
 static uint32_t *stubs; /* one page near libc, never unmapped: a thread may still be in a stub */
 static bool sync_core;
 
-int memhooks_patch_count(void)
-{
-    return TARGET_COUNT;
-}
-
-const char *memhooks_patch_name(int index)
-{
-    return index >= 0 && index < TARGET_COUNT ? targets[index].name : NULL;
-}
-
-int memhooks_patch_status(int index)
-{
-    return index >= 0 && index < TARGET_COUNT ? targets[index].status : MEMHOOKS_PATCH_NO_SYMBOL;
-}
-
-const char *memhooks_patch_reason(int index)
-{
-    return index >= 0 && index < TARGET_COUNT ? targets[index].reason : "";
-}
-
-void *mh_libc_symbol(const char *name)
-{
-    return libc_handle ? dlsym(libc_handle, name) : NULL;
-}
-
 bool mh_patch_sbrk_through_brk(void)
 {
-    return targets[SBRK_INDEX].status == MEMHOOKS_PATCH_OK;
+    return targets[SBRK_INDEX].s.status == MEMHOOKS_PATCH_OK;
 }
 
 static unsigned reg_d(uint32_t i)
@@ -400,7 +374,7 @@ static bool write_code(uint32_t *at, uint32_t expect, uint32_t insn)
 /* libc's entry point of `t` and its length in instructions (0 when unknown). */
 static void locate(struct target *t)
 {
-    t->code = (uint32_t *)dlsym(libc_handle, t->name);
+    t->code = (uint32_t *)mh_libc_symbol(t->s.name);
     t->words = 0;
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
@@ -441,7 +415,7 @@ static void write_stubs(void)
             continue;
         t->frame = f.sp;
         t->fp_slot = f.fp_used ? f.fp_slot : -1;
-        write_stub(stubs + i * (STUB_SIZE / 4), t->hook, t->frame, t->fp_slot);
+        write_stub(stubs + i * (STUB_SIZE / 4), t->s.hook, t->frame, t->fp_slot);
         t->stub_ready = true;
     }
     __builtin___clear_cache((char *)stubs, (char *)(stubs + TARGET_COUNT * (STUB_SIZE / 4)));
@@ -456,14 +430,14 @@ static void patch_one(struct target *t, uint32_t *stub)
         (!t->stub_ready || f.sp != t->frame || (f.fp_used ? f.fp_slot : -1) != t->fp_slot))
         status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE; /* changed since its stub was made */
     if (status != MEMHOOKS_PATCH_OK) {
-        t->status = status;
+        t->s.status = status;
         if (status == MEMHOOKS_PATCH_NO_SYMBOL)
-            snprintf(t->reason, sizeof t->reason, "libc has no %s", t->name);
+            snprintf(t->s.reason, sizeof t->s.reason, "libc has no %s", t->s.name);
         else if (status == MEMHOOKS_PATCH_FOREIGN)
-            snprintf(t->reason, sizeof t->reason, "entry %08x leads elsewhere: another interceptor",
-                     t->code[0]);
+            snprintf(t->s.reason, sizeof t->s.reason,
+                     "entry %08x leads elsewhere: another interceptor", t->code[0]);
         else
-            snprintf(t->reason, sizeof t->reason,
+            snprintf(t->s.reason, sizeof t->s.reason,
                      "no single svc #0 that every path reaches in a state the stub can undo "
                      "(entry %08x %08x, %zu instructions)",
                      t->code[0], t->code[1], t->words);
@@ -472,17 +446,18 @@ static void patch_one(struct target *t, uint32_t *stub)
     t->site = t->code + site;
     t->original = SVC0;
     if (!b_to(t->site, stub, &t->jump)) {
-        t->status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
-        snprintf(t->reason, sizeof t->reason, "no stub page within 128 MiB");
+        t->s.status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+        snprintf(t->s.reason, sizeof t->s.reason, "no stub page within 128 MiB");
         return;
     }
-    t->status =
+    t->s.status =
         write_code(t->site, t->original, t->jump) ? MEMHOOKS_PATCH_OK : MEMHOOKS_PATCH_WRITE_FAILED;
-    if (t->status == MEMHOOKS_PATCH_OK)
-        snprintf(t->reason, sizeof t->reason, "svc at +%zu became a B; the stub pops %u bytes%s",
-                 site * 4, t->frame, t->fp_slot >= 0 ? " and restores x29, x30" : "");
+    if (t->s.status == MEMHOOKS_PATCH_OK)
+        snprintf(t->s.reason, sizeof t->s.reason,
+                 "svc at +%zu became a B; the stub pops %u bytes%s", site * 4, t->frame,
+                 t->fp_slot >= 0 ? " and restores x29, x30" : "");
     else
-        snprintf(t->reason, sizeof t->reason, "the svc at +%zu could not be written", site * 4);
+        snprintf(t->s.reason, sizeof t->s.reason, "the svc at +%zu could not be written", site * 4);
     memcpy(t->entry, t->code, sizeof t->entry); /* with our B when the svc is in those words */
 }
 
@@ -496,13 +471,13 @@ static void cover_sbrk(struct target *t, const struct target *brk, uint32_t *stu
 {
     t->site = NULL;
     if (!t->code) {
-        t->status = MEMHOOKS_PATCH_NO_SYMBOL;
-        snprintf(t->reason, sizeof t->reason, "libc has no %s", t->name);
+        t->s.status = MEMHOOKS_PATCH_NO_SYMBOL;
+        snprintf(t->s.reason, sizeof t->s.reason, "libc has no %s", t->s.name);
         return;
     }
     if (foreign_entry(t->code[0])) {
-        t->status = MEMHOOKS_PATCH_FOREIGN;
-        snprintf(t->reason, sizeof t->reason, "entry %08x leads elsewhere: another interceptor",
+        t->s.status = MEMHOOKS_PATCH_FOREIGN;
+        snprintf(t->s.reason, sizeof t->s.reason, "entry %08x leads elsewhere: another interceptor",
                  t->code[0]);
         return;
     }
@@ -526,8 +501,8 @@ static void cover_sbrk(struct target *t, const struct target *brk, uint32_t *stu
         }
     }
     if (own_svc || calls == 0 || calls > SBRK_CALLS || !frame_record || !fp_set) {
-        t->status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
-        snprintf(t->reason, sizeof t->reason, "%s",
+        t->s.status = MEMHOOKS_PATCH_UNKNOWN_PROLOGUE;
+        snprintf(t->s.reason, sizeof t->s.reason, "%s",
                  own_svc                    ? "has a system call of its own"
                  : calls == 0               ? "no call of brk's entry found"
                  : !frame_record || !fp_set ? "no standard frame record at its entry"
@@ -552,14 +527,14 @@ static void cover_sbrk(struct target *t, const struct target *brk, uint32_t *stu
         for (int c = 0; c < t->call_count; c++)
             write_code(t->calls[c], t->call_jump[c], t->call_original[c]);
         t->call_count = 0;
-        t->status = MEMHOOKS_PATCH_WRITE_FAILED;
-        snprintf(t->reason, sizeof t->reason, "a call of brk could not be retargeted");
+        t->s.status = MEMHOOKS_PATCH_WRITE_FAILED;
+        snprintf(t->s.reason, sizeof t->s.reason, "a call of brk could not be retargeted");
         return;
     }
     memcpy(t->entry, t->code, sizeof t->entry);
-    t->status = MEMHOOKS_PATCH_OK;
-    snprintf(t->reason, sizeof t->reason, "its %d call%s of brk retargeted to its stub (bl)", calls,
-             calls == 1 ? "" : "s");
+    t->s.status = MEMHOOKS_PATCH_OK;
+    snprintf(t->s.reason, sizeof t->s.reason, "its %d call%s of brk retargeted to its stub (bl)",
+             calls, calls == 1 ? "" : "s");
 }
 
 /*
@@ -586,7 +561,7 @@ uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
         return NULL;
     struct target *t = &targets[index];
     *jump = (const uint8_t *)&t->jump;
-    *length = t->status == MEMHOOKS_PATCH_OK && t->site ? 4 : 0;
+    *length = t->s.status == MEMHOOKS_PATCH_OK && t->site ? 4 : 0;
     return (uint8_t *)t->code;
 }
 
@@ -609,10 +584,10 @@ static bool leads_to_us(const struct target *t)
 void mh_patch_set_owned(int index, bool ours)
 {
     struct target *t = &targets[index];
-    if (!ours && t->status == MEMHOOKS_PATCH_OK)
-        t->status = MEMHOOKS_PATCH_FOREIGN; /* entry written over: finalize leaves it */
-    else if (ours && t->status == MEMHOOKS_PATCH_FOREIGN && leads_to_us(t))
-        t->status = MEMHOOKS_PATCH_OK;
+    if (!ours && t->s.status == MEMHOOKS_PATCH_OK)
+        t->s.status = MEMHOOKS_PATCH_FOREIGN; /* entry written over: finalize leaves it */
+    else if (ours && t->s.status == MEMHOOKS_PATCH_FOREIGN && leads_to_us(t))
+        t->s.status = MEMHOOKS_PATCH_OK;
 }
 
 /* Reads `n` bytes at `at` without faulting (a jump another library is writing leads anywhere). */
@@ -629,7 +604,7 @@ const uint8_t *mh_patch_follow(const uint8_t *p)
     for (int hop = 0; hop < 8; hop++) {
         for (int i = 0; i < TARGET_COUNT; i++)
             if (p == (const uint8_t *)targets[i].code && leads_to_us(&targets[i]))
-                return (const uint8_t *)targets[i].hook;
+                return (const uint8_t *)targets[i].s.hook;
         uint32_t w[5];
         if (!read_code(p, w, sizeof w))
             return NULL;
@@ -661,23 +636,17 @@ const uint8_t *mh_patch_follow(const uint8_t *p)
 
 int mh_patch_install(void)
 {
-    if (!libc_handle)
-        libc_handle = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-    if (!libc_handle || !mh_find_libc_text())
+    if (!mh_patch_open_libc())
         return OPAL_ERR_NOT_SUPPORTED;
     long page = sysconf(_SC_PAGESIZE);
     if (!stubs) {
-        long q = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-        if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
-            raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
-                        0) == 0)
-            sync_core = true;
+        sync_core = mh_patch_register_sync_core();
         for (int i = 0; i < TARGET_COUNT; i++)
             locate(&targets[i]);
         uint32_t *p = map_stub_page();
         if (!p) {
             for (int i = 0; i < TARGET_COUNT; i++)
-                targets[i].status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
+                targets[i].s.status = MEMHOOKS_PATCH_NO_TRAMPOLINE;
             return OPAL_ERR_NOT_SUPPORTED;
         }
         stubs = p;
@@ -687,14 +656,14 @@ int mh_patch_install(void)
     }
     int patched = 0;
     for (int i = 0; i < TARGET_COUNT; i++) {
-        if (i == SBRK_INDEX || targets[i].status == MEMHOOKS_PATCH_OK)
+        if (i == SBRK_INDEX || targets[i].s.status == MEMHOOKS_PATCH_OK)
             continue;
         patch_one(&targets[i], stubs + i * (STUB_SIZE / 4));
     }
-    if (targets[SBRK_INDEX].status != MEMHOOKS_PATCH_OK)
+    if (targets[SBRK_INDEX].s.status != MEMHOOKS_PATCH_OK)
         cover_sbrk(&targets[SBRK_INDEX], &targets[BRK_INDEX], stubs + SBRK_INDEX * (STUB_SIZE / 4));
     for (int i = 0; i < TARGET_COUNT; i++)
-        patched += targets[i].status == MEMHOOKS_PATCH_OK;
+        patched += targets[i].s.status == MEMHOOKS_PATCH_OK;
     return patched > 0 ? OPAL_SUCCESS : OPAL_ERR_NOT_SUPPORTED;
 }
 
@@ -702,8 +671,8 @@ void mh_patch_check_seen(int seen, int tested)
 {
     for (int i = 0; i < TARGET_COUNT; i++) {
         struct target *t = &targets[i];
-        int want = t->seen & tested;
-        if (t->status != MEMHOOKS_PATCH_OK || (seen & want) == want)
+        int want = t->s.seen & tested;
+        if (t->s.status != MEMHOOKS_PATCH_OK || (seen & want) == want)
             continue;
         /* Restored like finalize does: a hook that does not fire must not stay in the way. */
         bool restored = true;
@@ -712,14 +681,7 @@ void mh_patch_check_seen(int seen, int tested)
         for (int c = 0; c < t->call_count; c++)
             restored &= write_code(t->calls[c], t->call_jump[c], t->call_original[c]);
         t->call_count = 0;
-        if (restored) {
-            t->status = MEMHOOKS_PATCH_NOT_SEEN;
-            snprintf(t->reason, sizeof t->reason,
-                     "patched, but the self-test did not see its event: restored");
-        } else {
-            t->status = MEMHOOKS_PATCH_WRITE_FAILED;
-            snprintf(t->reason, sizeof t->reason, "the self-test missed it; restoring failed");
-        }
+        mh_patch_unseen(&t->s, restored);
     }
 }
 
@@ -729,18 +691,18 @@ void mh_patch_remove(void)
      * runs the stub and the hook, which stay mapped. */
     for (int i = 0; i < TARGET_COUNT; i++) {
         struct target *t = &targets[i];
-        if (t->status != MEMHOOKS_PATCH_OK)
+        if (t->s.status != MEMHOOKS_PATCH_OK)
             continue;
         if (!t->site) { /* sbrk: its calls of brk go back to brk */
             bool ok = true;
             for (int c = 0; c < t->call_count; c++)
                 ok &= write_code(t->calls[c], t->call_jump[c], t->call_original[c]);
             t->call_count = 0;
-            t->status = ok ? MEMHOOKS_PATCH_NOT_INSTALLED : MEMHOOKS_PATCH_WRITE_FAILED;
+            t->s.status = ok ? MEMHOOKS_PATCH_NOT_INSTALLED : MEMHOOKS_PATCH_WRITE_FAILED;
             continue;
         }
-        t->status = write_code(t->site, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
-                                                              : MEMHOOKS_PATCH_WRITE_FAILED;
+        t->s.status = write_code(t->site, t->jump, t->original) ? MEMHOOKS_PATCH_NOT_INSTALLED
+                                                                : MEMHOOKS_PATCH_WRITE_FAILED;
     }
 }
 
