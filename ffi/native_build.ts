@@ -431,11 +431,15 @@ function glibcVersion(): string {
 /** A failed compile as the error that says what to install. */
 function compileFailure(target: NativeTarget, cc: string, args: string[], diagnostics: string) {
   const attempt = [{ path: `${cc} ${args.join(" ")}`, error: diagnostics.trim().slice(0, 4000) }];
-  if (/infiniband\/verbs\.h|cannot find -libverbs|-libverbs: No such file/.test(diagnostics)) {
+  const header =
+    /(infiniband\/verbs\.h|rdma\/rdma_cma\.h)|cannot find -l(ibverbs|rdmacm)|-l(ibverbs|rdmacm): No such file/
+      .test(diagnostics);
+  if (header) {
     return new NativeLibraryError(WHAT, attempt, {
       reason: "no-verbs-header",
       advice: `building ${target.output} needs rdma-core's development files ` +
-        "(infiniband/verbs.h and libibverbs.so): apt-get install libibverbs-dev (Debian, Ubuntu) " +
+        "(infiniband/verbs.h, rdma/rdma_cma.h, libibverbs.so and librdmacm.so): " +
+        "apt-get install libibverbs-dev librdmacm-dev (Debian, Ubuntu) " +
         "/ dnf install rdma-core-devel (Fedora, RHEL)",
     });
   }

@@ -179,6 +179,7 @@ export const TARGETS: NativeTarget[] = [
 export const RUNTIME_LIBRARIES: readonly string[] = [
   "libopal_memhooks.so",
   "libdeno_rdma_verbs.so",
+  "libdeno_rdma_cm.so",
   "libdeno_rdma_rcache.so",
   "libdeno_rdma_testing.so",
 ];

@@ -35,10 +35,14 @@ export function serveTree(overrides: Record<string, string> = {}): TreeServer {
   return { base: `http://${host}/`, host, requests, close: () => server.shutdown() };
 }
 
-/** The application: lists devices, then gets and releases a region through a cache. */
+/**
+ * The application: lists devices, opens a connection-manager listener (its library loads; on a
+ * host without RDMA the event channel fails with ENODEV), then gets and releases a region through
+ * a cache.
+ */
 export function hostApp(base: string): string {
   return `import {
-  createRegistrarDouble, listDevices, NativeLibraryError, RdmaError, RegistrationCache,
+  createRegistrarDouble, listDevices, listen, NativeLibraryError, RdmaError, RegistrationCache,
 } from "${base}mod.ts";
 const result: Record<string, unknown> = {};
 try {
@@ -47,6 +51,13 @@ try {
   } catch (e) {
     if (!(e instanceof RdmaError)) throw e;
     result.devices = e.code;
+  }
+  try {
+    listen({ port: 7471 }).close();
+    result.cm = "listening";
+  } catch (e) {
+    if (!(e instanceof RdmaError)) throw e;
+    result.cm = e.code;
   }
   const double = createRegistrarDouble();
   using cache = new RegistrationCache(double);
