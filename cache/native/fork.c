@@ -40,6 +40,7 @@ static void after_fork_child(void)
         c->stuck_covered_valid = false;
         pthread_mutex_unlock(&c->lock);
     }
+    atomic_store_explicit(&rc_live_slots, 0, memory_order_relaxed);
     pthread_mutex_unlock(&rc_create_lock);
 }
 

@@ -15,6 +15,7 @@
 #include "verbs_text.h"
 
 struct rc_cache rc_caches[RCACHE_MAX_CACHES];
+_Atomic uint64_t rc_live_slots;
 pthread_mutex_t rc_create_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 
@@ -122,6 +123,7 @@ int rcache_create(const struct rcache_registrar *registrar, void *pd, double max
         rc_lock(c);
         reset_slot(c, registrar, max_regions, max_bytes, merge);
         atomic_store_explicit(&c->live, 1, memory_order_release);
+        atomic_fetch_or_explicit(&rc_live_slots, (uint64_t)1 << slot, memory_order_release);
         rc_unlock(c);
         status = slot;
     }
@@ -137,6 +139,7 @@ int rcache_destroy(int slot)
     if (!c)
         return RCACHE_ERR_CLOSED;
     atomic_store_explicit(&c->live, 0, memory_order_release);
+    atomic_fetch_and_explicit(&rc_live_slots, ~((uint64_t)1 << slot), memory_order_release);
     for (int i = 0; i < RCACHE_FRONT_SLOTS; i++) {
         if (c->front_owner[i])
             rc_front_close(c, c->front_owner[i]);

@@ -74,6 +74,12 @@ struct rc_cache {
 
 /* The slots (rcache.c). A slot is never freed: the hook may read any of them at any time. */
 RCACHE_TESTABLE extern struct rc_cache rc_caches[RCACHE_MAX_CACHES];
+/*
+ * Bit i set while slot i is live (set after its live word, cleared after): the release hook reads
+ * this one word instead of 64 live words on 64 cache lines. A slot's own live word still decides.
+ */
+extern _Atomic uint64_t rc_live_slots;
+_Static_assert(RCACHE_MAX_CACHES <= 64, "rc_live_slots has a bit per slot");
 /* Taken by rcache_create, and by fork before every cache lock. */
 extern pthread_mutex_t rc_create_lock;
 

@@ -49,8 +49,9 @@ static void release_hook(void *buf, size_t length, void *cbdata, bool from_alloc
      */
     bool must_defer = from_alloc || rc_verbs_text_contains(memhooks_release_caller());
     uintptr_t self = (uintptr_t)pthread_self();
-    for (int i = 0; i < RCACHE_MAX_CACHES; i++) {
-        struct rc_cache *c = &rc_caches[i];
+    for (uint64_t live = atomic_load_explicit(&rc_live_slots, memory_order_acquire); live;
+         live &= live - 1) {
+        struct rc_cache *c = &rc_caches[__builtin_ctzll(live)];
         if (!atomic_load_explicit(&c->live, memory_order_acquire))
             continue;
         /* Outside every region: nothing to do. A region registered while its memory is being
