@@ -60,7 +60,8 @@ mount --move /job $R/run/softroce/job || fail "move the job share"
 
 # "host PATH": the host's PATH at the same place; "over FROM TO": the guest's FROM bound over TO
 # (the arm64 Deno over the project's x86_64 one); "tmpfs PATH": an empty writable folder there (the
-# project's build/, which holds the host's x86_64 libraries: the guest builds its own).
+# project's build/, which holds the host's x86_64 libraries); "copy FROM TO": the host's FROM
+# copied into TO, times kept (the aarch64 libraries built before the boot, so none is stale).
 if [ -f $R/run/softroce/job/binds ]; then
   while read -r kind from to; do
     case "$kind" in
@@ -73,6 +74,9 @@ if [ -f $R/run/softroce/job/binds ]; then
         ;;
       tmpfs)
         [ -d "$R$from" ] && { mount -t tmpfs -o mode=755 tmpfs "$R$from" || fail "tmpfs on $from"; }
+        ;;
+      copy)
+        [ -d "/host$from" ] && { cp -a "/host$from/." "$R$to/" || fail "copy $from to $to"; }
         ;;
     esac
   done <$R/run/softroce/job/binds

@@ -16,7 +16,12 @@
  *
  * @module
  */
-import { ARM64_DENO_DIR, prepareArm64GuestImage } from "./arm64.ts";
+import {
+  ARM64_BUILD_DIR,
+  ARM64_DENO_DIR,
+  buildArm64Native,
+  prepareArm64GuestImage,
+} from "./arm64.ts";
 import { GuestImageError, prepareGuestImage } from "./image.ts";
 
 /** The guest architectures the runner boots. */
@@ -217,8 +222,8 @@ async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint
 
 /**
  * The aarch64 guest's binds file (read by init_arm64.sh): the project and the working directory
- * from the host at their own paths, the arm64 Deno over the project's x86_64 one, and an empty
- * build/ for the guest's own native libraries.
+ * from the host at their own paths, the arm64 Deno over the project's x86_64 one, and a build/ of
+ * its own holding the aarch64 libraries built before the boot.
  */
 export function arm64Binds(cwd: string): string {
   const paths = [REPO_ROOT, cwd].filter((p, i, all) =>
@@ -233,8 +238,10 @@ export function arm64Binds(cwd: string): string {
   return [
     ...paths.map((p) => `host ${p}`),
     `over ${ARM64_DENO_DIR}/deno ${REPO_ROOT}/node_modules/deno/deno`,
-    // The host's build/ holds x86_64 libraries: the guest builds its own there, on a tmpfs.
+    // The host's build/ holds x86_64 libraries: the guest's is a tmpfs, with the aarch64 ones
+    // built before the boot (buildArm64Native) copied in; tools/build.ts rebuilds what is stale.
     `tmpfs ${REPO_ROOT}/build`,
+    `copy ${ARM64_BUILD_DIR} ${REPO_ROOT}/build`,
   ].join("\n") + "\n";
 }
 
@@ -310,6 +317,16 @@ export async function runInGuest(
     if (!(e instanceof GuestImageError)) throw e;
     console.error(`soft-RoCE: cannot prepare the guest: ${e.message}`);
     return EXIT_GUEST_FAILED;
+  }
+  if ("root" in image) {
+    const built = performance.now();
+    const failure = buildArm64Native(image.root as string);
+    if (failure) console.error(`soft-RoCE: the aarch64 build failed, the guest builds: ${failure}`);
+    else {console.error(
+        `soft-RoCE: aarch64 libraries current (${
+          ((performance.now() - built) / 1000).toFixed(1)
+        } s)`,
+      );}
   }
 
   const jobDir = await Deno.makeTempDir({ prefix: "deno-rdma-softroce-" });

@@ -1,17 +1,17 @@
 /**
  * `deno task test`: builds the native libraries, runs the host tests, the host tests again inside a
  * Debian root of each other glibc of the matrix (tools/chroots.ts: bullseye's 2.31, trixie's 2.41,
- * each building the native code with its own compiler), then the rxe suite inside the soft-RoCE
- * guest, and ends with one line `N passed, N failed` that counts every target.
+ * each building the native code with its own compiler), the rxe suite inside the soft-RoCE guest,
+ * then the aarch64 target (the host suite, then the rxe suite, in one `softroce/run.ts --arch arm64`
+ * guest, with native code built by the arm64 root's own compiler), and ends with one line
+ * `N passed, N failed` that counts every target.
  *
  * A target that cannot run (a root cannot be made, the guest does not boot, Deno crashes) counts as
  * a failure: a run that skipped one never passes.
  *
  * Options (for development; CI runs everything): `--host-only` (this machine's host suite only),
- * `--matrix-only` (`deno task test:matrix`), `--no-matrix`, `--rxe-only`, `--filter <text>`;
- * `--arm64` adds the aarch64 target (the host suite, then the rxe suite, in one
- * `softroce/run.ts --arch arm64` guest, which builds its own native code), `--arm64-only` runs only
- * that (`deno task test:arm64`).
+ * `--matrix-only` (`deno task test:matrix`), `--no-matrix`, `--rxe-only`, `--filter <text>`,
+ * `--no-arm64`, `--arm64-only` (`deno task test:arm64`).
  *
  * @module
  */
@@ -78,8 +78,9 @@ if (import.meta.main) {
   const hostOnly = args.includes("--host-only");
   const rxeOnly = args.includes("--rxe-only");
   const arm64Only = args.includes("--arm64-only");
-  const arm64 = arm64Only || args.includes("--arm64");
   const matrixOnly = args.includes("--matrix-only");
+  const arm64 = arm64Only ||
+    !(hostOnly || rxeOnly || matrixOnly || args.includes("--no-arm64"));
   const matrix = matrixOnly ||
     !(hostOnly || rxeOnly || arm64Only || args.includes("--no-matrix"));
   const filterAt = args.indexOf("--filter");
