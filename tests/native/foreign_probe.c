@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "foreign_jump.h"
+
 #define UCM_EVENT_VM_UNMAPPED (1 << 17)
 #define PAGE 4096
 
@@ -96,8 +98,7 @@ static int write_entry(unsigned char *code, const unsigned char *bytes, size_t n
     return mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_EXEC);
 }
 
-/* Writes `movabs r11, hand_munmap; jmp r11` (aarch64: `ldr x16, #8; br x16; .quad hand_munmap`)
- * over libc's munmap, whatever is there. */
+/* Writes another interceptor's jump to hand_munmap over libc's munmap, whatever is there. */
 int probe_hand_patch_munmap(void)
 {
     void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
@@ -106,19 +107,7 @@ int probe_hand_patch_munmap(void)
         return -1;
     memcpy(saved, code, sizeof saved);
     saved_at = code;
-    uint64_t target = (uint64_t)(uintptr_t)hand_munmap;
-#if defined(__aarch64__)
-    /* ldr x16, #8; br x16; .quad hand_munmap */
-    unsigned char jump[16] = {0x50, 0x00, 0x00, 0x58, 0x00, 0x02, 0x1f, 0xd6};
-    memcpy(jump + 8, &target, 8);
-#else
-    unsigned char jump[13] = {0x49, 0xbb};
-    memcpy(jump + 2, &target, 8);
-    jump[10] = 0x41;
-    jump[11] = 0xff;
-    jump[12] = 0xe3;
-#endif
-    return write_entry(code, jump, sizeof jump);
+    return write_foreign_jump(code, (const void *)hand_munmap);
 }
 
 /* Puts back the bytes probe_hand_patch_munmap found. */

@@ -17,6 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "foreign_jump.h"
+
 #define PAGE 4096
 
 typedef void(opal_mem_hooks_callback_fn_t)(void *buf, size_t length, void *cbdata, bool from_alloc);
@@ -46,24 +48,12 @@ static int double_shmdt(const void *addr)
     return (int)syscall(SYS_shmdt, addr);
 }
 
-/* Writes `movabs r11, double_shmdt; jmp r11` over libc's shmdt. 0 on success. */
+/* Writes another interceptor's jump to double_shmdt over libc's shmdt (foreign_jump.h). */
 int opal_double_patch_shmdt(void)
 {
     void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
     unsigned char *code = libc ? dlsym(libc, "shmdt") : NULL;
-    if (!code)
-        return -1;
-    uintptr_t page = (uintptr_t)code & ~(uintptr_t)(PAGE - 1);
-    if (mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
-        return -1;
-    uint64_t target = (uint64_t)(uintptr_t)double_shmdt;
-    unsigned char jump[13] = {0x49, 0xbb};
-    memcpy(jump + 2, &target, 8);
-    jump[10] = 0x41;
-    jump[11] = 0xff;
-    jump[12] = 0xe3;
-    memcpy(code, jump, sizeof jump);
-    return mprotect((void *)page, 2 * PAGE, PROT_READ | PROT_EXEC);
+    return code ? write_foreign_jump(code, (const void *)double_shmdt) : -1;
 }
 
 /* Whether a callback is registered with the double now. */

@@ -434,8 +434,8 @@ static void patch_one(struct target *t, uint32_t *stub)
         if (status == MEMHOOKS_PATCH_NO_SYMBOL)
             snprintf(t->s.reason, sizeof t->s.reason, "libc has no %s", t->s.name);
         else if (status == MEMHOOKS_PATCH_FOREIGN)
-            snprintf(t->s.reason, sizeof t->s.reason,
-                     "entry %08x leads elsewhere: another interceptor", t->code[0]);
+            snprintf(t->s.reason, sizeof t->s.reason, "another library's jump at +0: %08x",
+                     t->code[0]);
         else
             snprintf(t->s.reason, sizeof t->s.reason,
                      "no single svc #0 that every path reaches in a state the stub can undo "
@@ -477,8 +477,7 @@ static void cover_sbrk(struct target *t, const struct target *brk, uint32_t *stu
     }
     if (foreign_entry(t->code[0])) {
         t->s.status = MEMHOOKS_PATCH_FOREIGN;
-        snprintf(t->s.reason, sizeof t->s.reason, "entry %08x leads elsewhere: another interceptor",
-                 t->code[0]);
+        snprintf(t->s.reason, sizeof t->s.reason, "another library's jump at +0: %08x", t->code[0]);
         return;
     }
     bool frame_record = t->words > 4 && (t->code[0] & 0xffc07fffu) == 0xa9807bfdu;
