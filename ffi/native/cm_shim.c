@@ -156,6 +156,14 @@ EXPORT int drc_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *chan
 static int socket_address(const char *host, uint32_t port, int passive,
                           struct sockaddr_storage *out)
 {
+    memset(out, 0, sizeof *out);
+    if (!host) { /* every IPv4 address (getaddrinfo wants a host or a service) */
+        struct sockaddr_in *any = (struct sockaddr_in *)out;
+        any->sin_family = AF_INET;
+        any->sin_addr.s_addr = htonl(INADDR_ANY);
+        any->sin_port = htons((uint16_t)port);
+        return 0;
+    }
     struct addrinfo hints = {.ai_flags = passive ? AI_PASSIVE : 0, .ai_socktype = SOCK_STREAM};
     struct addrinfo *found = NULL;
     int gai = getaddrinfo(host, NULL, &hints, &found);

@@ -151,9 +151,56 @@ Deno.test("wrong arguments are TypeError or RangeError before anything is create
   await assert.rejects(bad({ host: hostB, port: 1, qp: { maxSendWr: -1 } }), RangeError);
   await assert.rejects(bad({ host: hostB, port: 1, pd: {} }), TypeError);
   assert.throws(() => listen({ port: -1 }), RangeError);
+  using everywhere = listen({ port: 0 });
+  assert.equal(everywhere.host, "0.0.0.0");
+  assert.ok(everywhere.port > 0);
   using first = listen({ host: hostB, port: 0 });
   assert.throws(
     () => listen({ host: hostB, port: first.port }),
     (e) => e instanceof RdmaError && e.verb === "rdma_listen" && e.code === "EADDRINUSE",
   );
+});
+
+Deno.test("a pd closed while connect runs (by a getter, or by closing its connection while the address resolves): EBADF, nothing left behind", async () => {
+  using listener = listen({ host: hostB, port: 0 });
+  const opened = async () => {
+    const accepted = listener.accept({ timeoutMs: 20_000 });
+    const conn = await connect({ host: hostB, port: listener.port, source: hostA });
+    return { conn, server: await accepted };
+  };
+  const first = await opened();
+  const resolving = connect({
+    host: hostB,
+    port: listener.port,
+    source: hostA,
+    pd: first.conn.pd,
+    timeoutMs: 20_000,
+  });
+  first.conn.close(); // its pd goes with it, while the second connect resolves the address
+  first.server.close();
+  const error = await rejection(resolving, 20_000);
+  assert.ok(error instanceof RdmaError, String(error));
+  assert.equal(error.code, "EBADF");
+
+  const second = await opened();
+  const hostile = {
+    host: hostB,
+    port: listener.port,
+    source: hostA,
+    pd: second.conn.pd,
+    get timeoutMs() {
+      second.conn.close(); // user code closes the pd after it was handed over
+      second.server.close();
+      return 20_000;
+    },
+  };
+  const closedByGetter = await rejection(connect(hostile), 20_000);
+  assert.ok(closedByGetter instanceof RdmaError, String(closedByGetter));
+  assert.equal(closedByGetter.code, "EBADF");
+
+  // The listener and the device are still fine: a plain connection works.
+  const third = await opened();
+  assert.equal(third.conn.open, true);
+  third.conn.close();
+  third.server.close();
 });
