@@ -21,7 +21,6 @@ import { parsePerftestArgs } from "./lib/perftest_flags.ts";
 import { type BandwidthResult, bandwidthTable, banner, RULE } from "./lib/perftest_report.ts";
 import { fillPattern, openSession, patternMismatch, type Session } from "./lib/perftest_session.ts";
 import { runMain } from "./lib/run_main.ts";
-import { readLine, writeLine } from "./lib/socket.ts";
 
 const USAGE = "write_bw.ts [options] [host]   (start the server without <host>)";
 const TX_DEPTH = 128;
@@ -163,7 +162,7 @@ async function main(): Promise<number> {
     ["Warm-up", `${WARMUP_MS / 1000} s (not measured)`],
     ["Mtu", `${s.mtuBytes}[B]`],
     ["GID index", s.gidIndex],
-    ["Data ex. method", "Ethernet"],
+    ["Data ex. method", args.session.rdmaCm ? "rdma_cm" : "Ethernet"],
   ]));
   console.log(s.addressLines.join("\n"));
   console.log(RULE);
@@ -174,19 +173,19 @@ async function main(): Promise<number> {
     await warmUp(s, size, cqMod, postList);
     result = runWrites(s, size, iters, cqMod, postList, args.values.progress === true);
     // The server checks what landed and answers "ok" or what differs.
-    await writeLine(s.conn, JSON.stringify(result));
-    const verdict = await readLine(s.conn);
+    await s.link.writeLine(JSON.stringify(result));
+    const verdict = await s.link.readLine();
     if (verdict !== "ok") {
       console.log(bandwidthTable(result, args.reportGbits));
       console.error(`data check failed on the server: ${verdict}`);
       return 1;
     }
   } else {
-    result = JSON.parse(await readLine(s.conn)) as BandwidthResult;
+    result = JSON.parse(await s.link.readLine()) as BandwidthResult;
     // Every write carried the same pattern to the same place: the bytes must be exactly it.
     const bad = patternMismatch(s.buffer.subarray(0, size), CLIENT_SEED);
     const verdict = bad < 0 ? "ok" : `byte ${bad} is 0x${s.buffer[bad].toString(16)}`;
-    await writeLine(s.conn, verdict);
+    await s.link.writeLine(verdict);
     if (bad >= 0) {
       console.log(bandwidthTable(result, args.reportGbits));
       console.error(`data check failed: ${verdict}`);

@@ -147,7 +147,7 @@ async function main(): Promise<number> {
     ["Warm-up", `${WARMUP} iterations (not measured)`],
     ["Mtu", `${s.mtuBytes}[B]`],
     ["GID index", s.gidIndex],
-    ["Data ex. method", "Ethernet"],
+    ["Data ex. method", args.session.rdmaCm ? "rdma_cm" : "Ethernet"],
   ]));
   console.log(s.addressLines.join("\n"));
   console.log(RULE);

@@ -41,6 +41,15 @@ export const PERFTEST_FLAGS: Record<string, FlagSpec> = {
     help: "accepted for perftest compatibility (no effect)",
   },
   report_gbits: { type: "boolean", help: "report bandwidth in Gb/sec instead of MB/sec" },
+  source_ip: {
+    type: "string",
+    help: "<ip>  with -R: the local address the client connects from (default: the route's)",
+  },
+  rdma_cm: {
+    short: "R",
+    type: "boolean",
+    help: "connect the queue pairs with the connection manager (on --port) instead of TCP",
+  },
 };
 
 /** Parsed flags: session options plus the report choice and any extra flags' values. */
@@ -84,6 +93,8 @@ export function parsePerftestArgs(
       latency: defaults.latency === true,
       tcpPort: int("port", 18515, 1, 65535),
       host: parsed.positionals[0],
+      rdmaCm: parsed.values.rdma_cm === true,
+      sourceIp: parsed.values.source_ip as string | undefined,
     },
     reportGbits: parsed.values.report_gbits === true,
     values: parsed.values,

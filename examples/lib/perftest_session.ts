@@ -1,8 +1,10 @@
 /**
  * The connection set-up shared by write_bw.ts and write_lat.ts: one RC queue pair on a device, one
- * remotely writable buffer, and a TCP exchange (one JSON line each way) of what the peer needs to
- * connect and to write into that buffer. Both sides must be started with the same test, message
- * size and iteration count; a mismatch stops both with a clear message.
+ * remotely writable buffer, and an exchange (one JSON line each way) of what the peer needs to
+ * connect and to write into that buffer: over TCP, or with `-R` (`rdmaCm`) over the queue pair the
+ * connection manager connected (listen on the port / connect by IP address, as perftest's `-R`).
+ * Both sides must be started with the same test, message size and iteration count; a mismatch
+ * stops both with a clear message.
  *
  * This is not perftest's wire protocol: these examples run against each other.
  *
@@ -11,16 +13,20 @@
 import { addressOf } from "../../ffi/pointers.ts";
 import {
   Access,
+  type CmConnection,
   type CompletionQueue,
+  connect,
   type Context,
   gidWireText,
+  listen,
   type MemoryRegion,
   openDevice,
   parseGid,
   type ProtectionDomain,
   type QueuePair,
 } from "../../mod.ts";
-import { acceptOne, connectWithRetry, readLine, writeLine } from "./socket.ts";
+import { type LineLink, qpLines, tcpLines } from "./line_link.ts";
+import { acceptOne, connectWithRetry } from "./socket.ts";
 
 /** What `openSession` needs. */
 export interface SessionOptions {
@@ -48,6 +54,10 @@ export interface SessionOptions {
   tcpPort: number;
   /** The server's address; absent on the server. */
   host?: string;
+  /** Connect through the connection manager on `tcpPort` (perftest's `-R`) instead of TCP. */
+  rdmaCm?: boolean;
+  /** With `rdmaCm`: the client's local address. */
+  sourceIp?: string;
 }
 
 /** One end of a connected test. Dispose it to close everything. */
@@ -62,8 +72,8 @@ export interface Session extends Disposable {
   /** Where to write in the peer's buffer. */
   remoteAddress: bigint;
   remoteKey: number;
-  /** Out-of-band channel to the peer (lines of text). */
-  conn: Deno.TcpConn;
+  /** Out-of-band channel to the peer (lines of text): TCP, or the queue pair itself with `-R`. */
+  link: LineLink;
   isClient: boolean;
   /** Connection details for the report, one line per end. */
   addressLines: string[];
@@ -98,10 +108,23 @@ function addressLine(label: string, a: Announcement): string {
     ` RKey 0x${hex(a.rkey, 6)} VAddr 0x${hex(BigInt(a.address), 14)}\n GID: ${gid}`;
 }
 
-/** Sends a line to the peer and reads its line; both ends call it at the same point. */
-export async function exchangeLines(conn: Deno.Conn, line: string): Promise<string> {
-  const [, reply] = await Promise.all([writeLine(conn, line), readLine(conn)]);
-  return reply;
+/**
+ * Sends a line to the peer and reads its line; both ends call it at the same point. The client
+ * writes first and the server reads first, so a link that carries one message at a time (a queue
+ * pair's) never has both outstanding.
+ */
+export async function exchangeLines(
+  link: LineLink,
+  line: string,
+  client: boolean,
+): Promise<string> {
+  if (!client) {
+    const reply = await link.readLine();
+    await link.writeLine(line);
+    return reply;
+  }
+  await link.writeLine(line);
+  return await link.readLine();
 }
 
 /** Bytes of a page: the buffer starts on one, as perftest's (memalign to the page size). */
@@ -135,28 +158,52 @@ export function defaultInlineSize(latency: boolean, vendorId: number): number {
  * both ends are ready to run.
  */
 export async function openSession(o: SessionOptions): Promise<Session> {
-  const ctx = openDevice(o.device);
-  const closers: Disposable[] = [ctx];
+  const closers: Disposable[] = [];
   const close = () => {
     for (const c of closers.reverse()) c[Symbol.dispose]();
     closers.length = 0;
   };
   try {
-    const pd = ctx.allocProtectionDomain();
-    closers.push(pd);
-    const cq = ctx.createCompletionQueue({ entries: Math.max(o.txDepth, 16) });
-    closers.push(cq);
-    const maxInlineData = o.maxInlineData ??
-      defaultInlineSize(o.latency === true, ctx.queryDevice().vendorId);
-    const qp = pd.createQueuePair({
-      type: "RC",
-      sendCq: cq,
-      maxSendWr: o.txDepth,
-      maxRecvWr: 1,
-      maxInlineData,
-      signalAll: false,
-    });
-    closers.push(qp);
+    let cm: CmConnection | undefined;
+    let ctx: Context, pd: ProtectionDomain, cq: CompletionQueue, qp: QueuePair;
+    let maxInlineData: number;
+    if (o.rdmaCm) {
+      // The device is the one the address routes to (as perftest's -R, -d is not needed).
+      maxInlineData = o.maxInlineData ?? 0;
+      const qpOptions = {
+        maxSendWr: o.txDepth,
+        maxRecvWr: 2,
+        maxInlineData,
+        signalAll: false,
+        cqEntries: Math.max(o.txDepth, 16),
+      };
+      if (o.host === undefined) {
+        using listener = listen({ port: o.tcpPort });
+        cm = await listener.accept({ timeoutMs: 120_000 });
+      } else {
+        cm = await connectCmWithRetry(o.host, o.tcpPort, o.sourceIp, qpOptions);
+      }
+      closers.push(cm);
+      ({ context: ctx, pd, cq, qp } = cm);
+    } else {
+      ctx = openDevice(o.device);
+      closers.push(ctx);
+      pd = ctx.allocProtectionDomain();
+      closers.push(pd);
+      cq = ctx.createCompletionQueue({ entries: Math.max(o.txDepth, 16) });
+      closers.push(cq);
+      maxInlineData = o.maxInlineData ??
+        defaultInlineSize(o.latency === true, ctx.queryDevice().vendorId);
+      qp = pd.createQueuePair({
+        type: "RC",
+        sendCq: cq,
+        maxSendWr: o.txDepth,
+        maxRecvWr: 1,
+        maxInlineData,
+        signalAll: false,
+      });
+      closers.push(qp);
+    }
     const buffer = pageAlignedBuffer(o.bufferBytes);
     const mr = pd.registerMemory(buffer, { access: Access.LOCAL_WRITE | Access.REMOTE_WRITE });
     closers.push(mr);
@@ -179,11 +226,14 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       rkey: mr.rkey,
       address: mr.address.toString(),
     };
-    const conn = o.host === undefined
-      ? await acceptOne(o.tcpPort)
-      : await connectWithRetry(o.host, o.tcpPort);
-    closers.push({ [Symbol.dispose]: () => conn.close() });
-    const theirs = JSON.parse(await exchangeLines(conn, JSON.stringify(mine))) as Announcement;
+    const client = o.host !== undefined;
+    const link = cm !== undefined
+      ? qpLines(cm)
+      : tcpLines(client ? await connectWithRetry(o.host!, o.tcpPort) : await acceptOne(o.tcpPort));
+    closers.push(link);
+    const theirs = JSON.parse(
+      await exchangeLines(link, JSON.stringify(mine), client),
+    ) as Announcement;
     for (const key of ["test", "size", "iters"] as const) {
       if (theirs[key] !== mine[key]) {
         throw new Error(
@@ -192,24 +242,28 @@ export async function openSession(o: SessionOptions): Promise<Session> {
         );
       }
     }
-    qp.connect(
-      {
-        qpn: theirs.qpn,
-        psn: theirs.psn,
-        lid: theirs.lid,
-        gid: parseGid(theirs.gid),
-        mtu: theirs.mtu,
-      },
-      {
-        port: o.ibPort,
-        gidIndex: info.gidIndex,
-        sl: o.serviceLevel,
-        trafficClass: o.trafficClass,
-        access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
-      },
-    );
+    if (cm === undefined) {
+      qp.connect(
+        {
+          qpn: theirs.qpn,
+          psn: theirs.psn,
+          lid: theirs.lid,
+          gid: parseGid(theirs.gid),
+          mtu: theirs.mtu,
+        },
+        {
+          port: o.ibPort,
+          gidIndex: info.gidIndex,
+          sl: o.serviceLevel,
+          trafficClass: o.trafficClass,
+          access: Access.LOCAL_WRITE | Access.REMOTE_WRITE,
+        },
+      );
+    }
     // Both queue pairs are ready to receive before either end starts writing.
-    if (await exchangeLines(conn, "ready") !== "ready") throw new Error("the peer is not ready");
+    if (await exchangeLines(link, "ready", client) !== "ready") {
+      throw new Error("the peer is not ready");
+    }
     return {
       ctx,
       pd,
@@ -219,8 +273,8 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       mr,
       remoteAddress: BigInt(theirs.address),
       remoteKey: theirs.rkey,
-      conn,
-      isClient: o.host !== undefined,
+      link,
+      isClient: client,
       addressLines: [addressLine("local", mine), addressLine("remote", theirs)],
       gidIndex: info.gidIndex,
       mtuBytes: 128 << Math.min(info.mtu, theirs.mtu),
@@ -230,6 +284,28 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   } catch (e) {
     close();
     throw e;
+  }
+}
+
+/**
+ * Connects through the connection manager, retrying while nobody listens yet (the server may
+ * still be starting, as connectWithRetry does for TCP).
+ */
+async function connectCmWithRetry(
+  host: string,
+  port: number,
+  source: string | undefined,
+  qp: { maxSendWr: number; maxRecvWr: number; maxInlineData: number; signalAll: boolean },
+  retryMs = 20_000,
+): Promise<CmConnection> {
+  const deadline = performance.now() + retryMs;
+  for (;;) {
+    try {
+      return await connect({ host, port, source, qp });
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ECONNREFUSED" || performance.now() > deadline) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 

@@ -15,6 +15,19 @@ async function runPair(name: string, serverArgs: string[], clientArgs: string[])
   return { client: c.output, server: s.output };
 }
 
+/** As runPair, connected by IP address through the connection manager (no -d: the route's). */
+async function runPairCm(name: string, args: string[]) {
+  const server = new Child(HOST_B.netns, example(name, ...args));
+  const client = new Child(
+    HOST_A.netns,
+    example(name, ...args, "--source_ip", HOST_A.address, HOST_B.address),
+  );
+  const [c, s] = await Promise.all([client.finish(), server.finish()]);
+  assert.equal(s.code, 0, `server:\n${s.output}`);
+  assert.equal(c.code, 0, `client:\n${c.output}`);
+  return { client: c.output, server: s.output };
+}
+
 Deno.test("write_bw from host A to host B: perftest's table, data verified", async () => {
   const args = ["-s", "4096", "-n", "300", "-F", "-p", "18621"];
   const out = await runPair("write_bw.ts", args, args);
@@ -66,6 +79,18 @@ Deno.test("write_lat from host A to host B: perftest's table, data verified", as
   );
   assert.ok(min <= avg && avg <= max);
   assert.ok(p99 <= max);
+});
+
+Deno.test("write_bw and write_lat with -R: connected by the connection manager, lines over the queue pair, data verified", async () => {
+  const bw = ["-R", "-s", "4096", "-n", "300", "-p", "18625"];
+  const out = await runPairCm("write_bw.ts", bw);
+  for (const output of [out.client, out.server]) {
+    assert.match(output, /Data ex\. method\s*:\s*rdma_cm/);
+    assert.match(output, /^\s*4096\s+300\s+[\d.]+\s+[\d.]+\s+[\d.]+\s*$/m);
+  }
+  const lat = ["-R", "-s", "64", "-n", "200", "-p", "18626"];
+  const latOut = await runPairCm("write_lat.ts", lat);
+  assert.match(latOut.client, /^\s*64\s+200(\s+[\d.]+){7}\s*$/m);
 });
 
 Deno.test("write_bw refuses a peer started with another message size", async () => {
