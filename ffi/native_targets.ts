@@ -149,6 +149,16 @@ export const TARGETS: NativeTarget[] = [
     ldflags: ["-ldl", "-Wl,-z,nodelete"],
   },
   {
+    // Debian's libfabric beside the memory hooks (tests/rxe/hooks_libfabric.test.ts): opens it with
+    // dlopen when a test says so, a verbs domain whose MR cache starts libfabric's memhooks monitor
+    // (which patches libc), and registers through that cache. Built with libfabric-dev's headers;
+    // never unloaded: libc may jump into the libfabric it loaded.
+    output: "libdeno_rdma_fabric_probe.so",
+    sources: ["tests/native/fabric_probe.c"],
+    includes: [],
+    ldflags: ["-ldl", "-Wl,-z,nodelete"],
+  },
+  {
     // Native helpers the tests call: threads, fork, allocator paths driven from C, and entry
     // points that reach the cache's internals (rcache_internal.h).
     output: "libdeno_rdma_testsupport.so",

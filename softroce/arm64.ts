@@ -44,6 +44,7 @@ export const ARM64_ROOT_PACKAGES = [
   "gcc",
   "libc6-dev",
   "librdmacm-dev",
+  "libfabric-dev",
   ...HOST_TEST_PACKAGES,
   "procps",
 ];

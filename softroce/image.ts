@@ -24,6 +24,8 @@ export const HOST_PACKAGES = [
   "libibverbs-dev",
   "perftest",
   "rdmacm-utils",
+  // libfabric's verbs provider beside the memory hooks (tests/rxe/hooks_libfabric.test.ts).
+  "libfabric1",
   "iproute2",
   "xz-utils",
 ];

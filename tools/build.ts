@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ensureDebianPackages } from "./deps.ts";
+import { BUILD_PACKAGES, ensureDebianPackages } from "./deps.ts";
 import { writeRecordModules } from "./records.ts";
 import {
   compileArgs,
@@ -80,10 +80,7 @@ function compile(target: NativeTarget): void {
 
 /** Builds every stale target. Returns the names of the libraries it (re)built. */
 export function ensureBuilt(options: { force?: boolean; quiet?: boolean } = {}): string[] {
-  ensureDebianPackages(
-    ["gcc", "libc6-dev", "libibverbs-dev", "librdmacm-dev"],
-    "building the native libraries",
-  );
+  ensureDebianPackages(BUILD_PACKAGES, "building the native libraries");
   Deno.mkdirSync(BUILD_DIR, { recursive: true });
   for (const file of unlistedSources()) {
     console.error(

@@ -34,7 +34,13 @@ export const MATRIX: MatrixTarget[] = [
 export const SUITES: MatrixTarget[] = [...MATRIX, { suite: "bookworm", glibc: "2.36" }];
 
 /** What the build and the host suite need inside a root (readelf comes with gcc's binutils). */
-export const PACKAGES = ["gcc", "libc6-dev", "libibverbs-dev", ...HOST_TEST_PACKAGES];
+export const PACKAGES = [
+  "gcc",
+  "libc6-dev",
+  "libibverbs-dev",
+  "libfabric-dev",
+  ...HOST_TEST_PACKAGES,
+];
 
 function cacheRoot(): string {
   const xdg = Deno.env.get("XDG_CACHE_HOME");

@@ -12,6 +12,19 @@
  */
 export const HOST_TEST_PACKAGES = ["libucx0", "libucx-dev"];
 
+/**
+ * What the native build needs (tools/build.ts): the compiler, libibverbs' and librdmacm's headers,
+ * and libfabric's headers for a test's helper (tests/native/fabric_probe.c), which loads libfabric
+ * at run time.
+ */
+export const BUILD_PACKAGES = [
+  "gcc",
+  "libc6-dev",
+  "libibverbs-dev",
+  "librdmacm-dev",
+  "libfabric-dev",
+];
+
 /** What tools/chroots.ts needs to make the glibc matrix's Debian roots. */
 export const MATRIX_PACKAGES = ["debootstrap"];
 
