@@ -333,9 +333,13 @@ class MemHooks {
     };
   }
 
-  /** Each libc function the hooks patch, with its status. */
+  /**
+   * Each libc function the hooks patch, with its status; after `init()` the entries are verified
+   * first, so the status and owner say who has each one now.
+   */
   patchStatus(): PatchStatus[] {
     const lib = this.#lib ??= memhooksNative();
+    if (this.#initialized) lib.memhooks_verify();
     const result: PatchStatus[] = [];
     for (let i = 0; i < lib.memhooks_patch_count(); i++) {
       result.push({

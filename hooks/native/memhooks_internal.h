@@ -158,6 +158,8 @@ bool mh_patch_register_sync_core(void);
 /* The self-test did not see the slot's hook: NOT_SEEN if its patch was restored, else
  * WRITE_FAILED, with the reason. */
 void mh_patch_unseen(struct mh_patch_slot *slot, bool restored);
+/* Whether the patcher's patch of function `index` is in place (its bytes, leading to us). */
+bool mh_patch_in_place(int index);
 
 /* libc's executable segment (libc_text.c), found by mh_find_libc_text(); 0 until then. */
 extern uintptr_t mh_libc_text_lo, mh_libc_text_hi;

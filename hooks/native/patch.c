@@ -559,14 +559,10 @@ uint8_t *mh_patch_entry(int index, const uint8_t **jump, size_t *length)
     return t->code;
 }
 
-void mh_patch_set_owned(int index, bool ours)
+bool mh_patch_in_place(int index)
 {
-    struct target *t = &targets[index];
-    if (!ours && t->s.status == MEMHOOKS_PATCH_OK)
-        t->s.status = MEMHOOKS_PATCH_FOREIGN; /* written over: finalize leaves it */
-    else if (ours && t->s.status == MEMHOOKS_PATCH_FOREIGN && t->length &&
-             memcmp(t->code, t->jump, t->length) == 0)
-        t->s.status = MEMHOOKS_PATCH_OK; /* our jump is back */
+    const struct target *t = &targets[index];
+    return t->length && memcmp(t->code, t->jump, t->length) == 0;
 }
 
 #endif /* __x86_64__ */

@@ -69,3 +69,17 @@ void mh_patch_unseen(struct mh_patch_slot *slot, bool restored)
         snprintf(slot->reason, sizeof slot->reason, "the self-test missed it; restoring failed");
     }
 }
+
+void mh_patch_set_owned(int index, bool ours)
+{
+    struct mh_patch_slot *slot = mh_patch_slot(index);
+    if (!ours && slot->status == MEMHOOKS_PATCH_OK) {
+        slot->status = MEMHOOKS_PATCH_FOREIGN; /* finalize leaves it */
+        snprintf(slot->reason, sizeof slot->reason,
+                 "patched, then another library wrote its jump over ours");
+    } else if (ours && slot->status == MEMHOOKS_PATCH_FOREIGN && mh_patch_in_place(index)) {
+        slot->status = MEMHOOKS_PATCH_OK;
+        snprintf(slot->reason, sizeof slot->reason,
+                 "patched; another library's jump over ours was taken back");
+    }
+}

@@ -580,13 +580,9 @@ static bool leads_to_us(const struct target *t)
     return __atomic_load_n(t->site, __ATOMIC_RELAXED) == t->jump;
 }
 
-void mh_patch_set_owned(int index, bool ours)
+bool mh_patch_in_place(int index)
 {
-    struct target *t = &targets[index];
-    if (!ours && t->s.status == MEMHOOKS_PATCH_OK)
-        t->s.status = MEMHOOKS_PATCH_FOREIGN; /* entry written over: finalize leaves it */
-    else if (ours && t->s.status == MEMHOOKS_PATCH_FOREIGN && leads_to_us(t))
-        t->s.status = MEMHOOKS_PATCH_OK;
+    return leads_to_us(&targets[index]);
 }
 
 /* Reads `n` bytes at `at` without faulting (a jump another library is writing leads anywhere). */
