@@ -12,20 +12,10 @@ import { RegistrationCache } from "../../cache/mod.ts";
 import { memHooks } from "../../hooks/mod.ts";
 import { createRegistrarDouble } from "../../testing/mod.ts";
 import { pointerAt } from "../../ffi/pointers.ts";
-import {
-  free,
-  MADV_DONTNEED,
-  madvise,
-  malloc,
-  mapAnonymous,
-  mapOver,
-  type NativeBlock,
-  remap,
-  unmap,
-} from "../support/native_memory.ts";
+import type { NativeBlock } from "../support/native_memory.ts";
+import { prepareReleases, RELEASE_CASES } from "../support/release_cases.ts";
 import { probe, probeFind } from "./hooks_probe.ts";
 
-const MiB = 1024 * 1024;
 const order = Deno.args[0];
 if (order === "hand" || order === "opal") {
   await import(order === "hand" ? "./hooks_coexist_hand.ts" : "./hooks_coexist_opal.ts");
@@ -58,53 +48,10 @@ function cached(b: NativeBlock): boolean {
   return second.hit && third.hit;
 }
 
-const CASES = ["munmap", "madvise", "mremap", "mmapFixed", "free"] as const;
-
+const CASES = RELEASE_CASES;
 // Every block is cached first (before ucm arrives in "ours-first"); `release` frees it later and
 // returns new memory at the same address.
-const prepared: Record<string, { block: NativeBlock; wasCached: boolean; release(): NativeBlock }> =
-  {};
-for (const name of CASES) {
-  if (name === "free") {
-    const size = 64 * MiB; // above glibc's largest mmap threshold: its own mapping
-    const b = malloc(size);
-    const part: NativeBlock = { ...b, length: MiB, bytes: b.bytes.subarray(0, MiB) };
-    prepared[name] = {
-      block: part,
-      wasCached: cached(part),
-      release() {
-        free(b);
-        const again = malloc(size);
-        return { ...part, address: again.address, pointer: again.pointer };
-      },
-    };
-    continue;
-  }
-  const b = mapAnonymous(MiB);
-  prepared[name] = {
-    block: b,
-    wasCached: cached(b),
-    release() {
-      switch (name) {
-        case "munmap":
-          unmap(b);
-          return mapAnonymous(MiB, b.address);
-        case "madvise":
-          madvise(b, 0, MiB, MADV_DONTNEED);
-          return b;
-        case "mremap": {
-          // Shrunk in place: the tail is unmapped, then mapped again. (ucm 1.13's mremap drops
-          // the new address, so MREMAP_FIXED fails while it owns mremap.)
-          const half = remap(b, MiB / 2);
-          mapAnonymous(MiB / 2, half.address + BigInt(MiB / 2));
-          return { ...b, address: half.address };
-        }
-        default:
-          return mapOver(b);
-      }
-    },
-  };
-}
+const prepared = prepareReleases(cached);
 
 if (order === "ours-first") {
   result.statusBefore = memHooks.patchStatus();

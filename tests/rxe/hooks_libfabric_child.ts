@@ -20,17 +20,8 @@
 import { RegistrationCache } from "../../cache/mod.ts";
 import { memHooks } from "../../hooks/mod.ts";
 import { Access, WrOpcode } from "../../verbs/mod.ts";
-import {
-  free,
-  MADV_DONTNEED,
-  madvise,
-  malloc,
-  mapAnonymous,
-  mapOver,
-  type NativeBlock,
-  remap,
-  unmap,
-} from "../support/native_memory.ts";
+import { mapAnonymous, type NativeBlock, unmap } from "../support/native_memory.ts";
+import { prepareReleases, RELEASE_CASES } from "../support/release_cases.ts";
 import { closeFabric, fabricMessage, fabricMrCheck, openFabric } from "./fabric_probe.ts";
 import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
 
@@ -95,51 +86,10 @@ function cached(b: NativeBlock): boolean {
   return hit(b) && hit(b);
 }
 
-const CASES = ["munmap", "madvise", "mremap", "mmapFixed", "free"] as const;
+const CASES = RELEASE_CASES;
 // Every block is cached before libfabric arrives; `release` releases it and returns new memory at
 // the same address.
-const prepared: Record<string, { block: NativeBlock; wasCached: boolean; release(): NativeBlock }> =
-  {};
-for (const name of CASES) {
-  if (name === "free") {
-    const size = 64 * MiB; // above glibc's largest mmap threshold: its own mapping
-    const b = malloc(size);
-    const part: NativeBlock = { ...b, length: MiB, bytes: b.bytes.subarray(0, MiB) };
-    prepared[name] = {
-      block: part,
-      wasCached: cached(part),
-      release() {
-        free(b);
-        const again = malloc(size);
-        return { ...again, length: MiB, bytes: again.bytes.subarray(0, MiB) };
-      },
-    };
-    continue;
-  }
-  const b = mapAnonymous(MiB);
-  prepared[name] = {
-    block: b,
-    wasCached: cached(b),
-    release() {
-      switch (name) {
-        case "munmap":
-          unmap(b);
-          return mapAnonymous(MiB, b.address);
-        case "madvise":
-          madvise(b, 0, MiB, MADV_DONTNEED);
-          return b;
-        case "mremap": {
-          // Shrunk in place: the tail is unmapped, then mapped again.
-          const half = remap(b, MiB / 2);
-          mapAnonymous(MiB / 2, half.address + BigInt(MiB / 2));
-          return b;
-        }
-        default:
-          return mapOver(b);
-      }
-    },
-  };
-}
+const prepared = prepareReleases(cached);
 result.munmapBefore = munmapStatus();
 result.levelBefore = memHooks.supportLevel();
 result.statsBefore = cache.stats();
