@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -98,7 +99,10 @@ int fabric_probe_open(void)
     hints->caps = FI_MSG | FI_RMA;
     hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
     hints->fabric_attr->prov_name = strdup("verbs");
-    int rc = getinfo(FI_VERSION(1, 5), NULL, NULL, 0, hints, &info);
+    /* By host A's address (rxeA), as a source: without a node the verbs provider resolves this
+     * host's name, which the aarch64 guest's root cannot (EAI_AGAIN: it has no DNS). */
+    const char *node = getenv("DENO_RDMA_HOST_A");
+    int rc = getinfo(FI_VERSION(1, 5), node ? node : "10.10.0.1", NULL, FI_SOURCE, hints, &info);
     freeinfo(hints);
     if (rc) {
         info = NULL;
