@@ -17,14 +17,14 @@ import {
   unmapPart,
   vmPinKiB,
 } from "../support/native_memory.ts";
-import { Access, WrOpcode } from "../../verbs/mod.ts";
+import { Access } from "../../verbs/mod.ts";
 import { addressOf } from "../../ffi/pointers.ts";
 import {
-  assertAllSucceeded,
   firstDifference,
   type Loopback,
   openLoopback,
   pattern,
+  writeAndWait,
 } from "./verbs_loopback.ts";
 
 const MiB = 1 << 20;
@@ -49,15 +49,7 @@ async function writeThroughCache(
   const source = pattern(target.length, seed);
   using src = cache.get(source);
   using dst = cache.get(target, REMOTE);
-  lo.a.postSend({
-    wrId: seed,
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: src,
-    remoteAddress: dst.address,
-    rkey: dst.rkey,
-    signaled: true,
-  });
-  assertAllSucceeded(await lo.completions(1));
+  await writeAndWait(lo, src, dst, seed);
   assert.equal(firstDifference(bytes.subarray(0, target.length), source), -1, "bytes landed");
   return dst.hit;
 }
@@ -186,15 +178,7 @@ Deno.test("a held region unmapped stays valid until released, is not handed out,
   // The held registration still works: a write through it completes (into the old pages).
   const source = pattern(4096, 71);
   using src = cache.get(source);
-  lo.a.postSend({
-    wrId: 71,
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: src,
-    remoteAddress: held.address,
-    rkey: held.rkey,
-    signaled: true,
-  });
-  assertAllSucceeded(await lo.completions(1));
+  await writeAndWait(lo, src, held, 71);
   assert.equal(again.bytes[0], 9, "the write went to the old pages, not the new mapping");
   fresh.release();
   const pinnedBoth = vmPinKiB();

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { RegistrationCache } from "../../cache/mod.ts";
 import { vmPinKiB } from "../support/native_memory.ts";
 import { runStress } from "../support/stress.ts";
-import { Access, WrOpcode } from "../../verbs/mod.ts";
-import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
+import { Access } from "../../verbs/mod.ts";
+import { firstDifference, openLoopback, pattern, writeAndWait } from "./verbs_loopback.ts";
 
 const CYCLES = Number(Deno.env.get("DENO_RDMA_CACHE_STRESS_CYCLES") ?? 100_000);
 
@@ -25,15 +25,7 @@ Deno.test(`${CYCLES} cycles with releases from a second thread: no stale hit, Vm
     async check(block, registration) {
       const source = pattern(block.length, ++seed);
       using src = cache.get(source);
-      lo.a.postSend({
-        wrId: seed,
-        opcode: WrOpcode.RDMA_WRITE,
-        sge: src,
-        remoteAddress: registration.address,
-        rkey: registration.rkey,
-        signaled: true,
-      });
-      assertAllSucceeded(await lo.completions(1));
+      await writeAndWait(lo, src, registration, seed);
       assert.equal(firstDifference(block.bytes, source), -1, "RDMA landed in the slot's memory");
     },
   });

@@ -19,11 +19,11 @@
  */
 import { RegistrationCache } from "../../cache/mod.ts";
 import { memHooks } from "../../hooks/mod.ts";
-import { Access, WrOpcode } from "../../verbs/mod.ts";
+import { Access } from "../../verbs/mod.ts";
 import { mapAnonymous, type NativeBlock, unmap } from "../support/native_memory.ts";
 import { prepareReleases, RELEASE_CASES } from "../support/release_cases.ts";
 import { closeFabric, fabricMessage, fabricMrCheck, openFabric } from "./fabric_probe.ts";
-import { assertAllSucceeded, firstDifference, openLoopback, pattern } from "./verbs_loopback.ts";
+import { firstDifference, openLoopback, pattern, writeAndWait } from "./verbs_loopback.ts";
 
 const MiB = 1024 * 1024;
 const REMOTE = Access.LOCAL_WRITE | Access.REMOTE_WRITE;
@@ -113,15 +113,7 @@ for (const name of CASES) {
   const source = pattern(after.length, seed++);
   const src = cache.get(source);
   const dst = cache.get(target(after), REMOTE);
-  lo.a.postSend({
-    wrId: seed,
-    opcode: WrOpcode.RDMA_WRITE,
-    sge: src,
-    remoteAddress: dst.address,
-    rkey: dst.rkey,
-    signaled: true,
-  });
-  assertAllSucceeded(await lo.completions(1));
+  await writeAndWait(lo, src, dst, seed);
   dst.release();
   src.release();
   outcomes[name] = {

@@ -7,9 +7,11 @@ import {
   openDevice,
   type ProtectionDomain,
   type QueuePair,
+  type ScatterGather,
   WcStatus,
   wcStatusName,
   WorkCompletions,
+  WrOpcode,
 } from "../../verbs/mod.ts";
 
 /** The device the suite runs on (the guest's loopback rxe0 unless told otherwise). */
@@ -72,6 +74,24 @@ export function openLoopback(type: "RC" | "UC" | "UD" = "RC"): Loopback {
       ctx.close();
     },
   };
+}
+
+/** One signaled RDMA WRITE of `sge` from `lo.a` to `to` (address, rkey); waits for it to succeed. */
+export async function writeAndWait(
+  lo: Loopback,
+  sge: ScatterGather,
+  to: { address: bigint; rkey: number },
+  wrId: number,
+): Promise<void> {
+  lo.a.postSend({
+    wrId,
+    opcode: WrOpcode.RDMA_WRITE,
+    sge,
+    remoteAddress: to.address,
+    rkey: to.rkey,
+    signaled: true,
+  });
+  assertAllSucceeded(await lo.completions(1));
 }
 
 /** Throws unless every completion succeeded, naming the failed status. */
