@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { chrootCommand } from "../tools/chroots.ts";
 import { ensureDebianPackages, HOST_TEST_PACKAGES } from "../tools/deps.ts";
 import {
   cacheRoot,
@@ -86,30 +87,25 @@ export const ARM64_BUILD_DIR = `${REPO_ROOT}/build/aarch64`;
 /**
  * Builds the project's native libraries for aarch64 into ARM64_BUILD_DIR with the arm64 root's
  * own compiler and the arm64 Deno (tools/build.ts), run here through qemu-user in a chroot of the
- * root, with the project bound at its own path and ARM64_BUILD_DIR over its build/ (in a mount
- * namespace of its own, so nothing stays mounted): about 1.5 min, where the TCG guest took 8. The
+ * root as the glibc matrix runs its roots (tools/chroots.ts: the project read-only at its own path,
+ * ARM64_BUILD_DIR over its build/, nothing left mounted): about 1.5 min, where the TCG guest took 8. The
  * guest copies them onto its own build/ (init_arm64.sh), where tools/build.ts finds them current.
  * Returns why it failed, or null; then the guest builds its own.
  */
 export function buildArm64Native(root: string): string | null {
   Deno.mkdirSync(ARM64_BUILD_DIR, { recursive: true });
-  Deno.mkdirSync(`${root}${REPO_ROOT}`, { recursive: true });
-  const quote = (p: string) => `'${p.replaceAll("'", `'\\''`)}'`;
-  const script = [
-    `mount --bind ${quote(REPO_ROOT)} ${quote(root + REPO_ROOT)}`,
-    `mount --bind ${quote(ARM64_BUILD_DIR)} ${quote(`${root}${REPO_ROOT}/build`)}`,
-    `cd ${quote(REPO_ROOT)}`,
-    `exec chroot ${quote(root)} ${ARM64_DENO_DIR}/deno run --allow-all ${
-      quote(REPO_ROOT)
-    }/tools/build.ts`,
-  ].join(" && ");
   ensureBinfmt();
-  const { code, stdout, stderr } = new Deno.Command("unshare", {
-    args: ["--mount", "--propagation", "private", "sh", "-c", script],
+  const cmd = chrootCommand(root, ARM64_BUILD_DIR, [
+    `${ARM64_DENO_DIR}/deno`,
+    "run",
+    "--allow-all",
+    "tools/build.ts",
+  ]);
+  const { code, stdout, stderr } = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { DENO_NO_UPDATE_CHECK: "1" },
   }).outputSync();
   const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
   return code === 0 ? null : `exit status ${code}: ${text.trim().slice(-2000)}`;

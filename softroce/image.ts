@@ -281,12 +281,10 @@ export function hasPvhEntry(elf: Uint8Array): boolean {
     return false;
   }
   const view = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
-  for (let at = 12; at + 4 <= elf.length; at += 4) {
-    at = elf.indexOf(0x58, at); // "X"
-    if (at < 0) return false;
-    if (at % 4 !== 0 || at < 12) continue;
+  // A note: namesz 4, descsz, type, then the name "Xen\0" on a 4-byte boundary.
+  for (let at = elf.indexOf(0x58, 12); at >= 0; at = elf.indexOf(0x58, at + 1)) {
     if (
-      elf[at + 1] === 0x65 && elf[at + 2] === 0x6e && elf[at + 3] === 0 &&
+      at % 4 === 0 && elf[at + 1] === 0x65 && elf[at + 2] === 0x6e && elf[at + 3] === 0 &&
       view.getUint32(at - 12, true) === 4 && view.getUint32(at - 4, true) === 18
     ) return true;
   }
