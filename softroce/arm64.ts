@@ -12,7 +12,7 @@
  * @module
  */
 import { chrootCommand } from "../tools/chroots.ts";
-import { ensureDebianPackages, HOST_TEST_PACKAGES } from "../tools/deps.ts";
+import { BUILD_PACKAGES, ensureDebianPackages, HOST_TEST_PACKAGES } from "../tools/deps.ts";
 import {
   cacheRoot,
   ensureInitramfs,
@@ -41,13 +41,12 @@ export const ARM64_HOST_PACKAGES = [
  * build's and the host tests'), plus procps (sysctl) for the guest's setup.
  */
 export const ARM64_ROOT_PACKAGES = [
-  ...HOST_PACKAGES.filter((p) => !p.startsWith("qemu-") && p !== "cpio"),
-  "gcc",
-  "libc6-dev",
-  "librdmacm-dev",
-  "libfabric-dev",
-  ...HOST_TEST_PACKAGES,
-  "procps",
+  ...new Set([
+    ...HOST_PACKAGES.filter((p) => !p.startsWith("qemu-") && p !== "cpio"),
+    ...BUILD_PACKAGES,
+    ...HOST_TEST_PACKAGES,
+    "procps",
+  ]),
 ];
 
 const MIRROR = "http://deb.debian.org/debian";

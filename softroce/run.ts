@@ -321,12 +321,12 @@ export async function runInGuest(
   if ("root" in image) {
     const built = performance.now();
     const failure = buildArm64Native(image.root as string);
-    if (failure) console.error(`soft-RoCE: the aarch64 build failed, the guest builds: ${failure}`);
-    else {console.error(
-        `soft-RoCE: aarch64 libraries current (${
-          ((performance.now() - built) / 1000).toFixed(1)
-        } s)`,
-      );}
+    const seconds = ((performance.now() - built) / 1000).toFixed(1);
+    console.error(
+      failure
+        ? `soft-RoCE: the aarch64 build failed, the guest builds: ${failure}`
+        : `soft-RoCE: aarch64 libraries current (${seconds} s)`,
+    );
   }
 
   const jobDir = await Deno.makeTempDir({ prefix: "deno-rdma-softroce-" });

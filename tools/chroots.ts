@@ -12,7 +12,12 @@
  *
  * @module
  */
-import { ensureDebianPackages, HOST_TEST_PACKAGES, MATRIX_PACKAGES } from "./deps.ts";
+import {
+  BUILD_PACKAGES,
+  ensureDebianPackages,
+  HOST_TEST_PACKAGES,
+  MATRIX_PACKAGES,
+} from "./deps.ts";
 import { ROOT } from "./build.ts";
 
 /** A Debian release to test on, with the glibc it ships. */
@@ -34,13 +39,7 @@ export const MATRIX: MatrixTarget[] = [
 export const SUITES: MatrixTarget[] = [...MATRIX, { suite: "bookworm", glibc: "2.36" }];
 
 /** What the build and the host suite need inside a root (readelf comes with gcc's binutils). */
-export const PACKAGES = [
-  "gcc",
-  "libc6-dev",
-  "libibverbs-dev",
-  "libfabric-dev",
-  ...HOST_TEST_PACKAGES,
-];
+export const PACKAGES = [...BUILD_PACKAGES, ...HOST_TEST_PACKAGES];
 
 function cacheRoot(): string {
   const xdg = Deno.env.get("XDG_CACHE_HOME");
